@@ -1,0 +1,3 @@
+"""cd-checks: continuous deployment for IT operations."""
+
+__version__ = "0.1.0"

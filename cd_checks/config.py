@@ -1,0 +1,158 @@
+"""Load cd-checks.yml and validate it, once, against the schema shipped in the package.
+
+Every later stage receives a frozen `Config`; nothing else reads the file.
+An unknown key, a wrong type or a missing file is one `ConfigError` naming
+the key and the file. This module may not run checks or touch the network.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cd_checks.errors import ConfigError
+
+CONFIG_NAME = "cd-checks.yml"
+DEFAULT_NGINX_GLOBS = ("**/nginx/**/*.conf", "**/*.nginx.conf")
+DEFAULT_EXCEPTIONS_FILE = ".cd-checks-exceptions.yml"
+
+
+@dataclass(frozen=True)
+class SchemaMapping:
+    globs: tuple[str, ...]
+    schema: str
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    paths: tuple[str, ...] = ()
+    data: tuple[str, ...] = ()
+    namespaces: tuple[str, ...] = ("main",)
+    all_namespaces: bool = False
+    combine: bool = False
+    engine: str = "auto"
+    rego_version: str = "v1"
+    builtin: tuple[str, ...] = ()
+    builtin_files: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    builtin_data: dict[str, Any] = field(default_factory=dict)
+    exceptions: str = DEFAULT_EXCEPTIONS_FILE
+
+
+@dataclass(frozen=True)
+class Config:
+    """The validated configuration. `root` is the repository root all paths are relative to."""
+
+    root: Path
+    source: Path | None
+    include: tuple[str, ...] = ("**/*",)
+    exclude: tuple[str, ...] = ()
+    max_size_mb: float = 5.0
+    yamllint: str | None = None
+    nginx_globs: tuple[str, ...] = DEFAULT_NGINX_GLOBS
+    syntax_disabled: tuple[str, ...] = ()
+    schemas: tuple[SchemaMapping, ...] = ()
+    policy: PolicyConfig = PolicyConfig()
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    def section(self, name: str) -> dict[str, Any]:
+        """A section not modelled here (rollout, audit, break_glass), as validated."""
+        value = self.raw.get(name) or {}
+        return dict(value)
+
+
+def _schema() -> dict[str, Any]:
+    text = resources.files("cd_checks").joinpath("config.schema.json").read_text("utf-8")
+    return dict(json.loads(text))
+
+
+def _where(path: Any) -> str:
+    parts = [str(p) for p in path]
+    return ".".join(parts) if parts else "(top level)"
+
+
+def validate_raw(raw: Any, source: str) -> dict[str, Any]:
+    """Validate a parsed config document; raise one ConfigError naming key and file."""
+    import jsonschema
+
+    if raw is None:
+        return {}
+    validator = jsonschema.Draft202012Validator(_schema())
+    error = jsonschema.exceptions.best_match(validator.iter_errors(raw))
+    if error is None:
+        return dict(raw)
+    if error.validator == "additionalProperties":
+        unknown = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        section = _where(error.absolute_path)
+        raise ConfigError(f"{source}: unknown key {', '.join(map(repr, unknown))} in {section}")
+    raise ConfigError(f"{source}: {_where(error.absolute_path)}: {error.message}")
+
+
+def find_config(root: Path, explicit: Path | None) -> Path | None:
+    if explicit is not None:
+        if not explicit.is_file():
+            raise ConfigError(f"config file not found: {explicit}")
+        return explicit
+    candidate = root / CONFIG_NAME
+    return candidate if candidate.is_file() else None
+
+
+def load(root: Path, explicit: Path | None = None) -> Config:
+    """Load and validate the config for the repository at `root` (defaults when absent)."""
+    path = find_config(root, explicit)
+    if path is None:
+        return _build(root, None, {})
+    try:
+        raw = yaml.safe_load(path.read_text("utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{path}{where}: invalid YAML: {problem}") from exc
+    if raw is not None and not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping")
+    return _build(root, path, validate_raw(raw, str(path)))
+
+
+def _tuple(value: Any) -> tuple[str, ...]:
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
+def _build(root: Path, source: Path | None, raw: dict[str, Any]) -> Config:
+    files = raw.get("files") or {}
+    syntax = raw.get("syntax") or {}
+    policy = raw.get("policy") or {}
+    default_paths = ("policy",) if (root / "policy").is_dir() else ()
+    return Config(
+        root=root,
+        source=source,
+        include=tuple(files.get("include", ("**/*",))),
+        exclude=tuple(files.get("exclude", ())),
+        max_size_mb=float(files.get("max_size_mb", 5.0)),
+        yamllint=syntax.get("yamllint"),
+        nginx_globs=tuple(syntax.get("nginx", DEFAULT_NGINX_GLOBS)),
+        syntax_disabled=tuple(syntax.get("disable", ())),
+        schemas=tuple(
+            SchemaMapping(_tuple(m["files"]), m["schema"]) for m in raw.get("schema") or ()
+        ),
+        policy=PolicyConfig(
+            paths=tuple(policy.get("paths", default_paths)),
+            data=tuple(policy.get("data", ())),
+            namespaces=tuple(policy.get("namespaces", ("main",))),
+            all_namespaces=bool(policy.get("all_namespaces", False)),
+            combine=bool(policy.get("combine", False)),
+            engine=policy.get("engine", "auto"),
+            rego_version=policy.get("rego_version", "v1"),
+            builtin=tuple(policy.get("builtin", ())),
+            builtin_files={k: tuple(v) for k, v in (policy.get("builtin_files") or {}).items()},
+            builtin_data=dict(policy.get("builtin_data") or {}),
+            exceptions=policy.get("exceptions", DEFAULT_EXCEPTIONS_FILE),
+        ),
+        raw=raw,
+    )

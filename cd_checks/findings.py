@@ -1,0 +1,92 @@
+"""Finding and Report: the one model every check produces.
+
+Checks yield `Finding`s; report formats render a `Report`. Nothing here
+knows about files on disk, click or any output format.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Check = Literal["syntax", "schema", "policy"]
+Severity = Literal["error", "warning"]
+FailOn = Literal["error", "warning", "never"]
+
+CHECKS: tuple[Check, ...] = ("syntax", "schema", "policy")
+SEVERITIES: tuple[Severity, ...] = ("error", "warning")
+FAIL_ON: tuple[FailOn, ...] = ("error", "warning", "never")
+
+
+@dataclass(frozen=True, order=True)
+class Finding:
+    """One problem at one place. `line`/`column` are 1-based, None when unknown."""
+
+    path: str
+    line: int | None
+    column: int | None
+    check: Check
+    rule: str
+    severity: Severity
+    message: str
+
+    def sort_key(self) -> tuple[str, int, int, str, str]:
+        return (self.path, self.line or 0, self.column or 0, self.check, self.rule)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "line": self.line,
+            "column": self.column,
+            "check": self.check,
+            "rule": self.rule,
+            "severity": self.severity,
+            "message": self.message,
+        }
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Finding:
+        return cls(
+            path=raw["path"],
+            line=raw["line"],
+            column=raw["column"],
+            check=raw["check"],
+            rule=raw["rule"],
+            severity=raw["severity"],
+            message=raw["message"],
+        )
+
+
+@dataclass(frozen=True)
+class Report:
+    """All findings of one run, sorted by file and position, plus the file count."""
+
+    findings: tuple[Finding, ...]
+    files: int
+
+    @classmethod
+    def build(cls, findings: Iterable[Finding], files: int) -> Report:
+        return cls(tuple(sorted(set(findings), key=Finding.sort_key)), files)
+
+    @property
+    def errors(self) -> int:
+        return sum(1 for f in self.findings if f.severity == "error")
+
+    @property
+    def warnings(self) -> int:
+        return sum(1 for f in self.findings if f.severity == "warning")
+
+    def failed(self, fail_on: FailOn) -> bool:
+        """True when a finding is at or above the `fail_on` threshold."""
+        if fail_on == "never":
+            return False
+        if fail_on == "warning":
+            return bool(self.findings)
+        return self.errors > 0
+
+    def by_path(self) -> dict[str, list[Finding]]:
+        grouped: dict[str, list[Finding]] = {}
+        for finding in self.findings:
+            grouped.setdefault(finding.path, []).append(finding)
+        return grouped
