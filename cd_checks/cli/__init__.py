@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import click
@@ -21,6 +22,7 @@ from cd_checks.errors import CdChecksError
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "validate": ("cd_checks.cli.validate", "validate", "Run syntax, schema and policy checks."),
     "policy": ("cd_checks.cli.policy", "policy", "Rego policy tools (policy test)."),
+    "lab": ("cd_checks.cli.lab", "lab", "Start/stop a local fleet (sshd + nginx on loopback)."),
 }
 
 
@@ -46,11 +48,22 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="cd-checks")
+@click.option(
+    "-C",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=".",
+    help="Run as if started in DIR (the repository root).",
+    metavar="DIR",
+)
 @click.option("--traceback", is_flag=True, help="Show a traceback on errors (for debugging).")
 @click.pass_context
-def cli(ctx: click.Context, traceback: bool) -> None:
+def cli(ctx: click.Context, directory: Path, traceback: bool) -> None:
     """Continuous deployment for IT operations: PR checks and health-gated rollouts."""
+    if not directory.is_dir():
+        raise CdChecksError(f"-C {directory}: not a directory")
     ctx.ensure_object(dict)
+    ctx.obj["root"] = directory.resolve()
     ctx.obj["traceback"] = traceback
 
 

@@ -1,0 +1,147 @@
+"""Policy checks: Rego policies over parsed documents, with conftest semantics.
+
+Users' own policies (`policy.paths`) see every parsed document; each
+enabled builtin set sees only the files its globs match. Results become
+findings: deny/violation are errors, warn are warnings, conftest exceptions
+drop a result. A result object's `path` puts the finding on that node's
+line and column; its `rule` is the stable id shown on the finding. Which
+engine evaluates is decided in `cd_checks.rego`; this module only maps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from cd_checks.documents import Parsed
+from cd_checks.files import matcher
+from cd_checks.findings import Finding
+from cd_checks.rego import Evaluator, Outcome, PolicySource, open_engine
+
+
+@dataclass(frozen=True)
+class BuiltinScope:
+    package: str
+    combined_package: str | None
+    globs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PolicySetup:
+    """Everything needed to build the evaluators, picklable for worker processes."""
+
+    user: PolicySource | None
+    user_namespaces: tuple[str, ...] | None  # None: all namespaces
+    builtin: PolicySource | None
+    scopes: tuple[BuiltinScope, ...]
+    engine: str
+    combine: bool
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One document of one file, as handed to a combined evaluation."""
+
+    path: str
+    index: int
+    parsed: Parsed
+
+
+class PolicyRunner:
+    """The evaluators of one process: built once, then fed document after document."""
+
+    def __init__(self, setup: PolicySetup) -> None:
+        self.setup = setup
+        self.user: Evaluator | None = (
+            open_engine(setup.user, engine=setup.engine) if setup.user else None
+        )
+        self.builtin: Evaluator | None = (
+            open_engine(setup.builtin, engine="embedded") if setup.builtin else None
+        )
+        self._scopes = [(scope, matcher(scope.globs)) for scope in setup.scopes]
+
+    def check(self, path: str, parsed: Parsed) -> list[Finding]:
+        """Per-document policies; skipped for users' policies in combine mode (conftest does)."""
+        # Empty documents (and refused ones) are not policy input.
+        indices = [i for i, d in enumerate(parsed.documents) if d is not None]
+        documents = [parsed.documents[i] for i in indices]
+        findings: list[Finding] = []
+        if self.user is not None and not self.setup.combine and documents:
+            outcomes = self.user.evaluate(documents, namespaces=self.setup.user_namespaces)
+            findings += _findings(path, parsed, indices, outcomes)
+        packages = [s.package for s, spec in self._scopes if spec.match_file(path)]
+        if self.builtin is not None and packages and documents:
+            outcomes = self.builtin.evaluate(documents, namespaces=packages)
+            findings += _findings(path, parsed, indices, outcomes)
+        return findings
+
+    def check_combined(self, entries: Sequence[Entry]) -> list[Finding]:
+        """conftest's --combine: one input, a list of {path, contents} for every document."""
+        findings: list[Finding] = []
+        if self.user is not None and self.setup.combine and entries:
+            findings += self._combined(self.user, entries, self.setup.user_namespaces)
+        for scope, spec in self._scopes:
+            if self.builtin is None or not self.setup.combine or not scope.combined_package:
+                continue
+            chosen = [e for e in entries if spec.match_file(e.path)]
+            if chosen:
+                findings += self._combined(self.builtin, chosen, [scope.combined_package])
+        return findings
+
+    def _combined(
+        self, evaluator: Evaluator, entries: Sequence[Entry], namespaces: Sequence[str] | None
+    ) -> list[Finding]:
+        document = [{"path": e.path, "contents": e.parsed.documents[e.index]} for e in entries]
+        (outcome,) = evaluator.evaluate([document], namespaces=namespaces)
+        found = []
+        for result in outcome.results:
+            if result.kind == "exception":
+                continue
+            where = _path_of(result.metadata)
+            entry = entries[where[0]] if where and _is_index(where[0], entries) else None
+            if entry is None:
+                found.append(_make(".", None, result))
+                continue
+            position = entry.parsed.locate(entry.index, where[2:]) if where[1:2] == ["contents"] else None
+            found.append(_make(entry.path, position, result))
+        found += [_error(".", e.namespace, e.rule, e.message) for e in outcome.errors]
+        return found
+
+
+def _is_index(value: Any, entries: Sequence[Entry]) -> bool:
+    return isinstance(value, int) and 0 <= value < len(entries)
+
+
+def _path_of(metadata: Any) -> list[Any]:
+    path = metadata.get("path") if isinstance(metadata, dict) else None
+    return list(path) if isinstance(path, list) else []
+
+
+def _findings(
+    path: str, parsed: Parsed, indices: Sequence[int], outcomes: Sequence[Outcome]
+) -> list[Finding]:
+    found = []
+    for index, outcome in zip(indices, outcomes):
+        for result in outcome.results:
+            if result.kind == "exception":
+                continue
+            where = _path_of(dict(result.metadata))
+            position = parsed.locate(index, where) if where else None
+            found.append(_make(path, position, result))
+        found += [_error(path, e.namespace, e.rule, e.message) for e in outcome.errors]
+    return found
+
+
+def _make(path: str, position: tuple[int, int | None] | None, result: Any) -> Finding:
+    line, column = position if position else (None, None)
+    metadata = dict(result.metadata)
+    rule = metadata.get("rule") if isinstance(metadata.get("rule"), str) else None
+    severity = "warning" if result.kind == "warning" else "error"
+    return Finding(path, line, column, "policy", rule or f"{result.namespace}.{result.rule}",
+                   severity, result.message)
+
+
+def _error(path: str, namespace: str, rule: str, message: str) -> Finding:
+    return Finding(path, None, None, "policy", f"{namespace}.{rule}", "error",
+                   f"rule {namespace}.{rule} failed to evaluate: {message}")

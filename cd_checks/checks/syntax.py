@@ -1,0 +1,232 @@
+"""Syntax checks by file kind, and the one parse each file gets.
+
+YAML goes through yamllint (its rules and config honoured) and is then
+composed once with libyaml, keeping the node tree for locating findings.
+JSON, TOML, INI and NGINX (crossplane) parse errors become findings with
+line and column. The parsed documents are returned for the schema and
+policy checks. Bad bytes (binary, invalid UTF-8, alias bombs, deep nesting,
+files too large to lint) become findings, never exceptions.
+"""
+
+from __future__ import annotations
+
+import configparser
+import json
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cd_checks.documents import Parsed, expanded_size, to_json_compatible
+from cd_checks.findings import Finding, Severity
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+EXTENSIONS = {
+    ".yml": "yaml",
+    ".yaml": "yaml",
+    ".json": "json",
+    ".toml": "toml",
+    ".ini": "ini",
+    ".cfg": "ini",
+}
+# More expanded nodes than this in one document is treated as an alias bomb.
+MAX_EXPANDED_NODES = 2_000_000
+
+
+@dataclass(frozen=True)
+class Source:
+    """One file's bytes, read once. `path` is repo-relative posix, `full` the real path."""
+
+    path: str
+    full: Path
+    data: bytes
+
+
+@dataclass(frozen=True)
+class SyntaxOptions:
+    yamllint_conf: Any  # yamllint.config.YamlLintConfig
+    max_lint_bytes: int
+    disabled: frozenset[str]
+
+
+def finding(source: Source, line: int | None, column: int | None, rule: str, message: str,
+            severity: Severity = "error") -> Finding:
+    return Finding(source.path, line, column, "syntax", rule, severity, message)
+
+
+def parse(source: Source, kind: str, options: SyntaxOptions) -> tuple[Parsed | None, list[Finding]]:
+    """Check the syntax of `source` as `kind`; return its documents (None when unusable)."""
+    if b"\0" in source.data[:8192]:
+        return None, [finding(source, None, None, "binary", f"binary file, not {kind}")]
+    try:
+        text = source.data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line, column = _position_of_offset(source.data, exc.start)
+        return None, [finding(source, line, column, "encoding", f"invalid UTF-8: {exc.reason}")]
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    try:
+        return PARSERS[kind](source, text, options)
+    except RecursionError:
+        return None, [finding(source, None, None, "too-deep", "nesting too deep to parse")]
+
+
+def _position_of_offset(data: bytes, offset: int) -> tuple[int, int]:
+    before = data[:offset]
+    line_start = before.rfind(b"\n") + 1
+    return before.count(b"\n") + 1, len(before[line_start:].decode("utf-8", "replace")) + 1
+
+
+def parse_yaml(source: Source, text: str, options: SyntaxOptions) -> tuple[Parsed | None, list[Finding]]:
+    findings = [] if "yaml" in options.disabled else _yamllint(source, text, options)
+    if any(f.rule == "syntax" for f in findings):
+        return None, findings
+    documents: list[Any] = []
+    nodes: list[yaml.Node | None] = []
+    loader = yaml.CSafeLoader(text)
+    try:
+        while loader.check_node():
+            node = loader.get_node()
+            if expanded_size(node, MAX_EXPANDED_NODES) > MAX_EXPANDED_NODES:
+                line = node.start_mark.line + 1
+                findings.append(finding(source, line, None, "alias-bomb",
+                                        "aliases expand to more than "
+                                        f"{MAX_EXPANDED_NODES:,} nodes; document not checked further"))
+                documents.append(None)
+                nodes.append(None)
+                continue
+            documents.append(to_json_compatible(loader.construct_document(node)))
+            nodes.append(node)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = (mark.line + 1, mark.column + 1) if mark else (None, None)
+        findings.append(finding(source, *where, "syntax", exc.problem or str(exc)))
+        return None, findings
+    finally:
+        loader.dispose()
+    return Parsed("yaml", tuple(documents), tuple(nodes)), findings
+
+
+def _yamllint(source: Source, text: str, options: SyntaxOptions) -> list[Finding]:
+    from yamllint import linter
+
+    conf = options.yamllint_conf
+    if conf.is_file_ignored(source.path):
+        return []
+    if len(source.data) > options.max_lint_bytes:
+        return [_too_large(source, options.max_lint_bytes)]
+    found = []
+    for problem in linter.run(text, conf, source.path):
+        severity: Severity = "error" if problem.level == "error" else "warning"
+        rule = problem.rule or "syntax"
+        message = problem.desc
+        if not problem.rule:  # yamllint reports a parse error as "syntax error: ... (syntax)"
+            message = message.removeprefix("syntax error: ").removesuffix(" (syntax)")
+        found.append(finding(source, problem.line, problem.column, rule, message, severity))
+    return found
+
+
+def _too_large(source: Source, limit: int) -> Finding:
+    size_mb, limit_mb = len(source.data) / 2**20, limit / 2**20
+    return finding(source, None, None, "too-large",
+                   f"{size_mb:.1f} MB is over files.max_size_mb ({limit_mb:g}): "
+                   "parsed, but yamllint's style rules were not run", "warning")
+
+
+def parse_json(source: Source, text: str, options: SyntaxOptions) -> tuple[Parsed | None, list[Finding]]:
+    if not text.strip():
+        return None, [finding(source, 1, 1, "syntax", "empty file: expected a JSON value")]
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return None, [finding(source, exc.lineno, exc.colno, "syntax", exc.msg)]
+    except ValueError as exc:  # e.g. integer strings too long to convert
+        return None, [finding(source, None, None, "syntax", str(exc))]
+    return Parsed("json", (document,), (_json_nodes(text),)), []
+
+
+def _json_nodes(text: str) -> yaml.Node | None:
+    """JSON is (almost) YAML: compose it to locate nodes; None where libyaml disagrees."""
+    try:
+        return yaml.compose(text, Loader=yaml.CSafeLoader)
+    except yaml.YAMLError:
+        return None
+
+
+_TOML_POSITION = re.compile(r"\(at line (\d+), column (\d+)\)")
+
+
+def parse_toml(source: Source, text: str, options: SyntaxOptions) -> tuple[Parsed | None, list[Finding]]:
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        match = _TOML_POSITION.search(message)
+        line, column = (int(match[1]), int(match[2])) if match else (None, None)
+        return None, [finding(source, line, column, "syntax", _TOML_POSITION.sub("", message).strip())]
+    return Parsed("toml", (to_json_compatible(document),)), []
+
+
+def parse_ini(source: Source, text: str, options: SyntaxOptions) -> tuple[Parsed | None, list[Finding]]:
+    parser = configparser.RawConfigParser(strict=True, interpolation=None)
+    try:
+        parser.read_string(text, source=source.path)
+    except configparser.MissingSectionHeaderError as exc:
+        return None, [finding(source, exc.lineno, 1, "syntax", "no [section] header before this line")]
+    except configparser.ParsingError as exc:
+        return None, [finding(source, line, 1, "syntax", f"cannot parse line: {content!r}")
+                      for line, content in exc.errors]
+    except configparser.Error as exc:
+        line = getattr(exc, "lineno", None)
+        message = getattr(exc, "message", str(exc)).splitlines()[0]
+        return None, [finding(source, line, 1 if line else None, "syntax", message)]
+    document = {name: dict(parser.items(name)) for name in parser.sections()}
+    return Parsed("ini", (document,)), []
+
+
+def parse_nginx(source: Source, text: str, options: SyntaxOptions) -> tuple[Parsed | None, list[Finding]]:
+    import crossplane
+
+    # crossplane reads the file itself; context checks are off because a conf.d
+    # site file (a bare `server` block) is only valid once included.
+    payload = crossplane.parse(str(source.full), single=True, check_ctx=False, comments=False)
+    config = payload["config"][0] if payload["config"] else {"errors": [], "parsed": []}
+    errors = [finding(source, e.get("line"), None, "syntax", _nginx_message(e["error"]))
+              for e in config["errors"]]
+    if errors:
+        return None, errors
+    return Parsed("nginx", ({"directives": _conftest_shape(config["parsed"])},)), []
+
+
+def _nginx_message(message: str) -> str:
+    # crossplane appends " in /abs/path:LINE"; the finding already carries both.
+    return re.sub(r" in \S+:\d+$", "", message)
+
+
+def _conftest_shape(directives: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """crossplane's {directive, args, block} to conftest's {name, parameters, block: {directives}}."""
+    shaped = []
+    for item in directives:
+        node: dict[str, Any] = {"name": item["directive"], "parameters": item["args"],
+                                "line": item["line"]}
+        if "block" in item:
+            node["block"] = {"directives": _conftest_shape(item["block"])}
+        shaped.append(node)
+    return shaped
+
+
+PARSERS: dict[str, Callable[[Source, str, SyntaxOptions], tuple[Parsed | None, list[Finding]]]] = {
+    "yaml": parse_yaml,
+    "json": parse_json,
+    "toml": parse_toml,
+    "ini": parse_ini,
+    "nginx": parse_nginx,
+}

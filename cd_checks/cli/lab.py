@@ -1,0 +1,105 @@
+"""`cd-checks lab up|down|status`: a local fleet (sshd + nginx per loopback address).
+
+Click options and rendering only; the fleet itself lives in `cd_checks.lab`.
+"""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+import click
+
+from cd_checks import lab as fleet
+from cd_checks.lab import DEFAULT_DIRECTORY, DEFAULT_FIRST_ADDRESS, HostStatus, Lab
+
+_directory_option = click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DEFAULT_DIRECTORY,
+    show_default=True,
+    help="Directory holding the lab's keys, configs, inventory and state.",
+)
+
+
+@click.group()
+def lab() -> None:
+    """Start/stop a local fleet (sshd + nginx on loopback) for rehearsals and tests."""
+
+
+@lab.command()
+@_directory_option
+@click.option("--hosts", type=click.IntRange(1, 200), default=10, show_default=True)
+@click.option(
+    "--staging",
+    type=click.IntRange(0),
+    help="How many of the first hosts form the staging group (default 2, at most --hosts);"
+    " the rest are production.",
+)
+@click.option(
+    "--first-address",
+    default=DEFAULT_FIRST_ADDRESS,
+    show_default=True,
+    help="Loopback address of lab-01; the others follow.",
+)
+def up(directory: Path, hosts: int, staging: int | None, first_address: str) -> None:
+    """Start the lab (idempotent: running hosts are kept, dead ones restarted)."""
+    staging = min(2, hosts) if staging is None else staging
+    running = fleet.up(directory, hosts=hosts, staging=staging, first_address=first_address)
+    click.echo(_render_up(running))
+
+
+@lab.command()
+@_directory_option
+def down(directory: Path) -> None:
+    """Stop every process the lab started."""
+    stopped = fleet.down(directory)
+    if stopped:
+        click.echo(f"lab: stopped {', '.join(stopped)}")
+    else:
+        click.echo(f"lab: nothing was running in {directory}")
+
+
+@lab.command()
+@_directory_option
+@click.pass_context
+def status(ctx: click.Context, directory: Path) -> None:
+    """Show each host's sshd and nginx; exit 1 unless all are up."""
+    statuses = fleet.status(directory)
+    click.echo(_render_status(statuses))
+    if not all(s.up for s in statuses):
+        ctx.exit(1)
+
+
+def _render_up(running: Lab) -> str:
+    if running.started:
+        headline = f"lab: started {', '.join(running.started)} in {running.directory}"
+    else:
+        headline = f"lab: already up in {running.directory}"
+    lines = [headline]
+    for host in running.hosts:
+        group = "staging" if host.name in running.staging else "production"
+        lines.append(f"  {host.name}  {host.address:<15}  {group:<10}  {host.url}")
+    lines += [
+        f"inventory:   {running.inventory}",
+        f"ssh_config:  {running.ssh_config}",
+        f"known_hosts: {running.known_hosts}",
+        f"private key: {running.private_key}",
+        "environment for ansible:",
+    ]
+    environment = fleet.lab_environment(running)
+    lines += [f"  export {name}={shlex.quote(value)}" for name, value in environment.items()]
+    return "\n".join(lines)
+
+
+def _render_status(statuses: list[HostStatus]) -> str:
+    lines = [f"{'HOST':<8}  {'ADDRESS':<15}  {'SSH':<4}  NGINX"]
+    for s in statuses:
+        ssh, nginx = _word(s.ssh_up), _word(s.nginx_up)
+        lines.append(f"{s.name:<8}  {s.address:<15}  {ssh:<4}  {nginx}")
+    return "\n".join(lines)
+
+
+def _word(up: bool) -> str:
+    return "up" if up else "down"

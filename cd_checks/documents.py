@@ -1,0 +1,134 @@
+"""Parsed documents and where their nodes are in the source.
+
+Each file is read and parsed once; the `Parsed` value it yields feeds the
+schema and policy checks. `Parsed.locate(doc, path)` turns a JSON path
+(`["spec", "replicas"]`) into the 1-based line and column of that node,
+which is how schema errors and policy results land on file:line:col.
+YAML keeps the composed node tree for that; NGINX documents carry a `line`
+on every directive. This module does no I/O.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+Position = tuple[int, int | None]
+JsonPath = Sequence[str | int]
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """The documents of one file (one per YAML document) and how to locate their nodes."""
+
+    kind: str
+    documents: tuple[Any, ...]
+    nodes: tuple[yaml.Node | None, ...] = field(default=(), compare=False, repr=False)
+
+    def locate(self, document: int, path: JsonPath, *, key: bool = False) -> Position | None:
+        """Line and column of the node at `path`; the deepest existing ancestor when missing.
+
+        With `key=True` and a mapping member, the position of the key rather than the value.
+        """
+        if self.kind == "nginx" and document < len(self.documents):
+            return _nginx_position(self.documents[document], path)
+        if document < len(self.nodes) and self.nodes[document] is not None:
+            return _node_position(self.nodes[document], path, key=key)
+        return None
+
+
+def _node_position(node: yaml.Node | None, path: JsonPath, *, key: bool) -> Position | None:
+    if node is None:
+        return None
+    current: yaml.Node = node
+    key_node: yaml.Node | None = None
+    for step in path:
+        found = _child(current, step)
+        if found is None:
+            break
+        key_node, current = found
+    target = key_node if key and key_node is not None else current
+    return target.start_mark.line + 1, target.start_mark.column + 1
+
+
+def _child(node: yaml.Node, step: str | int) -> tuple[yaml.Node | None, yaml.Node] | None:
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.value == str(step):
+                return key_node, value_node
+        return None
+    if isinstance(node, yaml.SequenceNode) and isinstance(step, int):
+        if 0 <= step < len(node.value):
+            return None, node.value[step]
+    return None
+
+
+def _nginx_position(document: Any, path: JsonPath) -> Position | None:
+    current, line = document, None
+    for step in path:
+        try:
+            current = current[step]
+        except (KeyError, IndexError, TypeError):
+            break
+        if isinstance(current, dict) and isinstance(current.get("line"), int):
+            line = current["line"]
+    return (line, None) if line is not None else None
+
+
+def expanded_size(node: yaml.Node, limit: int) -> int:
+    """How many nodes the document has once aliases are expanded, stopping past `limit`.
+
+    A YAML alias bomb is a small file whose aliases expand to billions of nodes;
+    schema and policy checks walk the expanded data, so it must be refused first.
+    """
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+
+    def size(current: yaml.Node) -> int:
+        known = sizes.get(id(current))
+        if known is not None:
+            return known
+        if id(current) in open_nodes:  # a recursive alias expands without end
+            return limit + 1
+        open_nodes.add(id(current))
+        total = 1
+        if isinstance(current, yaml.SequenceNode):
+            for child in current.value:
+                total = min(total + size(child), limit + 1)
+        elif isinstance(current, yaml.MappingNode):
+            for key_node, value_node in current.value:
+                total = min(total + size(key_node) + size(value_node), limit + 1)
+        open_nodes.discard(id(current))
+        sizes[id(current)] = total
+        return total
+
+    return size(node)
+
+
+def to_json_compatible(value: Any) -> Any:
+    """Dates to ISO strings and keys to strings, so schemas and Rego see JSON data."""
+    if isinstance(value, dict):
+        return {_key(k): to_json_compatible(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [to_json_compatible(v) for v in value]
+    if isinstance(value, (datetime.date, datetime.datetime)):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, (set, tuple)):
+        return [to_json_compatible(v) for v in value]
+    return value
+
+
+def _key(key: Any) -> str:
+    if isinstance(key, str):
+        return key
+    if isinstance(key, bool):
+        return "true" if key else "false"
+    if key is None:
+        return "null"
+    return str(key)

@@ -1,0 +1,33 @@
+"""The output formats of `cd-checks validate`: one module per format, one registry.
+
+Each format module exports `render(report, *, color=False) -> str`; the CLI picks
+one from `FORMATS` by name and writes the string where the user asked. Formats
+only turn a `Report` into text: they never print, read the environment or touch
+files. `github` also exports `step_summary(report)` for $GITHUB_STEP_SUMMARY.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from cd_checks.findings import Report
+from cd_checks.report import github, gitlab, junit, sarif, text
+from cd_checks.report import json as json_format
+
+
+class Renderer(Protocol):
+    """Turns a report into the text of one output format."""
+
+    def __call__(self, report: Report, *, color: bool = False) -> str: ...
+
+
+FORMATS: dict[str, Renderer] = {
+    "text": text.render,
+    "json": json_format.render,
+    "junit": junit.render,
+    "sarif": sarif.render,
+    "github": github.render,
+    "gitlab": gitlab.render,
+}
+
+__all__ = ["FORMATS", "Renderer"]

@@ -1,0 +1,53 @@
+"""The `text` format: findings grouped by file for a person at a terminal.
+
+One line per finding, `path:line:col  severity  check/rule  message` (further
+lines of a multi-line message indented), a blank line between files, then the
+summary line. ANSI colour only when the caller asks for it (the CLI decides: a
+TTY and no NO_COLOR).
+"""
+
+from __future__ import annotations
+
+from cd_checks.findings import Finding, Report, Severity
+from cd_checks.report.wording import location, rule_id, summary_line
+
+_RESET = "\033[0m"
+_BOLD = "\033[1m"
+_DIM = "\033[2m"
+_RED = "\033[31m"
+_YELLOW = "\033[33m"
+_GREEN = "\033[32m"
+_SEVERITY_STYLE: dict[Severity, str] = {"error": _BOLD + _RED, "warning": _YELLOW}
+# Padded to the longest severity so the rule and message columns line up.
+_SEVERITY_WIDTH = max(len(name) for name in _SEVERITY_STYLE)
+_CONTINUATION = "    "
+
+
+def render(report: Report, *, color: bool = False) -> str:
+    groups = ["".join(_line(f, color=color) for f in group) for group in report.by_path().values()]
+    return "\n".join([*groups, _summary(report, color=color)])
+
+
+def _line(finding: Finding, *, color: bool) -> str:
+    severity = finding.severity.ljust(_SEVERITY_WIDTH)
+    where, rule = location(finding), rule_id(finding)
+    if color:
+        where = _paint(where, _BOLD)
+        severity = _paint(severity, _SEVERITY_STYLE[finding.severity])
+        rule = _paint(rule, _DIM)
+    # Continuation lines of a long message are indented so each finding still
+    # starts a line with its location.
+    message = finding.message.replace("\n", "\n" + _CONTINUATION)
+    return f"{where}  {severity}  {rule}  {message}\n"
+
+
+def _summary(report: Report, *, color: bool) -> str:
+    line = summary_line(report)
+    if not color:
+        return line + "\n"
+    style = _RED if report.errors else _YELLOW if report.warnings else _GREEN
+    return _paint(line, _BOLD + style) + "\n"
+
+
+def _paint(text: str, style: str) -> str:
+    return f"{style}{text}{_RESET}"

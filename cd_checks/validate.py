@@ -1,0 +1,408 @@
+"""`cd-checks validate`: choose files, check each once, gather one Report.
+
+The flow is one way: files -> parse (syntax) -> schema -> policy -> Report.
+Each file is read and parsed once; its documents feed the schema and
+policy checks. Results are cached by content (the file's bytes plus a
+fingerprint of everything that can change a verdict), and work is spread
+over the CPU cores when enough files need checking to pay for the workers.
+This module never prints or exits.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import os
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from cd_checks import __version__, files
+from cd_checks import config as config_module
+from cd_checks.checks import schema, syntax
+from cd_checks.checks.policy import BuiltinScope, Entry, PolicyRunner, PolicySetup
+from cd_checks.config import Config
+from cd_checks.documents import Parsed
+from cd_checks.errors import ConfigError
+from cd_checks.findings import Finding, Report
+from cd_checks.rego import PolicySource
+
+YAMLLINT_FILES = (".yamllint", ".yamllint.yaml", ".yamllint.yml")
+# Below this many files, starting worker processes costs more than it saves (bench/).
+PARALLEL_THRESHOLD = 48
+CHUNK = 16
+
+
+@dataclass(frozen=True)
+class ValidateOptions:
+    """What the user asked for; the CLI builds it from flags."""
+
+    root: Path
+    paths: tuple[str, ...] = ()
+    config_path: Path | None = None
+    changed_since: str | None = None
+    combine: bool | None = None
+    namespaces: tuple[str, ...] = ()
+    all_namespaces: bool = False
+    engine: str | None = None
+    rego_version: str | None = None
+    builtin: tuple[str, ...] = ()
+    use_cache: bool = True
+    jobs: int | None = None
+    today: datetime.date = field(default_factory=datetime.date.today)
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    """Everything a (worker) process needs to check a file; picklable."""
+
+    root: Path
+    yamllint_text: str
+    yamllint_path: str | None
+    max_lint_bytes: int
+    disabled: frozenset[str]
+    nginx_globs: tuple[str, ...]
+    schemas: tuple[tuple[tuple[str, ...], str], ...]
+    config_path: str
+    policy: PolicySetup | None
+    want_documents: bool
+    cache_dir: Path | None = None
+    fingerprint: str = ""
+
+
+class Checker:
+    """The per-process state: yamllint config, schema validators, policy engines, cache."""
+
+    def __init__(self, spec: CheckSpec) -> None:
+        from yamllint.config import YamlLintConfig, YamlLintConfigError
+
+        self.spec = spec
+        try:
+            conf = YamlLintConfig(content=spec.yamllint_text)
+        except YamlLintConfigError as exc:
+            where = spec.yamllint_path or "yamllint defaults"
+            raise ConfigError(f"{where}: invalid yamllint config: {exc}") from exc
+        self.syntax = syntax.SyntaxOptions(conf, spec.max_lint_bytes, spec.disabled)
+        self.nginx = files.matcher(spec.nginx_globs)
+        self.schema_rules, self.schema_problems = schema.load_rules(
+            spec.root, spec.schemas, spec.config_path
+        )
+        self.schema_specs = [(files.matcher(r.globs), r) for r in self.schema_rules]
+        self.policy = PolicyRunner(spec.policy) if spec.policy else None
+        self.cache = Cache(spec.cache_dir, spec.fingerprint) if spec.cache_dir else None
+
+    def kind(self, path: str) -> str | None:
+        if self.nginx.match_file(path):
+            return "nginx"
+        return syntax.EXTENSIONS.get(Path(path).suffix.lower())
+
+    def check(self, path: str) -> tuple[list[Finding], Parsed | None]:
+        """All checks of one file: read once, answered from the cache when unchanged."""
+        kind = self.kind(path)
+        if kind is None:
+            return [], None
+        full = self.spec.root / path
+        try:
+            data = full.read_bytes()
+        except OSError as exc:
+            message = f"cannot read: {exc.strerror or exc}"
+            return [Finding(path, None, None, "syntax", "unreadable", "error", message)], None
+        source = syntax.Source(path, full, data)
+        key = self.cache.key(path, data) if self.cache else None
+        cached = self.cache.get(key) if self.cache and key else None
+        if cached is not None:
+            parsed = self.documents_only(source, kind) if self.spec.want_documents else None
+            return cached, parsed
+        findings, parsed = self._check(source, kind)
+        if self.cache and key:
+            self.cache.put(key, findings)
+        return findings, parsed
+
+    def documents_only(self, source: syntax.Source, kind: str) -> Parsed | None:
+        """Parse without linting: for the combined input when the findings came from cache."""
+        quiet = replace(self.syntax, disabled=self.syntax.disabled | {"yaml"})
+        return syntax.parse(source, kind, quiet)[0]
+
+    def _check(self, source: syntax.Source, kind: str) -> tuple[list[Finding], Parsed | None]:
+        parsed, findings = syntax.parse(source, kind, self.syntax)
+        if parsed is None:
+            return findings, None
+        for spec, rule in self.schema_specs:
+            if spec.match_file(source.path):
+                findings += schema.check(source.path, parsed, rule)
+        if self.policy is not None:
+            findings += self.policy.check(source.path, parsed)
+        return findings, parsed
+
+
+# One Checker per worker process, built once by the pool initializer: the
+# policy engines and validators are costly to build and cannot be pickled.
+_WORKER: Checker | None = None
+
+
+def _worker_init(spec: CheckSpec) -> None:
+    global _WORKER
+    _WORKER = Checker(spec)
+
+
+def _worker_check(paths: Sequence[str]) -> list[tuple[str, list[Finding], Parsed | None]]:
+    assert _WORKER is not None
+    results = []
+    for path in paths:
+        found, parsed = _WORKER.check(path)
+        # YAML node trees do not cross process boundaries (see _entries).
+        keep = replace(parsed, nodes=()) if parsed and _WORKER.spec.want_documents else None
+        results.append((path, found, keep))
+    return results
+
+
+def run(options: ValidateOptions) -> Report:
+    """Validate the repository at `options.root`; raise CdChecksError on user errors."""
+    config = config_module.load(options.root, options.config_path)
+    selection = files.select(
+        options.root,
+        paths=options.paths,
+        include=config.include,
+        exclude=config.exclude,
+        changed_since=options.changed_since,
+    )
+    spec = build_spec(config, options)
+    if options.use_cache:
+        cache_dir = options.root / ".cd-checks" / "cache"
+        spec = replace(spec, cache_dir=cache_dir, fingerprint=fingerprint(spec, config))
+    checker = Checker(spec)
+    candidates = [p for p in selection.paths if checker.kind(p) is not None]
+    findings: list[Finding] = list(checker.schema_problems)
+    parsed_by_path: dict[str, Parsed] = {}
+    for path, found, parsed in _check_all(checker, candidates, options.jobs):
+        findings += found
+        if parsed is not None:
+            parsed_by_path[path] = parsed
+    if checker.policy is not None and spec.want_documents:
+        findings += checker.policy.check_combined(_entries(checker, candidates, parsed_by_path))
+    findings += [_escaping_link(p) for p in selection.escaping_links]
+    findings = _apply_exceptions(findings, config, options.today)
+    return Report.build(findings, len(candidates))
+
+
+def _check_all(
+    checker: Checker, paths: list[str], jobs: int | None
+) -> Iterator[tuple[str, list[Finding], Parsed | None]]:
+    workers = min(jobs if jobs is not None else (os.cpu_count() or 1), 1 + len(paths) // CHUNK)
+    if workers <= 1 or len(paths) < PARALLEL_THRESHOLD:
+        for path in paths:
+            yield (path, *checker.check(path))
+        return
+    chunks = [paths[i : i + CHUNK] for i in range(0, len(paths), CHUNK)]
+    with ProcessPoolExecutor(
+        max_workers=workers, initializer=_worker_init, initargs=(checker.spec,)
+    ) as pool:
+        for results in pool.map(_worker_check, chunks):
+            yield from results
+
+
+def _entries(
+    checker: Checker, paths: Sequence[str], parsed_by_path: dict[str, Parsed]
+) -> list[Entry]:
+    entries = []
+    for path in paths:
+        parsed = parsed_by_path.get(path)
+        if parsed is not None and parsed.kind in ("yaml", "json") and not parsed.nodes:
+            # It came from a worker without its node tree: parse again to locate findings.
+            full = checker.spec.root / path
+            source = syntax.Source(path, full, full.read_bytes())
+            parsed = checker.documents_only(source, parsed.kind) or parsed
+        if parsed is not None:
+            entries += [Entry(path, i, parsed) for i, d in enumerate(parsed.documents) if d is not None]
+    return entries
+
+
+def _escaping_link(path: str) -> Finding:
+    return Finding(path, None, None, "syntax", "symlink-outside", "warning",
+                   "symbolic link points outside the repository; not followed")
+
+
+def _apply_exceptions(
+    findings: list[Finding], config: Config, today: datetime.date
+) -> list[Finding]:
+    from cd_checks import exceptions
+
+    loaded, problems = exceptions.load(config.root / config.policy.exceptions)
+    if not loaded and not problems:
+        return findings
+    kept = exceptions.apply(findings, loaded, today=today, exceptions_path=config.policy.exceptions)
+    return [*kept, *problems]
+
+
+def build_spec(config: Config, options: ValidateOptions) -> CheckSpec:
+    yamllint_path, yamllint_text = _yamllint_config(config)
+    setup = _policy_setup(config, options)
+    schemas = [(m.globs, m.schema) for m in config.schemas] + _builtin_schemas(config, options)
+    return CheckSpec(
+        root=config.root,
+        yamllint_text=yamllint_text,
+        yamllint_path=yamllint_path,
+        max_lint_bytes=int(config.max_size_mb * 2**20),
+        disabled=frozenset(config.syntax_disabled),
+        nginx_globs=config.nginx_globs,
+        schemas=tuple(schemas),
+        config_path=_config_path(config),
+        policy=setup,
+        want_documents=bool(setup and setup.combine),
+    )
+
+
+def _config_path(config: Config) -> str:
+    if config.source is None:
+        return config_module.CONFIG_NAME
+    try:
+        return config.source.resolve().relative_to(config.root.resolve()).as_posix()
+    except ValueError:
+        return str(config.source)
+
+
+def _yamllint_config(config: Config) -> tuple[str | None, str]:
+    if config.yamllint:
+        full = config.root / config.yamllint
+        if not full.is_file():
+            raise ConfigError(f"syntax.yamllint: file not found: {config.yamllint}")
+        return config.yamllint, full.read_text("utf-8")
+    for name in YAMLLINT_FILES:
+        if (config.root / name).is_file():
+            return name, (config.root / name).read_text("utf-8")
+    return None, "extends: default"
+
+
+def _enabled_sets(config: Config, options: ValidateOptions) -> list[str]:
+    from cd_checks.builtin_policies import BUILTIN_SETS
+
+    names = list(dict.fromkeys([*config.policy.builtin, *options.builtin]))
+    unknown = [n for n in names if n not in BUILTIN_SETS]
+    if unknown:
+        known = ", ".join(sorted(BUILTIN_SETS))
+        raise ConfigError(f"policy.builtin: unknown set {unknown[0]!r} (known: {known})")
+    return names
+
+
+def _builtin_schemas(config: Config, options: ValidateOptions) -> list[tuple[tuple[str, ...], str]]:
+    from cd_checks.builtin_policies import BUILTIN_SETS, schema_path
+
+    mapped = []
+    for name in _enabled_sets(config, options):
+        path = schema_path(name)
+        if path is not None:
+            globs = config.policy.builtin_files.get(name, BUILTIN_SETS[name].files)
+            mapped.append((tuple(globs), os.path.relpath(path, config.root)))
+    return mapped
+
+
+def _policy_setup(config: Config, options: ValidateOptions) -> PolicySetup | None:
+    from cd_checks.builtin_policies import BUILTIN_SETS, policies_dir
+
+    policy = config.policy
+    rego_version: Any = options.rego_version or policy.rego_version
+    user = None
+    if policy.paths:
+        user = PolicySource(
+            paths=tuple(config.root / p for p in policy.paths),
+            data_paths=tuple(config.root / p for p in policy.data),
+            rego_version=rego_version,
+        )
+    sets = _enabled_sets(config, options)
+    builtin = None
+    scopes: list[BuiltinScope] = []
+    if sets:
+        base = policies_dir()
+        library = (base / "lib",) if (base / "lib").is_dir() else ()
+        builtin = PolicySource(
+            paths=tuple(base / name for name in sets) + library,
+            extra_data={"cd_checks": {"config": policy.builtin_data}},
+        )
+        for name in sets:
+            known = BUILTIN_SETS[name]
+            globs = tuple(policy.builtin_files.get(name, known.files))
+            scopes.append(BuiltinScope(known.package, known.combined_package, globs))
+    if user is None and builtin is None:
+        return None
+    all_namespaces = options.all_namespaces or policy.all_namespaces
+    namespaces = None if all_namespaces else (options.namespaces or policy.namespaces)
+    combine = policy.combine if options.combine is None else options.combine
+    engine = options.engine or policy.engine
+    return PolicySetup(user, namespaces, builtin, tuple(scopes), engine, combine)
+
+
+def fingerprint(spec: CheckSpec, config: Config) -> str:
+    """A digest of everything besides a file's own bytes that can change its findings."""
+    import yamllint
+
+    digest = hashlib.sha256()
+    versions = [__version__, yamllint.__version__, _regorus_version()]
+    digest.update(json.dumps(versions).encode())
+    digest.update(json.dumps(config.raw, sort_keys=True, default=str).encode())
+    digest.update(repr(spec).encode())
+    for path in _inputs_of(spec):
+        digest.update(b"\0" + path.as_posix().encode() + b"\0")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _regorus_version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("gordon-to-regorus")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _inputs_of(spec: CheckSpec) -> list[Path]:
+    # A schema's local $refs may point at its siblings, so its whole directory counts.
+    roots = [(spec.root / schema_path).parent for _, schema_path in spec.schemas]
+    if spec.policy:
+        for source in (spec.policy.user, spec.policy.builtin):
+            if source:
+                roots += [*source.paths, *source.data_paths]
+    found: set[Path] = set()
+    suffixes = (".rego", ".json", ".yml", ".yaml")
+    for root in roots:
+        if root.is_file():
+            found.add(root)
+        elif root.is_dir():
+            found.update(p for p in root.rglob("*") if p.is_file() and p.suffix in suffixes)
+    return sorted(found)
+
+
+class Cache:
+    """Findings by content: .cd-checks/cache/<aa>/<sha256>.json, safe to share between CI runs."""
+
+    def __init__(self, directory: Path, fingerprint: str) -> None:
+        self.directory, self.fingerprint = directory, fingerprint
+
+    def key(self, path: str, data: bytes) -> str:
+        digest = hashlib.sha256(self.fingerprint.encode())
+        for part in (path.encode(), data):
+            digest.update(b"\0" + part)
+        return digest.hexdigest()
+
+    def _entry(self, key: str) -> Path:
+        return self.directory / key[:2] / f"{key}.json"
+
+    def get(self, key: str) -> list[Finding] | None:
+        try:
+            raw = json.loads(self._entry(key).read_text("utf-8"))
+            return [Finding.from_dict(item) for item in raw]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None  # missing or damaged: a miss, rewritten after the check
+
+    def put(self, key: str, findings: Sequence[Finding]) -> None:
+        entry = self._entry(key)
+        try:
+            entry.parent.mkdir(parents=True, exist_ok=True)
+            temporary = entry.with_suffix(f".{os.getpid()}.tmp")
+            temporary.write_text(json.dumps([f.to_dict() for f in findings]), "utf-8")
+            temporary.replace(entry)
+        except OSError:
+            return  # a read-only cache directory costs speed, never a verdict
