@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cd_checks.documents import Parsed
+from cd_checks.errors import PolicyError
 from cd_checks.files import matcher
 from cd_checks.findings import Finding
 from cd_checks.rego import Evaluator, Outcome, PolicySource, open_engine
@@ -54,7 +55,7 @@ class PolicyRunner:
     def __init__(self, setup: PolicySetup) -> None:
         self.setup = setup
         self.user: Evaluator | None = (
-            open_engine(setup.user, engine=setup.engine) if setup.user else None
+            open_engine(setup.user, engine=_engine_for(setup)) if setup.user else None
         )
         self.builtin: Evaluator | None = (
             open_engine(setup.builtin, engine="embedded") if setup.builtin else None
@@ -107,6 +108,16 @@ class PolicyRunner:
             found.append(_make(entry.path, position, result))
         found += [_error(".", e.namespace, e.rule, e.message) for e in outcome.errors]
         return found
+
+
+def _engine_for(setup: PolicySetup) -> Any:
+    """conftest splits a top-level list into separate inputs, which would break the
+    combined input (one list of {path, contents}), so combine mode runs embedded."""
+    if not setup.combine:
+        return setup.engine
+    if setup.engine == "conftest":
+        raise PolicyError("--combine runs on the embedded engine; use --engine auto or embedded")
+    return "embedded"
 
 
 def _is_index(value: Any, entries: Sequence[Entry]) -> bool:

@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from cd_checks.documents import Parsed, expanded_size, to_json_compatible
+from cd_checks.documents import Parsed, is_alias_bomb, to_json_compatible
 from cd_checks.findings import Finding, Severity
 
 if sys.version_info >= (3, 11):
@@ -91,11 +91,12 @@ def parse_yaml(source: Source, text: str, options: SyntaxOptions) -> tuple[Parse
         return None, findings
     documents: list[Any] = []
     nodes: list[yaml.Node | None] = []
+    may_alias = "*" in text
     loader = yaml.CSafeLoader(text)
     try:
         while loader.check_node():
             node = loader.get_node()
-            if expanded_size(node, MAX_EXPANDED_NODES) > MAX_EXPANDED_NODES:
+            if may_alias and is_alias_bomb(node, MAX_EXPANDED_NODES):
                 line = node.start_mark.line + 1
                 findings.append(finding(source, line, None, "alias-bomb",
                                         "aliases expand to more than "

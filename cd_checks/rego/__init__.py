@@ -1,0 +1,63 @@
+"""Rego policy engines behind one interface, with conftest's semantics.
+
+`open_engine(source)` loads a policy set once and returns an `Evaluator`:
+the conftest binary when it is on PATH (engine="auto") or asked for, else the
+embedded regorus engine. `run_tests(source)` runs the Rego unit tests like
+`conftest verify`. Everything a caller needs is re-exported here; engine
+errors leave as `PolicyError` or `ToolError`, never as library exceptions.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+
+from cd_checks.errors import PolicyError
+from cd_checks.rego.model import (
+    EngineName,
+    Evaluator,
+    Outcome,
+    PolicySource,
+    RuleError,
+    RuleResult,
+    TestResult,
+)
+from cd_checks.rego.verify import run_tests
+
+__all__ = [
+    "Evaluator",
+    "Outcome",
+    "PolicyError",
+    "PolicySource",
+    "RuleError",
+    "RuleResult",
+    "TestResult",
+    "open_engine",
+    "run_tests",
+]
+
+CONFTEST_INSTALL = "https://www.conftest.dev/install/"
+
+
+def open_engine(
+    source: PolicySource,
+    *,
+    engine: EngineName = "auto",
+    which: Callable[[str], str | None] = shutil.which,
+) -> Evaluator:
+    """Load the policies of `source` into the chosen engine; PolicyError if they cannot be used."""
+    if engine not in ("auto", "embedded", "conftest"):
+        raise PolicyError(f"unknown policy engine {engine!r} (choose auto, embedded or conftest)")
+    executable = which("conftest") if engine != "embedded" else None
+    if engine == "conftest" and executable is None:
+        raise PolicyError(
+            f"the conftest engine needs the conftest binary on PATH (install: {CONFTEST_INSTALL}),"
+            " or use --engine embedded"
+        )
+    if executable is not None:
+        from cd_checks.rego.conftest import ConftestEvaluator
+
+        return ConftestEvaluator(source, executable)
+    from cd_checks.rego.embedded import EmbeddedEvaluator
+
+    return EmbeddedEvaluator(source)

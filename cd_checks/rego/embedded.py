@@ -1,0 +1,284 @@
+"""The in-process Rego engine: regorus (Microsoft's Rust Rego), with conftest semantics.
+
+Policies are parsed once into one regorus `Engine`. Each document is one
+`input`, a top-level list too (callers split multi-document files themselves,
+and combined inputs are lists), and costs one evaluation per rule, so one rule
+that errors on a document (a type error) becomes a `RuleError` while the
+others still run.
+Static mistakes (syntax, unsafe variables, unknown functions, Rego v0 text in
+v1 mode or the reverse) are `PolicyError`s with `file:line:col`. regorus'
+`RuntimeError`s never leave this module (see NOTES.md for why regorus).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Generator, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import regorus
+
+from cd_checks.errors import PolicyError
+from cd_checks.rego import semantics
+from cd_checks.rego.loader import PolicyFile, load_data, policy_files
+from cd_checks.rego.model import (
+    Outcome,
+    PolicySource,
+    RegoVersion,
+    RuleError,
+    RuleResult,
+)
+
+_LOCATION = re.compile(r"-->\s*(?P<where>\S+:\d+:\d+)")
+_ERROR_LINE = re.compile(r"^error:\s*(?P<text>.*)$", re.MULTILINE)
+# Errors regorus only finds while evaluating, but that OPA reports at compile time.
+_DEBUG_TAIL = re.compile(r"\s*\(path \[.*\], scopes \[.*\]\)$")
+_STATIC = (
+    "is unsafe",
+    "could not find function",
+    "rule conflicts with",
+    "previous value is not an object",  # a package and a data document at the same path
+)
+_V0_HINT = "`if` keyword is required"
+_V1_KEYWORDS = re.compile(r"\bif\b|\bcontains\b(?!\s*\()")
+_V1_IMPORTS = re.compile(r"^\s*import\s+(rego\.v1|future\.keywords)\b", re.MULTILINE)
+_STRINGS_AND_COMMENTS = re.compile(r'"(?:\\.|[^"\\])*"|`[^`]*`|#[^\n]*')
+
+
+def engine_message(exc: BaseException) -> str:
+    """regorus' multi-line error as one line: `file:line:col: message`, backtrace dropped."""
+    text = str(exc).split("Stack backtrace:")[0]
+    where = _LOCATION.search(text)
+    error = _ERROR_LINE.search(text)
+    message = error.group("text").strip() if error else " ".join(text.split())
+    message = _DEBUG_TAIL.sub("", message)
+    return f"{where.group('where')}: {message}" if where else message
+
+
+def is_static_error(message: str) -> bool:
+    return any(marker in message for marker in _STATIC)
+
+
+@dataclass(frozen=True)
+class RuleHead:
+    """One rule definition as the parser saw it."""
+
+    namespace: str
+    name: str
+    head: str  # "Set", "Compr", "Func" or "Default"
+    plain: bool  # the head is a bare name, not a ref like `deny.x` or `deny[x]`
+    file: str
+    line: int
+
+
+@dataclass(frozen=True)
+class Package:
+    """The conftest-relevant rules of one Rego package."""
+
+    namespace: str
+    rules: tuple[str, ...]  # deny/violation/warn rules, in order of first definition
+    has_exception: bool
+
+
+class Compiled:
+    """A regorus engine holding every policy of a source, plus what the parser found."""
+
+    def __init__(self, source: PolicySource, *, tests: bool) -> None:
+        files = policy_files(source.paths, tests=tests)
+        self.engine = _new_engine(source.rego_version)
+        for policy in files:
+            _add_policy(self.engine, policy, source.rego_version)
+        self.heads = tuple(_rule_heads(self.engine))
+        self.defined = tuple(sorted({head.namespace for head in self.heads} | _packages(self)))
+        self._add_data(source)
+
+    def _add_data(self, source: PolicySource) -> None:
+        data = load_data(source.data_paths, source.extra_data)
+        if data:
+            try:
+                self.engine.add_data_json(json.dumps(data, default=str))
+            except RuntimeError as exc:
+                raise PolicyError(f"cannot load data documents: {engine_message(exc)}") from exc
+
+    def eval_rule(self, path: str) -> Any:
+        """The JSON value of rule `path`; static mistakes raise PolicyError, others RuntimeError."""
+        try:
+            return json.loads(self.engine.eval_rule_as_json(path))
+        except RuntimeError as exc:
+            message = engine_message(exc)
+            if is_static_error(message):
+                raise PolicyError(message) from exc
+            raise
+
+
+def _packages(compiled: Compiled) -> set[str]:
+    return {name.removeprefix("data.") for name in compiled.engine.get_packages()}
+
+
+def _new_engine(version: RegoVersion) -> Any:
+    engine = regorus.Engine()
+    if version == "v0":
+        engine.set_rego_v0(True)
+    return engine
+
+
+def _add_policy(engine: Any, policy: PolicyFile, version: RegoVersion) -> None:
+    if version == "v0" and _looks_like_v1(policy.text):
+        raise PolicyError(
+            f"{policy.name}: looks like Rego v1 syntax (`if`/`contains` without "
+            "`import rego.v1`); rerun with --rego-version v1, or add `import rego.v1`"
+        )
+    try:
+        engine.add_policy(policy.name, policy.text)
+    except RuntimeError as exc:
+        message = engine_message(exc)
+        if version == "v1" and _V0_HINT in message and _parses_as_v0(policy):
+            raise PolicyError(
+                f"{message}: the file looks like Rego v0 syntax; rerun with "
+                "--rego-version v0, or port it to Rego v1 (`deny contains msg if {...}`)"
+            ) from exc
+        raise PolicyError(message) from exc
+
+
+def _looks_like_v1(text: str) -> bool:
+    """v1 keywords in a v0 file without the import that enables them would be misread as names."""
+    if _V1_IMPORTS.search(text):
+        return False
+    return bool(_V1_KEYWORDS.search(_STRINGS_AND_COMMENTS.sub('""', text)))
+
+
+def _parses_as_v0(policy: PolicyFile) -> bool:
+    try:
+        _new_engine("v0").add_policy(policy.name, policy.text)
+    except RuntimeError:
+        return False
+    return True
+
+
+def _rule_heads(engine: Any) -> Iterator[RuleHead]:
+    for module in json.loads(engine.get_ast_as_json()):
+        file = module["source"]["file"]
+        namespace = _ref_text(module["ast"]["package"]["refr"])
+        for rule in module["ast"]["rules"]:
+            yield _rule_head(namespace, file, rule)
+
+
+def _rule_head(namespace: str, file: str, rule: dict[str, Any]) -> RuleHead:
+    if "Default" in rule:
+        body = rule["Default"]
+        head, refr = "Default", body["refr"]
+    else:
+        body = rule["Spec"]
+        head, spec = next(iter(body["head"].items()))
+        refr = spec["refr"]
+    return RuleHead(namespace, _base_name(refr), head, "Var" in refr, file, body["span"]["line"])
+
+
+def _base_name(refr: dict[str, Any]) -> str:
+    while "Var" not in refr:
+        refr = next(iter(refr.values()))["refr"]
+    return str(refr["Var"]["value"])
+
+
+def _ref_text(refr: dict[str, Any]) -> str:
+    """A package path such as `cd_checks.nginx` from its parsed reference."""
+    kind, node = next(iter(refr.items()))
+    if kind == "Var":
+        return str(node["value"])
+    if kind == "RefDot":
+        return f"{_ref_text(node['refr'])}.{node['field'][1]}"
+    index = next(iter(node["index"].values()))["value"]
+    return f"{_ref_text(node['refr'])}[{json.dumps(index)}]"
+
+
+def conftest_packages(heads: Sequence[RuleHead]) -> dict[str, Package]:
+    """Packages with failure/warning rules; refuses a boolean `deny if {...}` as conftest does."""
+    rules: dict[str, list[str]] = {}
+    exceptions: set[str] = set()
+    for head in heads:
+        if head.name == semantics.EXCEPTION_RULE:
+            exceptions.add(head.namespace)
+        if semantics.rule_kind(head.name) is None:
+            continue
+        if head.head != "Set" or not head.plain:
+            raise PolicyError(
+                f"{head.file}:{head.line}: rule '{head.name}' must be a set of messages: "
+                f"write `{head.name} contains msg if {{ ... }}`"
+            )
+        names = rules.setdefault(head.namespace, [])
+        if head.name not in names:
+            names.append(head.name)
+    return {ns: Package(ns, tuple(names), ns in exceptions) for ns, names in rules.items()}
+
+
+class EmbeddedEvaluator:
+    """Evaluate documents in process with regorus. Build once; `evaluate` is cheap per document."""
+
+    def __init__(self, source: PolicySource) -> None:
+        self._compiled = Compiled(source, tests=False)
+        self._packages = conftest_packages(self._compiled.heads)
+        self.namespaces: tuple[str, ...] = tuple(sorted(self._packages))
+        self._check_statically()
+
+    def _check_statically(self) -> None:
+        """Evaluate every rule once on `{}` so unsafe variables fail now, not per document."""
+        self._compiled.engine.set_input_json("{}")
+        for package in self._packages.values():
+            names = package.rules + ((semantics.EXCEPTION_RULE,) if package.has_exception else ())
+            for rule in names:
+                try:
+                    self._compiled.eval_rule(f"data.{package.namespace}.{rule}")
+                except RuntimeError:
+                    continue  # depends on the input: reported per document
+
+    def evaluate(
+        self, documents: Sequence[Any], *, namespaces: Sequence[str] | None
+    ) -> list[Outcome]:
+        selected = semantics.select_namespaces(
+            namespaces, defined=self._compiled.defined, with_rules=self.namespaces
+        )
+        return [self._document(document, selected) for document in documents]
+
+    def _document(self, document: Any, selected: tuple[str, ...]) -> Outcome:
+        problem = self._set_input(document)
+        if problem is not None:
+            return Outcome((), (RuleError("*", "*", problem),))
+        found: list[RuleResult | RuleError] = []
+        for namespace in selected:
+            found.extend(self._namespace(self._packages[namespace]))
+        return Outcome(
+            tuple(r for r in found if isinstance(r, RuleResult)),
+            tuple(r for r in found if isinstance(r, RuleError)),
+        )
+
+    def _set_input(self, configuration: Any) -> str | None:
+        """Hand the document to regorus; a reason if it cannot be (e.g. NaN is not JSON)."""
+        try:
+            text = json.dumps(configuration, default=str, allow_nan=False)
+            self._compiled.engine.set_input_json(text)
+        except (ValueError, RuntimeError) as exc:
+            return f"the document cannot be given to Rego as input: {engine_message(exc)}"
+        return None
+
+    def _namespace(self, package: Package) -> Iterator[RuleResult | RuleError]:
+        exceptions: Any = None
+        if package.has_exception:
+            exceptions = yield from self._rule(package.namespace, semantics.EXCEPTION_RULE)
+        for rule in package.rules:
+            matches = semantics.exception_matches(exceptions, rule)
+            if matches:
+                yield from semantics.exception_results(package.namespace, rule, matches)
+                continue
+            value = yield from self._rule(package.namespace, rule)
+            if value is not None:
+                yield from semantics.rule_results(package.namespace, rule, value)
+
+    def _rule(self, namespace: str, rule: str) -> Generator[RuleError, None, Any]:
+        """The rule's value, or None after yielding the RuleError it raised."""
+        try:
+            return self._compiled.eval_rule(f"data.{namespace}.{rule}")
+        except RuntimeError as exc:
+            yield RuleError(namespace, rule, engine_message(exc))
+            return None

@@ -1,0 +1,90 @@
+"""The values every Rego engine speaks: what to load, what came out, and the engine protocol.
+
+Engines (`embedded.py`, `conftest.py`) and the Rego unit-test runner
+(`verify.py`) take a `PolicySource` and return these frozen values; nothing
+here touches an engine, a file or a subprocess.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+RegoVersion = Literal["v0", "v1"]
+Kind = Literal["failure", "warning", "exception"]
+EngineName = Literal["auto", "embedded", "conftest"]
+
+
+@dataclass(frozen=True)
+class PolicySource:
+    """Where the policies and data documents live; picklable, so a worker can rebuild an engine.
+
+    `paths` are directories (searched recursively) or single `.rego` files;
+    `*_test.rego` files are loaded only by the unit-test runner. `data_paths`
+    hold `.json`/`.yaml`/`.yml` documents merged at the root of `data`, as
+    conftest's `--data` does; `extra_data` is merged last.
+    """
+
+    paths: tuple[Path, ...]
+    data_paths: tuple[Path, ...] = ()
+    rego_version: RegoVersion = "v1"
+    extra_data: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class RuleResult:
+    """One message from a `deny`/`violation`/`warn` rule, or one applied `exception`."""
+
+    namespace: str
+    rule: str
+    kind: Kind
+    message: str
+    metadata: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class RuleError:
+    """A rule that failed while evaluating one document (e.g. a type error); one line."""
+
+    namespace: str
+    rule: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Everything the policies said about one document."""
+
+    results: tuple[RuleResult, ...]
+    errors: tuple[RuleError, ...]
+
+
+@dataclass(frozen=True)
+class TestResult:
+    """One Rego unit test (`test_*` rule), as `conftest verify` reports it."""
+
+    __test__ = False  # not a pytest class
+
+    namespace: str
+    name: str
+    passed: bool
+    message: str | None
+    file: str
+    line: int
+
+
+class Evaluator(Protocol):
+    """A loaded policy set: build once per process, then evaluate many documents."""
+
+    @property
+    def namespaces(self) -> tuple[str, ...]:
+        """Packages that define `deny`, `violation` or `warn` rules, sorted."""
+        ...
+
+    def evaluate(
+        self, documents: Sequence[Any], *, namespaces: Sequence[str] | None
+    ) -> list[Outcome]:
+        """One Outcome per document (each is one `input`), same order; None: all namespaces."""
+        ...
