@@ -25,15 +25,15 @@ import tempfile
 import time
 from pathlib import Path
 
-RULE = """  - alert: {name}
-    expr: sum by (instance) (rate(http_requests_total{{job="{job}",status=~"5.."}}[5m])) > {n}
-    for: 10m
-    labels:
-      severity: warning
-      team: platform
-    annotations:
-      summary: "High error rate on {{{{ $labels.instance }}}} for job {job}"
-      runbook_url: https://runbooks.example.internal/{job}/{name}
+RULE = """      - alert: {name}
+        expr: sum by (instance) (rate(http_requests_total{{job="{job}",status=~"5.."}}[5m])) > {n}
+        for: 10m
+        labels:
+          severity: warning
+          team: platform
+        annotations:
+          summary: "High error rate on {{{{ $labels.instance }}}} for job {job}"
+          runbook_url: https://runbooks.example.internal/{job}/{name}
 """
 SITE = """server {{
     listen 443 ssl;
@@ -64,13 +64,21 @@ def generate(root: Path, count: int) -> list[Path]:
     (root / "policy").mkdir()
     for i in range(per_kind):
         rules = "".join(RULE.format(name=f"Alert{i}x{j}", job=f"job{i}", n=j) for j in range(24))
-        (root / "prometheus" / f"r{i}.rules.yml").write_text(f"groups:\n- name: g{i}\n  rules:\n{rules}")
-        (root / "services" / f"s{i}.yml").write_text(f"name: svc{i}\nport: {8000 + i}\nowner: team{i % 7}\n")
+        (root / "prometheus" / f"r{i}.rules.yml").write_text(
+            f"groups:\n  - name: g{i}\n    rules:\n{rules}"
+        )
+        (root / "services" / f"s{i}.yml").write_text(
+            f"name: svc{i}\nport: {8000 + i}\nowner: team{i % 7}\n"
+        )
         (root / "nginx" / "sites" / f"app{i}.conf").write_text(SITE.format(n=i))
-        (root / "data" / f"d{i}.json").write_text(f'{{"id": {i}, "tags": ["a", "b"], "ok": true}}\n')
+        (root / "data" / f"d{i}.json").write_text(
+            f'{{"id": {i}, "tags": ["a", "b"], "ok": true}}\n'
+        )
     (root / "service.schema.json").write_text(SCHEMA)
     (root / "policy" / "main.rego").write_text(POLICY)
-    (root / ".yamllint").write_text("extends: default\nrules: {document-start: disable, line-length: {max: 160}}\n")
+    (root / ".yamllint").write_text(
+        "extends: default\nrules: {document-start: disable, line-length: {max: 160}}\n"
+    )
     (root / "cd-checks.yml").write_text(
         "syntax: {yamllint: .yamllint}\n"
         "schema:\n  - {files: 'services/*.yml', schema: service.schema.json}\n"
@@ -82,14 +90,21 @@ def generate(root: Path, count: int) -> list[Path]:
 
 
 def git(root: Path, *args: str) -> None:
-    env = {"GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@b", "GIT_COMMITTER_NAME": "b",
-           "GIT_COMMITTER_EMAIL": "b@b", "PATH": "/usr/bin:/bin"}
+    env = {
+        "GIT_AUTHOR_NAME": "b",
+        "GIT_AUTHOR_EMAIL": "b@b",
+        "GIT_COMMITTER_NAME": "b",
+        "GIT_COMMITTER_EMAIL": "b@b",
+        "PATH": "/usr/bin:/bin",
+    }
     subprocess.run(["git", "-C", str(root), *args], check=True, env=env)
 
 
 def timed(argv: list[str], cwd: Path) -> tuple[float, int]:
     start = time.perf_counter()
-    done = subprocess.run(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
+    done = subprocess.run(
+        argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False
+    )
     elapsed = time.perf_counter() - start
     if done.returncode not in (0, 1):
         sys.exit(f"{argv[:3]} failed ({done.returncode}): {done.stderr.decode()[-500:]}")
@@ -108,9 +123,13 @@ def main() -> None:
     yaml_files = generate(root, args.files)
     total = sum(1 for p in root.rglob("*") if p.is_file() and ".git" not in p.parts)
     cd_checks = [sys.executable, "-m", "cd_checks", "validate"]
-    print(f"repository: {total} files ({len(yaml_files)} YAML, {sum(p.stat().st_size for p in yaml_files) / 2**20:.1f} MB of YAML)")
+    print(
+        f"repository: {total} files ({len(yaml_files)} YAML, {sum(p.stat().st_size for p in yaml_files) / 2**20:.1f} MB of YAML)"
+    )
 
-    baseline, _ = timed([sys.executable, "-m", "yamllint", "-f", "parsable", "-c", ".yamllint", "."], root)
+    baseline, _ = timed(
+        [sys.executable, "-m", "yamllint", "-f", "parsable", "-c", ".yamllint", "."], root
+    )
     cold, _ = timed([*cd_checks, "--no-cache"], root)
     cold_1, _ = timed([*cd_checks, "--no-cache", "--jobs", "1"], root)
     timed(cd_checks, root)  # fills the cache

@@ -77,19 +77,30 @@ def _where(path: Any) -> str:
 
 def validate_raw(raw: Any, source: str) -> dict[str, Any]:
     """Validate a parsed config document; raise one ConfigError naming key and file."""
-    import jsonschema
-
     if raw is None:
         return {}
-    validator = jsonschema.Draft202012Validator(_schema())
-    error = jsonschema.exceptions.best_match(validator.iter_errors(raw))
+    _raise_first(_schema(), raw, source, ())
+    builtin_data = (raw.get("policy") or {}).get("builtin_data")
+    if builtin_data is not None:
+        from cd_checks.builtin_policies import config_schema_path
+
+        settings = json.loads(config_schema_path().read_text("utf-8"))
+        _raise_first(settings, builtin_data, source, ("policy", "builtin_data"))
+    return dict(raw)
+
+
+def _raise_first(schema: dict[str, Any], instance: Any, source: str, prefix: tuple[str, ...]) -> None:
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(schema)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(instance))
     if error is None:
-        return dict(raw)
+        return
+    where = [*prefix, *error.absolute_path]
     if error.validator == "additionalProperties":
         unknown = sorted(set(error.instance) - set(error.schema.get("properties", {})))
-        section = _where(error.absolute_path)
-        raise ConfigError(f"{source}: unknown key {', '.join(map(repr, unknown))} in {section}")
-    raise ConfigError(f"{source}: {_where(error.absolute_path)}: {error.message}")
+        raise ConfigError(f"{source}: unknown key {', '.join(map(repr, unknown))} in {_where(where)}")
+    raise ConfigError(f"{source}: {_where(where)}: {error.message}")
 
 
 def find_config(root: Path, explicit: Path | None) -> Path | None:

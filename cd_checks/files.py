@@ -32,7 +32,7 @@ class Selection:
     escaping_links: tuple[str, ...]
 
 
-def matcher(globs: Iterable[str]) -> pathspec.PathSpec:
+def matcher(globs: Iterable[str]) -> pathspec.GitIgnoreSpec:
     """Globs with .gitignore semantics, matched against repo-relative posix paths."""
     return pathspec.GitIgnoreSpec.from_lines(list(globs))
 
@@ -99,7 +99,9 @@ def changed_files(root: Path, ref: str) -> list[str]:
 
 
 def _under(path: str, prefixes: Sequence[str]) -> bool:
-    return any(p in ("", ".") or path == p or path.startswith(p.rstrip("/") + "/") for p in prefixes)
+    return any(
+        p in ("", ".") or path == p or path.startswith(p.rstrip("/") + "/") for p in prefixes
+    )
 
 
 def _escapes(root: Path, path: Path) -> bool:
@@ -133,6 +135,8 @@ def select(
     chosen: list[str] = []
     escaping: list[str] = []
     for rel in candidates:
+        if rel.split("/", 1)[0] in SKIP_DIRS:  # never our own cache, even when not git-ignored
+            continue
         if not _under(rel, prefixes) or not keep.match_file(rel) or drop.match_file(rel):
             continue
         full = root / rel

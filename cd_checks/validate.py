@@ -216,13 +216,22 @@ def _entries(
             source = syntax.Source(path, full, full.read_bytes())
             parsed = checker.documents_only(source, parsed.kind) or parsed
         if parsed is not None:
-            entries += [Entry(path, i, parsed) for i, d in enumerate(parsed.documents) if d is not None]
+            entries += [
+                Entry(path, i, parsed) for i, d in enumerate(parsed.documents) if d is not None
+            ]
     return entries
 
 
 def _escaping_link(path: str) -> Finding:
-    return Finding(path, None, None, "syntax", "symlink-outside", "warning",
-                   "symbolic link points outside the repository; not followed")
+    return Finding(
+        path,
+        None,
+        None,
+        "syntax",
+        "symlink-outside",
+        "warning",
+        "symbolic link points outside the repository; not followed",
+    )
 
 
 def _apply_exceptions(
@@ -230,10 +239,11 @@ def _apply_exceptions(
 ) -> list[Finding]:
     from cd_checks import exceptions
 
-    loaded, problems = exceptions.load(config.root / config.policy.exceptions)
+    shown = config.policy.exceptions
+    loaded, problems = exceptions.load(config.root / shown, display=shown)
     if not loaded and not problems:
         return findings
-    kept = exceptions.apply(findings, loaded, today=today, exceptions_path=config.policy.exceptions)
+    kept = exceptions.apply(findings, loaded, today=today, exceptions_path=shown)
     return [*kept, *problems]
 
 
@@ -359,19 +369,21 @@ def _regorus_version() -> str:
 
 
 def _inputs_of(spec: CheckSpec) -> list[Path]:
-    # A schema's local $refs may point at its siblings, so its whole directory counts.
-    roots = [(spec.root / schema_path).parent for _, schema_path in spec.schemas]
-    if spec.policy:
-        for source in (spec.policy.user, spec.policy.builtin):
-            if source:
-                roots += [*source.paths, *source.data_paths]
-    found: set[Path] = set()
     suffixes = (".rego", ".json", ".yml", ".yaml")
-    for root in roots:
-        if root.is_file():
-            found.add(root)
-        elif root.is_dir():
-            found.update(p for p in root.rglob("*") if p.is_file() and p.suffix in suffixes)
+    found: set[Path] = set()
+    # A schema's local $refs may point at its siblings: its directory's schema files count.
+    for _, schema_path in spec.schemas:
+        folder = (spec.root / schema_path).parent
+        if folder.is_dir():
+            found.update(p for p in folder.iterdir() if p.is_file() and p.suffix in suffixes)
+    for source in (spec.policy.user, spec.policy.builtin) if spec.policy else ():
+        for root in (*source.paths, *source.data_paths) if source else ():
+            if root.is_file():
+                found.add(root)
+            elif root.is_dir():
+                found.update(
+                    p for p in root.rglob("*") if p.is_file() and p.suffix in suffixes
+                )
     return sorted(found)
 
 

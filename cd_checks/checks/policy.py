@@ -17,7 +17,7 @@ from typing import Any
 from cd_checks.documents import Parsed
 from cd_checks.errors import PolicyError
 from cd_checks.files import matcher
-from cd_checks.findings import Finding
+from cd_checks.findings import Finding, Severity
 from cd_checks.rego import Evaluator, Outcome, PolicySource, open_engine
 
 
@@ -104,7 +104,9 @@ class PolicyRunner:
             if entry is None:
                 found.append(_make(".", None, result))
                 continue
-            position = entry.parsed.locate(entry.index, where[2:]) if where[1:2] == ["contents"] else None
+            position = (
+                entry.parsed.locate(entry.index, where[2:]) if where[1:2] == ["contents"] else None
+            )
             found.append(_make(entry.path, position, result))
         found += [_error(".", e.namespace, e.rule, e.message) for e in outcome.errors]
         return found
@@ -148,11 +150,25 @@ def _make(path: str, position: tuple[int, int | None] | None, result: Any) -> Fi
     line, column = position if position else (None, None)
     metadata = dict(result.metadata)
     rule = metadata.get("rule") if isinstance(metadata.get("rule"), str) else None
-    severity = "warning" if result.kind == "warning" else "error"
-    return Finding(path, line, column, "policy", rule or f"{result.namespace}.{result.rule}",
-                   severity, result.message)
+    severity: Severity = "warning" if result.kind == "warning" else "error"
+    return Finding(
+        path,
+        line,
+        column,
+        "policy",
+        rule or f"{result.namespace}.{result.rule}",
+        severity,
+        result.message,
+    )
 
 
 def _error(path: str, namespace: str, rule: str, message: str) -> Finding:
-    return Finding(path, None, None, "policy", f"{namespace}.{rule}", "error",
-                   f"rule {namespace}.{rule} failed to evaluate: {message}")
+    return Finding(
+        path,
+        None,
+        None,
+        "policy",
+        f"{namespace}.{rule}",
+        "error",
+        f"rule {namespace}.{rule} failed to evaluate: {message}",
+    )

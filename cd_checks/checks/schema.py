@@ -49,8 +49,9 @@ def load_rules(
             validator = build_validator(root / schema_path)
         except SchemaProblem as problem:
             where = schema_path if problem.in_schema else config_path
-            problems.append(Finding(where, problem.line, None, "schema", problem.rule,
-                                    "error", str(problem)))
+            problems.append(
+                Finding(where, problem.line, None, "schema", problem.rule, "error", str(problem))
+            )
             continue
         rules.append(SchemaRule(tuple(globs), schema_path, validator))
     return rules, problems
@@ -68,25 +69,32 @@ def build_validator(full: Path) -> Any:
     import jsonschema
     import referencing
     import referencing.exceptions
+    import referencing.jsonschema
 
     if not full.is_file():
-        raise SchemaProblem(f"schema file not found: {full.name}", rule="schema-missing",
-                            in_schema=False)
+        raise SchemaProblem(
+            f"schema file not found: {full.name}", rule="schema-missing", in_schema=False
+        )
     try:
         schema = _read_schema(full)
     except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as exc:
-        raise SchemaProblem(f"cannot read schema: {' '.join(str(exc).split())}",
-                            rule="invalid-schema", in_schema=True) from exc
+        raise SchemaProblem(
+            f"cannot read schema: {' '.join(str(exc).split())}",
+            rule="invalid-schema",
+            in_schema=True,
+        ) from exc
     if not isinstance(schema, (dict, bool)):
-        raise SchemaProblem("a schema must be an object or a boolean", rule="invalid-schema",
-                            in_schema=True)
+        raise SchemaProblem(
+            "a schema must be an object or a boolean", rule="invalid-schema", in_schema=True
+        )
     cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
     try:
         cls.check_schema(schema)
     except jsonschema.SchemaError as exc:
         path = "/".join(str(p) for p in exc.absolute_path) or "(root)"
-        raise SchemaProblem(f"invalid schema at {path}: {exc.message}", rule="invalid-schema",
-                            in_schema=True) from exc
+        raise SchemaProblem(
+            f"invalid schema at {path}: {exc.message}", rule="invalid-schema", in_schema=True
+        ) from exc
 
     base = full.resolve().as_uri()
     declared = schema.get("$id") if isinstance(schema, dict) else None
@@ -100,11 +108,11 @@ def build_validator(full: Path) -> Any:
         elif uri.startswith("file://"):
             target = Path(uri.removeprefix("file://"))
         else:
-            raise referencing.exceptions.NoSuchResource(ref=uri)
+            raise referencing.exceptions.NoSuchResource(ref=uri)  # type: ignore[call-arg]
         try:
             contents = _read_schema(target)
         except (OSError, ValueError, yaml.YAMLError) as exc:
-            raise referencing.exceptions.NoSuchResource(ref=uri) from exc
+            raise referencing.exceptions.NoSuchResource(ref=uri) from exc  # type: ignore[call-arg]
         return referencing.Resource.from_contents(
             contents, default_specification=referencing.jsonschema.DRAFT202012
         )
@@ -112,7 +120,7 @@ def build_validator(full: Path) -> Any:
     resource = referencing.Resource.from_contents(
         schema, default_specification=referencing.jsonschema.DRAFT202012
     )
-    registry: referencing.Registry[Any] = referencing.Registry(retrieve=retrieve).with_resource(
+    registry: referencing.Registry[Any] = referencing.Registry(retrieve=retrieve).with_resource(  # type: ignore[call-arg]
         base, resource
     )
     if isinstance(schema, dict) and "$id" not in schema:
@@ -130,12 +138,23 @@ def check(path: str, parsed: Parsed, rule: SchemaRule) -> list[Finding]:
         if document is None and several:
             continue
         try:
-            errors = sorted(rule.validator.iter_errors(document), key=lambda e: list(e.absolute_path))
+            errors = sorted(
+                rule.validator.iter_errors(document), key=lambda e: list(e.absolute_path)
+            )
             for error in errors:
                 findings.append(_finding(path, parsed, index, error, several=several))
         except referencing.exceptions.Unresolvable as exc:
-            findings.append(Finding(rule.schema_path, None, None, "schema", "unresolvable-ref",
-                                    "error", f"cannot resolve $ref {exc.ref!r} (only local files)"))
+            findings.append(
+                Finding(
+                    rule.schema_path,
+                    None,
+                    None,
+                    "schema",
+                    "unresolvable-ref",
+                    "error",
+                    f"cannot resolve $ref {exc.ref!r} (only local files)",
+                )
+            )
             break
     return findings
 
@@ -150,5 +169,12 @@ def _finding(path: str, parsed: Parsed, index: int, error: Any, *, several: bool
     position = parsed.locate(index, where, key=key)
     line, column = position if position else (None, None)
     prefix = f"document {index + 1}: " if several else ""
-    return Finding(path, line, column, "schema", str(error.validator), "error",
-                   f"{prefix}{error.json_path}: {error.message}")
+    return Finding(
+        path,
+        line,
+        column,
+        "schema",
+        str(error.validator),
+        "error",
+        f"{prefix}{error.json_path}: {error.message}",
+    )

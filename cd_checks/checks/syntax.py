@@ -41,6 +41,22 @@ EXTENSIONS = {
 MAX_EXPANDED_NODES = 2_000_000
 
 
+class _Loader(yaml.CSafeLoader):
+    """libyaml's safe loader, reading application tags (`!vault`, `!reference`, `!Ref`)
+    as their plain value: they are valid YAML, and policies see the string/list/map."""
+
+
+def _plain(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
+    if isinstance(node, yaml.MappingNode):
+        return loader.construct_mapping(node, deep=True)
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node, deep=True)
+    return loader.construct_scalar(node)  # type: ignore[arg-type]
+
+
+_Loader.add_multi_constructor("!", _plain)
+
+
 @dataclass(frozen=True)
 class Source:
     """One file's bytes, read once. `path` is repo-relative posix, `full` the real path."""
@@ -57,8 +73,14 @@ class SyntaxOptions:
     disabled: frozenset[str]
 
 
-def finding(source: Source, line: int | None, column: int | None, rule: str, message: str,
-            severity: Severity = "error") -> Finding:
+def finding(
+    source: Source,
+    line: int | None,
+    column: int | None,
+    rule: str,
+    message: str,
+    severity: Severity = "error",
+) -> Finding:
     return Finding(source.path, line, column, "syntax", rule, severity, message)
 
 
@@ -85,22 +107,31 @@ def _position_of_offset(data: bytes, offset: int) -> tuple[int, int]:
     return before.count(b"\n") + 1, len(before[line_start:].decode("utf-8", "replace")) + 1
 
 
-def parse_yaml(source: Source, text: str, options: SyntaxOptions) -> tuple[Parsed | None, list[Finding]]:
+def parse_yaml(
+    source: Source, text: str, options: SyntaxOptions
+) -> tuple[Parsed | None, list[Finding]]:
     findings = [] if "yaml" in options.disabled else _yamllint(source, text, options)
     if any(f.rule == "syntax" for f in findings):
         return None, findings
     documents: list[Any] = []
     nodes: list[yaml.Node | None] = []
     may_alias = "*" in text
-    loader = yaml.CSafeLoader(text)
+    loader = _Loader(text)
     try:
         while loader.check_node():
             node = loader.get_node()
             if may_alias and is_alias_bomb(node, MAX_EXPANDED_NODES):
                 line = node.start_mark.line + 1
-                findings.append(finding(source, line, None, "alias-bomb",
-                                        "aliases expand to more than "
-                                        f"{MAX_EXPANDED_NODES:,} nodes; document not checked further"))
+                findings.append(
+                    finding(
+                        source,
+                        line,
+                        None,
+                        "alias-bomb",
+                        "aliases expand to more than "
+                        f"{MAX_EXPANDED_NODES:,} nodes; document not checked further",
+                    )
+                )
                 documents.append(None)
                 nodes.append(None)
                 continue
@@ -108,8 +139,8 @@ def parse_yaml(source: Source, text: str, options: SyntaxOptions) -> tuple[Parse
             nodes.append(node)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
-        where = (mark.line + 1, mark.column + 1) if mark else (None, None)
-        findings.append(finding(source, *where, "syntax", exc.problem or str(exc)))
+        line, column = (mark.line + 1, mark.column + 1) if mark else (None, None)
+        findings.append(finding(source, line, column, "syntax", exc.problem or str(exc)))
         return None, findings
     finally:
         loader.dispose()
@@ -137,12 +168,20 @@ def _yamllint(source: Source, text: str, options: SyntaxOptions) -> list[Finding
 
 def _too_large(source: Source, limit: int) -> Finding:
     size_mb, limit_mb = len(source.data) / 2**20, limit / 2**20
-    return finding(source, None, None, "too-large",
-                   f"{size_mb:.1f} MB is over files.max_size_mb ({limit_mb:g}): "
-                   "parsed, but yamllint's style rules were not run", "warning")
+    return finding(
+        source,
+        None,
+        None,
+        "too-large",
+        f"{size_mb:.1f} MB is over files.max_size_mb ({limit_mb:g}): "
+        "parsed, but yamllint's style rules were not run",
+        "warning",
+    )
 
 
-def parse_json(source: Source, text: str, options: SyntaxOptions) -> tuple[Parsed | None, list[Finding]]:
+def parse_json(
+    source: Source, text: str, options: SyntaxOptions
+) -> tuple[Parsed | None, list[Finding]]:
     if not text.strip():
         return None, [finding(source, 1, 1, "syntax", "empty file: expected a JSON value")]
     try:
@@ -165,26 +204,36 @@ def _json_nodes(text: str) -> yaml.Node | None:
 _TOML_POSITION = re.compile(r"\(at line (\d+), column (\d+)\)")
 
 
-def parse_toml(source: Source, text: str, options: SyntaxOptions) -> tuple[Parsed | None, list[Finding]]:
+def parse_toml(
+    source: Source, text: str, options: SyntaxOptions
+) -> tuple[Parsed | None, list[Finding]]:
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         message = str(exc)
         match = _TOML_POSITION.search(message)
         line, column = (int(match[1]), int(match[2])) if match else (None, None)
-        return None, [finding(source, line, column, "syntax", _TOML_POSITION.sub("", message).strip())]
+        return None, [
+            finding(source, line, column, "syntax", _TOML_POSITION.sub("", message).strip())
+        ]
     return Parsed("toml", (to_json_compatible(document),)), []
 
 
-def parse_ini(source: Source, text: str, options: SyntaxOptions) -> tuple[Parsed | None, list[Finding]]:
+def parse_ini(
+    source: Source, text: str, options: SyntaxOptions
+) -> tuple[Parsed | None, list[Finding]]:
     parser = configparser.RawConfigParser(strict=True, interpolation=None)
     try:
         parser.read_string(text, source=source.path)
     except configparser.MissingSectionHeaderError as exc:
-        return None, [finding(source, exc.lineno, 1, "syntax", "no [section] header before this line")]
+        return None, [
+            finding(source, exc.lineno, 1, "syntax", "no [section] header before this line")
+        ]
     except configparser.ParsingError as exc:
-        return None, [finding(source, line, 1, "syntax", f"cannot parse line: {content!r}")
-                      for line, content in exc.errors]
+        return None, [
+            finding(source, line, 1, "syntax", f"cannot parse line: {content!r}")
+            for line, content in exc.errors
+        ]
     except configparser.Error as exc:
         line = getattr(exc, "lineno", None)
         message = getattr(exc, "message", str(exc)).splitlines()[0]
@@ -193,15 +242,19 @@ def parse_ini(source: Source, text: str, options: SyntaxOptions) -> tuple[Parsed
     return Parsed("ini", (document,)), []
 
 
-def parse_nginx(source: Source, text: str, options: SyntaxOptions) -> tuple[Parsed | None, list[Finding]]:
+def parse_nginx(
+    source: Source, text: str, options: SyntaxOptions
+) -> tuple[Parsed | None, list[Finding]]:
     import crossplane
 
     # crossplane reads the file itself; context checks are off because a conf.d
     # site file (a bare `server` block) is only valid once included.
     payload = crossplane.parse(str(source.full), single=True, check_ctx=False, comments=False)
     config = payload["config"][0] if payload["config"] else {"errors": [], "parsed": []}
-    errors = [finding(source, e.get("line"), None, "syntax", _nginx_message(e["error"]))
-              for e in config["errors"]]
+    errors = [
+        finding(source, e.get("line"), None, "syntax", _nginx_message(e["error"]))
+        for e in config["errors"]
+    ]
     if errors:
         return None, errors
     return Parsed("nginx", ({"directives": _conftest_shape(config["parsed"])},)), []
@@ -216,8 +269,11 @@ def _conftest_shape(directives: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """crossplane's {directive, args, block} to conftest's {name, parameters, block: {directives}}."""
     shaped = []
     for item in directives:
-        node: dict[str, Any] = {"name": item["directive"], "parameters": item["args"],
-                                "line": item["line"]}
+        node: dict[str, Any] = {
+            "name": item["directive"],
+            "parameters": item["args"],
+            "line": item["line"],
+        }
         if "block" in item:
             node["block"] = {"directives": _conftest_shape(item["block"])}
         shaped.append(node)

@@ -41,10 +41,13 @@ def summary(findings: list[Finding]) -> list[tuple[str, int | None, int | None, 
 
 
 def test_yaml_errors_are_located_with_json_path(tmp_path: Path) -> None:
-    write_tree(tmp_path, {
-        "schema.json": json.dumps(SERVICE),
-        "svc.yml": "name: shop\nport: 99999\ntags:\n  - web\n  - 7\nextra: true\n",
-    })
+    write_tree(
+        tmp_path,
+        {
+            "schema.json": json.dumps(SERVICE),
+            "svc.yml": "name: shop\nport: 99999\ntags:\n  - web\n  - 7\nextra: true\n",
+        },
+    )
     findings = validate(tmp_path, "svc.yml")
     assert summary(findings) == [
         ("svc.yml", 6, 1, "additionalProperties"),
@@ -61,38 +64,63 @@ def test_missing_required_property_points_at_the_object(tmp_path: Path) -> None:
 
 
 def test_json_documents_are_located_too(tmp_path: Path) -> None:
-    write_tree(tmp_path, {"schema.json": json.dumps(SERVICE),
-                          "svc.json": '{\n  "name": "shop",\n  "port": "80"\n}\n'})
+    write_tree(
+        tmp_path,
+        {
+            "schema.json": json.dumps(SERVICE),
+            "svc.json": '{\n  "name": "shop",\n  "port": "80"\n}\n',
+        },
+    )
     assert summary(validate(tmp_path, "svc.json")) == [("svc.json", 3, 11, "type")]
 
 
 def test_format_is_checked(tmp_path: Path) -> None:
-    write_tree(tmp_path, {"schema.json": json.dumps(SERVICE),
-                          "svc.yml": "name: a\nport: 1\nowner: not-an-address\n"})
+    write_tree(
+        tmp_path,
+        {
+            "schema.json": json.dumps(SERVICE),
+            "svc.yml": "name: a\nport: 1\nowner: not-an-address\n",
+        },
+    )
     assert summary(validate(tmp_path, "svc.yml")) == [("svc.yml", 3, 8, "format")]
 
 
 def test_every_document_of_a_multi_document_file(tmp_path: Path) -> None:
-    write_tree(tmp_path, {"schema.json": json.dumps(SERVICE),
-                          "svc.yml": "---\nname: a\nport: 1\n---\nname: b\nport: x\n"})
+    write_tree(
+        tmp_path,
+        {
+            "schema.json": json.dumps(SERVICE),
+            "svc.yml": "---\nname: a\nport: 1\n---\nname: b\nport: x\n",
+        },
+    )
     findings = validate(tmp_path, "svc.yml")
     assert summary(findings) == [("svc.yml", 6, 7, "type")]
     assert findings[0].message.startswith("document 2: $.port")
 
 
 def test_schema_in_yaml_with_local_ref_to_a_sibling(tmp_path: Path) -> None:
-    write_tree(tmp_path, {
-        "schemas/svc.yaml": "$id: https://example.internal/schemas/svc.yaml\n"
-                            "type: object\nproperties:\n  port: {$ref: 'common.json#/$defs/port'}\n",
-        "schemas/common.json": json.dumps({"$defs": {"port": {"type": "integer", "minimum": 1}}}),
-        "svc.yml": "port: 0\n",
-    })
-    assert summary(validate(tmp_path, "svc.yml", "schemas/svc.yaml")) == [("svc.yml", 1, 7, "minimum")]
+    write_tree(
+        tmp_path,
+        {
+            "schemas/svc.yaml": "$id: https://example.internal/schemas/svc.yaml\n"
+            "type: object\nproperties:\n  port: {$ref: 'common.json#/$defs/port'}\n",
+            "schemas/common.json": json.dumps(
+                {"$defs": {"port": {"type": "integer", "minimum": 1}}}
+            ),
+            "svc.yml": "port: 0\n",
+        },
+    )
+    assert summary(validate(tmp_path, "svc.yml", "schemas/svc.yaml")) == [
+        ("svc.yml", 1, 7, "minimum")
+    ]
 
 
 def test_older_draft_is_honoured(tmp_path: Path) -> None:
-    draft7 = {"$schema": "http://json-schema.org/draft-07/schema#",
-              "items": [{"type": "string"}], "additionalItems": False}
+    draft7 = {
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "items": [{"type": "string"}],
+        "additionalItems": False,
+    }
     write_tree(tmp_path, {"schema.json": json.dumps(draft7), "list.yml": "- a\n- b\n"})
     assert [f.rule for f in validate(tmp_path, "list.yml")] == ["additionalItems"]
 
@@ -100,7 +128,8 @@ def test_older_draft_is_honoured(tmp_path: Path) -> None:
 def test_missing_schema_is_a_finding_on_the_config(tmp_path: Path) -> None:
     write_tree(tmp_path, {"svc.yml": "a: 1\n"})
     assert summary(validate(tmp_path, "svc.yml", "nope.json")) == [
-        ("cd-checks.yml", None, None, "schema-missing")]
+        ("cd-checks.yml", None, None, "schema-missing")
+    ]
 
 
 def test_invalid_schema_is_a_finding_on_the_schema(tmp_path: Path) -> None:

@@ -13,8 +13,13 @@ from cd_checks.findings import Finding
 OPTIONS = syntax.SyntaxOptions(YamlLintConfig("extends: default"), 5 * 2**20, frozenset())
 
 
-def check(tmp_path: Path, name: str, content: str | bytes, kind: str,
-          options: syntax.SyntaxOptions = OPTIONS) -> tuple[object, list[Finding]]:
+def check(
+    tmp_path: Path,
+    name: str,
+    content: str | bytes,
+    kind: str,
+    options: syntax.SyntaxOptions = OPTIONS,
+) -> tuple[object, list[Finding]]:
     full = tmp_path / name
     full.parent.mkdir(parents=True, exist_ok=True)
     data = content.encode() if isinstance(content, str) else content
@@ -42,13 +47,19 @@ CASES = [
     ("nosection.ini", "ini", "x = 1\n", [(1, 1, "syntax")]),
     ("nginx/ok.conf", "nginx", "server {\n    listen 80;\n}\n", []),
     ("nginx/bad.conf", "nginx", "server {\n    listen 80;\n", [(2, None, "syntax")]),
-    ("nginx/semi.conf", "nginx", "events {}\nhttp {\n  server_tokens off\n}\n", [(3, None, "syntax")]),
+    (
+        "nginx/semi.conf",
+        "nginx",
+        "events {}\nhttp {\n  server_tokens off\n}\n",
+        [(3, None, "syntax")],
+    ),
 ]
 
 
 @pytest.mark.parametrize(("name", "kind", "content", "expected"), CASES, ids=[c[0] for c in CASES])
-def test_parse_errors_are_located(tmp_path: Path, name: str, kind: str, content: str,
-                                  expected: list[tuple[int, int | None, str]]) -> None:
+def test_parse_errors_are_located(
+    tmp_path: Path, name: str, kind: str, content: str, expected: list[tuple[int, int | None, str]]
+) -> None:
     parsed, findings = check(tmp_path, name, content, kind)
     assert where(findings) == expected
     assert all(f.check == "syntax" and f.path == name for f in findings)
@@ -60,7 +71,8 @@ def test_yamllint_config_is_honoured(tmp_path: Path) -> None:
     _, default = check(tmp_path, "a.yml", long_line, "yaml")
     assert where(default) == [(2, 81, "line-length")]
     relaxed = syntax.SyntaxOptions(
-        YamlLintConfig("extends: default\nrules: {line-length: {max: 200}}"), 2**20, frozenset())
+        YamlLintConfig("extends: default\nrules: {line-length: {max: 200}}"), 2**20, frozenset()
+    )
     assert check(tmp_path, "a.yml", long_line, "yaml", relaxed)[1] == []
 
 
@@ -73,10 +85,20 @@ def test_multi_document_yaml_gives_each_document(tmp_path: Path) -> None:
 
 def test_nginx_documents_follow_conftest_shape(tmp_path: Path) -> None:
     parsed, _ = check(tmp_path, "nginx/a.conf", "http {\n  server_tokens off;\n}\n", "nginx")
-    assert parsed.documents == ({"directives": [{  # type: ignore[attr-defined]
-        "name": "http", "parameters": [], "line": 1,
-        "block": {"directives": [{"name": "server_tokens", "parameters": ["off"], "line": 2}]},
-    }]},)
+    assert parsed.documents == (
+        {
+            "directives": [
+                {  # type: ignore[attr-defined]
+                    "name": "http",
+                    "parameters": [],
+                    "line": 1,
+                    "block": {
+                        "directives": [{"name": "server_tokens", "parameters": ["off"], "line": 2}]
+                    },
+                }
+            ]
+        },
+    )
     path = ["directives", 0, "block", "directives", 0]
     assert parsed.locate(0, path) == (2, None)  # type: ignore[attr-defined]
 
@@ -92,8 +114,10 @@ def test_invalid_utf8_is_located(tmp_path: Path) -> None:
     assert where(findings) == [(3, 7, "encoding")]
 
 
-@pytest.mark.parametrize(("kind", "rules"), [("yaml", []), ("json", ["syntax"]),
-                                             ("toml", []), ("ini", []), ("nginx", [])])
+@pytest.mark.parametrize(
+    ("kind", "rules"),
+    [("yaml", []), ("json", ["syntax"]), ("toml", []), ("ini", []), ("nginx", [])],
+)
 def test_empty_file(tmp_path: Path, kind: str, rules: list[str]) -> None:
     name = "nginx/e.conf" if kind == "nginx" else f"e.{kind}"
     _, findings = check(tmp_path, name, "", kind)
@@ -129,3 +153,15 @@ def test_file_too_large_for_yamllint_is_parsed_and_says_so(tmp_path: Path) -> No
 def test_yaml_dates_and_keys_become_json_data(tmp_path: Path) -> None:
     parsed, _ = check(tmp_path, "d.yml", "---\nexpires: 2027-01-31\n1: one\n", "yaml")
     assert parsed.documents == ({"expires": "2027-01-31", "1": "one"},)  # type: ignore[attr-defined]
+
+
+def test_application_tags_are_read_as_plain_values(tmp_path: Path) -> None:
+    content = (
+        "---\npassword: !vault |\n  $ANSIBLE_VAULT;1.1;AES256\n  6231\n"
+        "job:\n  script: !reference [.setup, script]\n"
+    )
+    parsed, findings = check(tmp_path, "vars.yml", content, "yaml")
+    assert findings == []
+    document = parsed.documents[0]  # type: ignore[attr-defined]
+    assert document["password"].startswith("$ANSIBLE_VAULT;1.1;AES256")
+    assert document["job"] == {"script": [".setup", "script"]}

@@ -1,0 +1,96 @@
+"""The registry of builtin Rego policy sets shipped in `policies/`.
+
+One explicit entry per set: its Rego package, the files it applies to by
+default (gitwildmatch globs against repo-relative paths, overridable with
+`policy.builtin_files`), its cross-file package for `--combine`, and the JSON
+schema it ships for its manifest format. This module only names things; it
+does not load, evaluate or match anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class BuiltinSet:
+    """One shipped policy set: `policies/<name>/<name>.rego`, package `cd_checks.<name>`."""
+
+    name: str
+    package: str
+    files: tuple[str, ...]
+    combined_package: str | None = None
+    schema: str | None = None  # path inside the set's directory
+
+
+BUILTIN_SETS: dict[str, BuiltinSet] = {
+    "nginx": BuiltinSet(
+        name="nginx",
+        package="cd_checks.nginx",
+        files=("**/nginx/**/*.conf", "**/*.nginx.conf"),
+    ),
+    "monitoring": BuiltinSet(
+        name="monitoring",
+        package="cd_checks.monitoring",
+        files=(
+            "**/prometheus/**/*.rules.yml",
+            "**/prometheus/**/*.rules.yaml",
+            "**/alerts/**/*.yml",
+            "**/alerts/**/*.yaml",
+            "**/rules/**/*.yml",
+            "**/rules/**/*.yaml",
+        ),
+        combined_package="cd_checks.monitoring.combined",
+    ),
+    "patches": BuiltinSet(
+        name="patches",
+        package="cd_checks.patches",
+        files=("patches/**/*.yml", "patches/**/*.yaml"),
+        schema="schema.json",
+    ),
+    "agents": BuiltinSet(
+        name="agents",
+        package="cd_checks.agents",
+        files=("agents/**/*.yml", "agents/**/*.yaml"),
+        schema="schema.json",
+    ),
+    "ansible": BuiltinSet(
+        name="ansible",
+        package="cd_checks.ansible",
+        files=(
+            "playbooks/**/*.yml",
+            "playbooks/**/*.yaml",
+            "**/site.yml",
+            "roles/*/tasks/*.yml",
+            "roles/*/handlers/*.yml",
+        ),
+    ),
+    "pipeline": BuiltinSet(
+        name="pipeline",
+        package="cd_checks.pipeline",
+        files=("/cd-checks.yml",),  # the root config only
+    ),
+}
+
+
+def policies_dir() -> Path:
+    """The shipped `policies/` directory: inside the installed package, else the repo's top."""
+    packaged = resources.files("cd_checks") / "policies"
+    if isinstance(packaged, Path) and (packaged / "nginx").is_dir():
+        return packaged
+    return Path(__file__).resolve().parent.parent / "policies"
+
+
+def config_schema_path() -> Path:
+    """The JSON schema of `policy.builtin_data` (each set's settings), to validate once up front."""
+    return policies_dir() / "config.schema.json"
+
+
+def schema_path(set_name: str) -> Path | None:
+    """The JSON schema a set ships for its manifest files, or None (KeyError for unknown sets)."""
+    known = BUILTIN_SETS[set_name]
+    if known.schema is None:
+        return None
+    return policies_dir() / known.name / known.schema
