@@ -212,8 +212,13 @@ def apply(
     *,
     today: datetime.date,
     exceptions_path: str,
+    report_unused: bool = True,
 ) -> list[Finding]:
-    """Drop what live exceptions cover; report expired (error) and unused (warning) exceptions."""
+    """Drop what live exceptions cover; report expired (error) and unused (warning) exceptions.
+
+    `report_unused` is off when the run saw only part of the repository (PR mode,
+    given paths): an exception for a file not checked is not unused.
+    """
     live = [e for e in exceptions if not e.expired(today)]
     specs = [matcher(e.paths) for e in live]
     used: set[int] = set()
@@ -226,7 +231,8 @@ def apply(
         if not covering:
             kept.append(finding)
     kept += [_expired(e, exceptions_path, findings) for e in exceptions if e.expired(today)]
-    kept += [_unused(e, exceptions_path) for i, e in enumerate(live) if i not in used]
+    if report_unused:
+        kept += [_unused(e, exceptions_path) for i, e in enumerate(live) if i not in used]
     return kept
 
 

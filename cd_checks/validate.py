@@ -184,7 +184,8 @@ def run(options: ValidateOptions) -> Report:
     if checker.policy is not None and spec.want_documents:
         findings += checker.policy.check_combined(_entries(checker, candidates, parsed_by_path))
     findings += [_escaping_link(p) for p in selection.escaping_links]
-    findings = _apply_exceptions(findings, config, options.today)
+    whole_repository = not options.paths and options.changed_since is None
+    findings = _apply_exceptions(findings, config, options.today, whole_repository)
     return Report.build(findings, len(candidates))
 
 
@@ -235,7 +236,7 @@ def _escaping_link(path: str) -> Finding:
 
 
 def _apply_exceptions(
-    findings: list[Finding], config: Config, today: datetime.date
+    findings: list[Finding], config: Config, today: datetime.date, whole_repository: bool
 ) -> list[Finding]:
     from cd_checks import exceptions
 
@@ -243,7 +244,9 @@ def _apply_exceptions(
     loaded, problems = exceptions.load(config.root / shown, display=shown)
     if not loaded and not problems:
         return findings
-    kept = exceptions.apply(findings, loaded, today=today, exceptions_path=shown)
+    kept = exceptions.apply(
+        findings, loaded, today=today, exceptions_path=shown, report_unused=whole_repository
+    )
     return [*kept, *problems]
 
 
@@ -381,9 +384,7 @@ def _inputs_of(spec: CheckSpec) -> list[Path]:
             if root.is_file():
                 found.add(root)
             elif root.is_dir():
-                found.update(
-                    p for p in root.rglob("*") if p.is_file() and p.suffix in suffixes
-                )
+                found.update(p for p in root.rglob("*") if p.is_file() and p.suffix in suffixes)
     return sorted(found)
 
 

@@ -63,6 +63,7 @@ def bad_change(example: Path) -> Path:
 
 # -- the embedded example --------------------------------------------------------------
 
+
 def test_example_repository_is_green(cli: Cli, example: Path) -> None:
     run = cli("-C", example, "validate", "--format", "json")
     assert run.code == 0, run.out + run.err
@@ -88,6 +89,7 @@ def test_example_runs_as_a_real_subprocess(example: Path) -> None:
 
 # -- exit codes and fail-on ------------------------------------------------------------
 
+
 def test_exit_codes_follow_fail_on(cli: Cli, repo: Callable[..., Path]) -> None:
     root = repo({"a.yml": "---\nkey: value   \n"})  # trailing spaces: a yamllint error
     assert cli("-C", root, "validate").code == 1
@@ -97,16 +99,26 @@ def test_exit_codes_follow_fail_on(cli: Cli, repo: Callable[..., Path]) -> None:
     assert cli("-C", warn_only, "validate", "--fail-on", "warning").code == 1
 
 
-@pytest.mark.parametrize(("config", "message"), [
-    ("files: {inclde: ['*']}\n", "cd-checks.yml: unknown key 'inclde' in files"),
-    ("policy: {paths: policy}\n", "cd-checks.yml: policy.paths: 'policy' is not of type 'array'"),
-    ("schema: [{files: '*.yml'}]\n", "cd-checks.yml: schema.0: 'schema' is a required property"),
-    ("syntax: {yamllint: missing.yml}\n", "syntax.yamllint: file not found: missing.yml"),
-    ("policy: {builtin: [nginx, kubernetes]}\n", "unknown set 'kubernetes'"),
-    ("files: [\n", "invalid YAML"),
-])
-def test_config_errors_are_one_line_and_exit_2(cli: Cli, repo: Callable[..., Path],
-                                              config: str, message: str) -> None:
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ("files: {inclde: ['*']}\n", "cd-checks.yml: unknown key 'inclde' in files"),
+        (
+            "policy: {paths: policy}\n",
+            "cd-checks.yml: policy.paths: 'policy' is not of type 'array'",
+        ),
+        (
+            "schema: [{files: '*.yml'}]\n",
+            "cd-checks.yml: schema.0: 'schema' is a required property",
+        ),
+        ("syntax: {yamllint: missing.yml}\n", "syntax.yamllint: file not found: missing.yml"),
+        ("policy: {builtin: [nginx, kubernetes]}\n", "unknown set 'kubernetes'"),
+        ("files: [\n", "invalid YAML"),
+    ],
+)
+def test_config_errors_are_one_line_and_exit_2(
+    cli: Cli, repo: Callable[..., Path], config: str, message: str
+) -> None:
     root = repo({"cd-checks.yml": config, "a.yml": "a: 1\n"})
     run = cli("-C", root, "validate")
     assert run.code == 2
@@ -121,32 +133,42 @@ def test_usage_error_exits_2(cli: Cli) -> None:
 
 # -- bad input: a finding or one error line, and the other files still run --------------
 
-def test_bad_inputs_become_findings_and_the_run_goes_on(cli: Cli, repo: Callable[..., Path],
-                                                         tmp_path: Path) -> None:
+
+def test_bad_inputs_become_findings_and_the_run_goes_on(
+    cli: Cli, repo: Callable[..., Path], tmp_path: Path
+) -> None:
     bomb = ["---", 'a0: &a0 ["x", "x", "x", "x", "x", "x", "x", "x", "x", "x"]']
     bomb += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
-    root = repo({
-        "cd-checks.yml": "schema:\n  - {files: 'svc/*.yml', schema: missing.json}\n"
-                         "  - {files: 'app/*.yml', schema: broken.json}\n",
-        "broken.json": '{"type": 12}',
-        "svc/a.yml": "---\nname: a\n",
-        "app/b.yml": "---\nname: b\n",
-        "utf8.yml": b"---\nname: caf\xe9\n",
-        "image.yml": b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0",
-        "empty.yml": "",
-        "empty.json": "",
-        "bomb.yml": "\n".join(bomb) + "\n",
-        "good.yml": "---\nfine: true\n",
-    })
+    root = repo(
+        {
+            "cd-checks.yml": "schema:\n  - {files: 'svc/*.yml', schema: missing.json}\n"
+            "  - {files: 'app/*.yml', schema: broken.json}\n",
+            "broken.json": '{"type": 12}',
+            "svc/a.yml": "---\nname: a\n",
+            "app/b.yml": "---\nname: b\n",
+            "utf8.yml": b"---\nname: caf\xe9\n",
+            "image.yml": b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0",
+            "empty.yml": "",
+            "empty.json": "",
+            "bomb.yml": "\n".join(bomb) + "\n",
+            "good.yml": "---\nfine: true\n",
+        }
+    )
     outside = tmp_path / "outside.yml"
     outside.write_text("secret: 1\n")
     os.symlink(outside, root / "link.yml")
     run = cli("-C", root, "validate", "--format", "json")
     assert run.code == 1, run.err
     got = {(f["path"], f["rule"]) for f in findings(run)}
-    assert {("utf8.yml", "encoding"), ("image.yml", "binary"), ("empty.json", "syntax"),
-            ("bomb.yml", "alias-bomb"), ("link.yml", "symlink-outside"),
-            ("cd-checks.yml", "schema-missing"), ("broken.json", "invalid-schema")} <= got
+    assert {
+        ("utf8.yml", "encoding"),
+        ("image.yml", "binary"),
+        ("empty.json", "syntax"),
+        ("bomb.yml", "alias-bomb"),
+        ("link.yml", "symlink-outside"),
+        ("cd-checks.yml", "schema-missing"),
+        ("broken.json", "invalid-schema"),
+    } <= got
     assert not any(p in ("good.yml", "empty.yml") for p, _ in got)
 
 
@@ -161,8 +183,12 @@ def test_twenty_megabyte_yaml_is_parsed_not_linted(cli: Cli, repo: Callable[...,
 
 
 def test_rego_that_does_not_compile_is_one_error_line(cli: Cli, repo: Callable[..., Path]) -> None:
-    root = repo({"policy/bad.rego": "package main\n\ndeny contains msg if {\n  msg := \n}\n",
-                 "a.yml": "a: 1\n"})
+    root = repo(
+        {
+            "policy/bad.rego": "package main\n\ndeny contains msg if {\n  msg := \n}\n",
+            "a.yml": "a: 1\n",
+        }
+    )
     run = cli("-C", root, "validate")
     assert run.code == 2
     assert run.err.startswith("cd-checks: error: ") and "bad.rego:" in run.err
@@ -170,19 +196,27 @@ def test_rego_that_does_not_compile_is_one_error_line(cli: Cli, repo: Callable[.
 
 
 def test_policy_directory_without_policies_is_an_error(cli: Cli, repo: Callable[..., Path]) -> None:
-    root = repo({"cd-checks.yml": "policy: {paths: [rules/]}\n", "rules/README.md": "none yet\n",
-                 "a.yml": "a: 1\n"})
+    root = repo(
+        {
+            "cd-checks.yml": "policy: {paths: [rules/]}\n",
+            "rules/README.md": "none yet\n",
+            "a.yml": "a: 1\n",
+        }
+    )
     run = cli("-C", root, "validate")
     assert run.code == 2 and "no policies found" in run.err
 
 
 # -- policies --------------------------------------------------------------------------
 
+
 def test_policy_findings_with_severity_and_location(cli: Cli, repo: Callable[..., Path]) -> None:
-    root = repo({
-        "policy/main.rego": POLICY,
-        "svc.yml": "---\nkind: Service\nname: shop\nreplicas: 1\nspec:\n  port: 23\n",
-    })
+    root = repo(
+        {
+            "policy/main.rego": POLICY,
+            "svc.yml": "---\nkind: Service\nname: shop\nreplicas: 1\nspec:\n  port: 23\n",
+        }
+    )
     run = cli("-C", root, "validate", "--format", "json")
     assert run.code == 1
     got = {(f["line"], f["column"], f["severity"], f["message"]) for f in findings(run)}
@@ -196,8 +230,13 @@ def test_policy_findings_with_severity_and_location(cli: Cli, repo: Callable[...
 def test_one_input_per_yaml_document(cli: Cli, repo: Callable[..., Path]) -> None:
     two = "---\nkind: Service\nname: a\nreplicas: 1\nowner: x\n---\nkind: Service\nname: b\nreplicas: 1\nowner: y\n"
     root = repo({"policy/main.rego": POLICY, "svc.yml": two})
-    messages = sorted(f["message"] for f in findings(cli("-C", root, "validate", "--format", "json")))
-    assert messages == ["service a needs at least 2 replicas", "service b needs at least 2 replicas"]
+    messages = sorted(
+        f["message"] for f in findings(cli("-C", root, "validate", "--format", "json"))
+    )
+    assert messages == [
+        "service a needs at least 2 replicas",
+        "service b needs at least 2 replicas",
+    ]
 
 
 def test_combine_gives_all_files_as_one_input(cli: Cli, repo: Callable[..., Path]) -> None:
@@ -210,13 +249,21 @@ deny contains {"msg": msg, "path": [i, "contents", "name"]} if {
 \tmsg := sprintf("duplicate name %s", [input[i].contents.name])
 }
 """
-    root = repo({"policy/main.rego": combined, "a.yml": "---\nname: web\n",
-                 "b.yml": "---\nname: web\n", "c.yml": "---\nname: db\n"})
+    root = repo(
+        {
+            "policy/main.rego": combined,
+            "a.yml": "---\nname: web\n",
+            "b.yml": "---\nname: web\n",
+            "c.yml": "---\nname: db\n",
+        }
+    )
     assert cli("-C", root, "validate").code == 0  # per-file input: never a duplicate
     run = cli("-C", root, "validate", "--combine", "--format", "json")
     assert run.code == 1
-    assert sorted(where(run)) == [("a.yml", 2, 7, "policy", "main.deny"),
-                                  ("b.yml", 2, 7, "policy", "main.deny")]
+    assert sorted(where(run)) == [
+        ("a.yml", 2, 7, "policy", "main.deny"),
+        ("b.yml", 2, 7, "policy", "main.deny"),
+    ]
 
 
 def test_v0_policy_needs_rego_version_flag(cli: Cli, repo: Callable[..., Path]) -> None:
@@ -230,14 +277,21 @@ def test_v0_policy_needs_rego_version_flag(cli: Cli, repo: Callable[..., Path]) 
 
 def test_namespaces(cli: Cli, repo: Callable[..., Path]) -> None:
     other = 'package extra\n\ndeny contains "extra fired" if input.kind == "Service"\n'
-    root = repo({"policy/extra.rego": other, "policy/main.rego": POLICY,
-                 "svc.yml": "---\nkind: Service\nname: s\nreplicas: 3\nowner: o\n"})
+    root = repo(
+        {
+            "policy/extra.rego": other,
+            "policy/main.rego": POLICY,
+            "svc.yml": "---\nkind: Service\nname: s\nreplicas: 3\nowner: o\n",
+        }
+    )
     assert cli("-C", root, "validate").code == 0
     assert cli("-C", root, "validate", "--namespace", "extra").code == 1
     assert cli("-C", root, "validate", "--all-namespaces").code == 1
 
 
-def test_nginx_config_reaches_policies_in_conftest_shape(cli: Cli, repo: Callable[..., Path]) -> None:
+def test_nginx_config_reaches_policies_in_conftest_shape(
+    cli: Cli, repo: Callable[..., Path]
+) -> None:
     policy = """package main
 
 deny contains {"msg": "server_tokens must be off", "path": path} if {
@@ -250,14 +304,19 @@ deny contains {"msg": "server_tokens must be off", "path": path} if {
 \tpath := ["directives", i, "block", "directives", j]
 }
 """
-    root = repo({"policy/main.rego": policy,
-                 "nginx/sites/a.conf": "server {\n    listen 80;\n    server_tokens on;\n}\n"})
+    root = repo(
+        {
+            "policy/main.rego": policy,
+            "nginx/sites/a.conf": "server {\n    listen 80;\n    server_tokens on;\n}\n",
+        }
+    )
     run = cli("-C", root, "validate", "--format", "json")
     assert run.code == 1
     assert where(run) == [("nginx/sites/a.conf", 3, None, "policy", "main.deny")]
 
 
 # -- PR mode, cache, formats, help -----------------------------------------------------
+
 
 def test_changed_since_checks_only_the_change(cli: Cli, tmp_path: Path) -> None:
     root = write_tree(tmp_path / "r", {"old.yml": "---\nbad: x   \n", "ok.yml": "---\na: 1\n"})
@@ -272,9 +331,15 @@ def test_changed_since_checks_only_the_change(cli: Cli, tmp_path: Path) -> None:
     assert [f["path"] for f in findings(run)] == ["new.yml"]
 
 
-def test_cache_answers_unchanged_files_and_notices_policy_changes(cli: Cli, repo: Callable[..., Path]) -> None:
-    root = repo({"policy/main.rego": POLICY,
-                 "svc.yml": "---\nkind: Service\nname: s\nreplicas: 1\nowner: o\n"})
+def test_cache_answers_unchanged_files_and_notices_policy_changes(
+    cli: Cli, repo: Callable[..., Path]
+) -> None:
+    root = repo(
+        {
+            "policy/main.rego": POLICY,
+            "svc.yml": "---\nkind: Service\nname: s\nreplicas: 1\nowner: o\n",
+        }
+    )
     first = cli("-C", root, "validate", "--format", "json")
     entries = list((root / ".cd-checks" / "cache").rglob("*.json"))
     assert len(entries) == 1
@@ -288,7 +353,9 @@ def test_cache_answers_unchanged_files_and_notices_policy_changes(cli: Cli, repo
 
 
 def test_parallel_run_equals_serial_run(cli: Cli, repo: Callable[..., Path]) -> None:
-    files = {f"svc/s{i}.yml": f"---\nkind: Service\nname: s{i}\nreplicas: {i % 3}\n" for i in range(120)}
+    files = {
+        f"svc/s{i}.yml": f"---\nkind: Service\nname: s{i}\nreplicas: {i % 3}\n" for i in range(120)
+    }
     root = repo({"policy/main.rego": POLICY, **files})
     serial = cli("-C", root, "validate", "--no-cache", "--jobs", "1", "--format", "json")
     parallel = cli("-C", root, "validate", "--no-cache", "--jobs", "2", "--format", "json")
@@ -297,8 +364,9 @@ def test_parallel_run_equals_serial_run(cli: Cli, repo: Callable[..., Path]) -> 
     assert json.loads(serial.out)["summary"] == {"files": 120, "errors": 80, "warnings": 120}
 
 
-def test_output_file_and_github_step_summary(cli: Cli, repo: Callable[..., Path], tmp_path: Path,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_output_file_and_github_step_summary(
+    cli: Cli, repo: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     root = repo({"a.yml": "---\nkey: value   \n"})
     out = tmp_path / "report.sarif"
     run = cli("-C", root, "validate", "--format", "sarif", "--output", out)
@@ -312,15 +380,48 @@ def test_output_file_and_github_step_summary(cli: Cli, repo: Callable[..., Path]
 
 
 def test_no_config_uses_defaults_and_policy_directory(cli: Cli, repo: Callable[..., Path]) -> None:
-    root = repo({"policy/main.rego": POLICY, "svc.yml": "---\nkind: Service\nname: s\nreplicas: 1\n"})
+    root = repo(
+        {"policy/main.rego": POLICY, "svc.yml": "---\nkind: Service\nname: s\nreplicas: 1\n"}
+    )
     run = cli("-C", root, "validate", "--format", "json")
     assert {f["check"] for f in findings(run)} == {"policy"}
 
 
 def test_help_does_not_import_heavy_modules() -> None:
-    code = ("import sys\nfrom cd_checks.cli import main\nmain(['--help'])\n"
-            "heavy = {'yaml', 'regorus', 'jsonschema', 'yamllint', 'crossplane', 'pathspec'}\n"
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))")
+    code = (
+        "import sys\nfrom cd_checks.cli import main\nmain(['--help'])\n"
+        "heavy = {'yaml', 'regorus', 'jsonschema', 'yamllint', 'crossplane', 'pathspec'}\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip().splitlines()[-1] == "[]"
     assert "validate" in done.stdout
+
+
+def test_expiring_exceptions_through_validate(cli: Cli, repo: Callable[..., Path]) -> None:
+    nginx = "server {\n    listen 8080;\n    server_tokens on;\n    client_max_body_size 1m;\n}\n"
+    root = repo({
+        "cd-checks.yml": "---\npolicy: {builtin: [nginx]}\n",
+        "nginx/sites/legacy.conf": nginx,
+        "nginx/sites/other.conf": nginx,
+        ".cd-checks-exceptions.yml": (
+            "---\nexceptions:\n"
+            "  - rule: NGINX-001\n    paths: [nginx/sites/legacy.conf]\n"
+            "    reason: vendor appliance checks the header, OPS-1\n    expires: 2099-01-01\n"
+            "  - rule: NGINX-003\n    paths: ['nginx/**']\n"
+            "    reason: nothing matches this any more\n    expires: 2099-01-01\n"
+            "  - rule: NGINX-001\n    paths: [nginx/sites/other.conf]\n"
+            "    reason: was temporary\n    expires: 2020-01-01\n"
+        ),
+    })
+    run = cli("-C", root, "validate", "--format", "json")
+    assert run.code == 1
+    got = sorted((f["path"], f["line"], f["rule"], f["severity"]) for f in findings(run))
+    assert got == [
+        (".cd-checks-exceptions.yml", 7, "exceptions/unused", "warning"),
+        (".cd-checks-exceptions.yml", 11, "exceptions/expired", "error"),
+        ("nginx/sites/other.conf", 3, "NGINX-001", "error"),
+    ]
+    # PR mode sees part of the repository: no "unused" verdict from it.
+    run = cli("-C", root, "validate", "--format", "json", "nginx/sites/other.conf")
+    assert "exceptions/unused" not in {f["rule"] for f in findings(run)}

@@ -242,22 +242,58 @@ def parse_ini(
     return Parsed("ini", (document,)), []
 
 
+# A file whose top level has none of these is a fragment included inside `http {}`
+# (a conf.d site file); it is checked in that context.
+NGINX_MAIN_CONTEXT = frozenset({"http", "events", "stream", "mail", "user", "worker_processes"})
+
+
 def parse_nginx(
     source: Source, text: str, options: SyntaxOptions
 ) -> tuple[Parsed | None, list[Finding]]:
+    loose = _crossplane(source.full, check_ctx=False)
+    errors = _nginx_errors(source, loose)
+    if errors:
+        return None, errors
+    top_level = {d["directive"] for d in loose["parsed"]}
+    if not top_level or top_level & NGINX_MAIN_CONTEXT:
+        checked = _crossplane(source.full, check_ctx=True)
+        directives = checked["parsed"]
+    else:
+        checked = _crossplane_fragment(text)
+        directives = checked["parsed"][0]["block"] if checked["parsed"] else []
+    errors = _nginx_errors(source, checked)
+    if errors:
+        return None, errors
+    return Parsed("nginx", ({"directives": _conftest_shape(directives)},)), []
+
+
+def _crossplane(path: Path, *, check_ctx: bool) -> dict[str, Any]:
     import crossplane
 
-    # crossplane reads the file itself; context checks are off because a conf.d
-    # site file (a bare `server` block) is only valid once included.
-    payload = crossplane.parse(str(source.full), single=True, check_ctx=False, comments=False)
-    config = payload["config"][0] if payload["config"] else {"errors": [], "parsed": []}
-    errors = [
+    payload = crossplane.parse(str(path), single=True, check_ctx=check_ctx, comments=False)
+    config: dict[str, Any] = payload["config"][0] if payload["config"] else {}
+    return {"errors": config.get("errors", []), "parsed": config.get("parsed", [])}
+
+
+def _crossplane_fragment(text: str) -> dict[str, Any]:
+    """Parse an http-context fragment inside `http { ... }`, on the same lines.
+
+    crossplane only checks a directive's arguments in a context it knows, and
+    `server` at the top of a file is not one; wrapping it keeps every line number.
+    """
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("w", suffix=".conf", encoding="utf-8") as wrapped:
+        wrapped.write("http { " + text + "\n}\n")
+        wrapped.flush()
+        return _crossplane(Path(wrapped.name), check_ctx=True)
+
+
+def _nginx_errors(source: Source, config: dict[str, Any]) -> list[Finding]:
+    return [
         finding(source, e.get("line"), None, "syntax", _nginx_message(e["error"]))
         for e in config["errors"]
     ]
-    if errors:
-        return None, errors
-    return Parsed("nginx", ({"directives": _conftest_shape(config["parsed"])},)), []
 
 
 def _nginx_message(message: str) -> str:
