@@ -23,6 +23,18 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "validate": ("cd_checks.cli.validate", "validate", "Run syntax, schema and policy checks."),
     "policy": ("cd_checks.cli.policy", "policy", "Rego policy tools (policy test)."),
     "lab": ("cd_checks.cli.lab", "lab", "Start/stop a local fleet (sshd + nginx on loopback)."),
+    "audit": ("cd_checks.cli.audit", "audit", "The audit trail: log, show, export, verify."),
+    "incident": ("cd_checks.cli.audit", "incident", "Record deploy-caused incidents (open, resolve)."),
+    "postmortem": (
+        "cd_checks.cli.audit",
+        "postmortem",
+        "Record the post-mortem a break-glass deploy owes.",
+    ),
+    "metrics": (
+        "cd_checks.cli.audit",
+        "metrics_command",
+        "Deploy frequency, change failure rate, time to restore, % through the pipeline.",
+    ),
 }
 
 

@@ -1,0 +1,310 @@
+"""The audit trail as the rollout engine and the CLI use it: write runs, read them back.
+
+`AuditTrail.start` appends the `started` record of a run (what changed, who
+ran it, who approved it, the planned waves) before any host is touched, and
+raises `AuditError` if it cannot: the run must not start. `finish` appends
+the final record (outcome, every gate result, rollback details) with a
+reference to the start record; its failure is an `AuditError` the caller
+must report loudly and exit non-zero on. The deploy id the user sees is the
+id of the start record. A break-glass run also appends a `break_glass`
+record, which leaves the post-mortem obligation (see `cd_checks.breakglass`).
+
+`known_good` reads the last known-good revision of an environment from the
+trail. The clock, ids and git are passed in; nothing here prints.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+
+from cd_checks.audit.identity import Git, Identity, git_runner
+from cd_checks.audit.record import RUN_KINDS, UNKNOWN, AuditRecord, Json, iso
+from cd_checks.audit.store import AuditStore, open_store
+from cd_checks.config import Config
+from cd_checks.errors import AuditError
+
+
+@dataclass(frozen=True)
+class Gate:
+    """One health check on one host of one wave (wave numbers from 1)."""
+
+    wave: int
+    host: str
+    check: str
+    passed: bool
+    detail: str = ""
+
+    def to_json(self) -> dict[str, Json]:
+        return {
+            "wave": self.wave,
+            "host": self.host,
+            "check": self.check,
+            "passed": self.passed,
+            "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True)
+class Rollback:
+    """An automatic or manual rollback: detected at the failed gate, restored when verified."""
+
+    target: str | None
+    hosts: tuple[str, ...]
+    verified: bool
+    reason: str
+    detected_at: str | None = None
+    restored_at: str | None = None
+
+    def to_json(self) -> dict[str, Json]:
+        return {
+            "target": self.target or UNKNOWN,
+            "hosts": list(self.hosts),
+            "verified": self.verified,
+            "reason": self.reason,
+            "detected_at": self.detected_at,
+            "restored_at": self.restored_at if self.verified else None,
+        }
+
+
+@dataclass(frozen=True)
+class BreakGlass:
+    reason: str
+    ticket: str
+
+    def to_json(self) -> dict[str, Json]:
+        return {"reason": self.reason, "ticket": self.ticket}
+
+
+def new_id(moment: datetime) -> str:
+    """A record id: sortable by time, unique across concurrent writers."""
+    return f"{moment.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(3)}"
+
+
+@dataclass(frozen=True)
+class AuditTrail:
+    store: AuditStore
+    repo: Path
+    now: Callable[[], datetime]
+    make_id: Callable[[datetime], str] = new_id
+    git: Git | None = None
+
+    def records(self) -> list[AuditRecord]:
+        return self.store.records()
+
+    def append(self, record: AuditRecord) -> AuditRecord:
+        try:
+            return self.store.append(record)
+        except AuditError as exc:
+            raise AuditError(f"cannot write the audit record ({record.kind}): {exc}") from exc
+
+    def start(
+        self,
+        kind: str,
+        environment: str,
+        stage: str | None,
+        revision_from: str | None,
+        revision_to: str,
+        plan_waves: Sequence[Sequence[str]],
+        identity: Identity,
+        break_glass: BreakGlass | None = None,
+    ) -> str:
+        """Append the `started` record of a run; its id is the deploy id. AuditError: don't run."""
+        if kind not in RUN_KINDS:
+            raise AuditError(f"not a run kind: {kind!r} (one of {', '.join(RUN_KINDS)})")
+        _check_break_glass(break_glass)
+        moment = self.now()
+        git = self.git or git_runner(self.repo)
+        revision_from = _resolve(git, revision_from)
+        revision_to = _resolve(git, revision_to) or revision_to
+        files = changed_files(git, revision_from, revision_to)
+        record = AuditRecord(
+            kind=kind,
+            id=self.make_id(moment),
+            environment=environment,
+            stage=stage,
+            revision_from=revision_from or UNKNOWN,
+            revision_to=revision_to,
+            changed_files=files,
+            diffstat=diffstat(files),
+            authors=authors(git, revision_from, revision_to),
+            change_request=identity.change_request_json(),
+            actor=identity.actor,
+            actor_source=identity.source,
+            started_at=iso(moment),
+            waves=[list(w) for w in plan_waves],
+            outcome="started",
+            break_glass=break_glass.to_json() if break_glass else None,
+            detail={"notes": list(identity.notes)} if identity.notes else None,
+        )
+        started = self.append(record)
+        if break_glass is not None:
+            self._break_glass(started, break_glass)
+        return started.id
+
+    def _break_glass(self, started: AuditRecord, break_glass: BreakGlass) -> None:
+        self.append(
+            replace(
+                started,
+                kind="break_glass",
+                id=self.make_id(self.now()),
+                outcome="recorded",
+                refs=(started.id,),
+                break_glass=break_glass.to_json(),
+            )
+        )
+
+    def finish(
+        self,
+        start_id: str,
+        outcome: str,
+        gates: Sequence[Gate] = (),
+        rollback: Rollback | None = None,
+        ended_at: datetime | None = None,
+    ) -> AuditRecord:
+        """Append the final record of the run `start_id`. AuditError: say so loudly, exit 1."""
+        records = self.records()
+        start = find(records, start_id)
+        if start.kind not in RUN_KINDS or start.finished:
+            raise AuditError(f"{start_id} is not the start record of a run")
+        if final_of(records, start.id) is not None:
+            raise AuditError(f"the {start.kind} {start.id} already has its final record")
+        moment = ended_at or self.now()
+        final = replace(
+            start,
+            id=self.make_id(moment),
+            ended_at=iso(moment),
+            outcome=outcome,
+            gates=[g.to_json() for g in gates],
+            rollback=rollback.to_json() if rollback else None,
+            refs=(start.id,),
+        )
+        try:
+            return self.store.append(final)
+        except AuditError as exc:
+            raise AuditError(
+                f"the {start.kind} {start_id} ran but its final audit record could not be "
+                f"written: {exc}; the trail shows it as started only"
+            ) from exc
+
+
+def _resolve(git: Git, revision: str | None) -> str | None:
+    """The full commit id of `revision` (as given when git cannot resolve it)."""
+    if not revision or revision == UNKNOWN:
+        return revision
+    return git(["rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}"]) or revision
+
+
+def _check_break_glass(break_glass: BreakGlass | None) -> None:
+    if break_glass is None:
+        return
+    missing = [n for n in ("reason", "ticket") if not getattr(break_glass, n).strip()]
+    if missing:
+        raise AuditError(f"break-glass needs a {' and a '.join(missing)}")
+
+
+def find(records: Sequence[AuditRecord], record_id: str) -> AuditRecord:
+    """The record with `record_id` (a unique prefix of at least 8 characters is enough)."""
+    exact = [r for r in records if r.id == record_id]
+    matches = exact or [r for r in records if len(record_id) >= 8 and r.id.startswith(record_id)]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise AuditError(f"no audit record {record_id!r}")
+    raise AuditError(f"{record_id!r} matches {len(matches)} audit records; give more of the id")
+
+
+def final_of(records: Sequence[AuditRecord], start_id: str) -> AuditRecord | None:
+    """The finished record of the run whose start record is `start_id`, if written."""
+    for record in records:
+        if record.finished and record.kind in RUN_KINDS and record.refs[:1] == (start_id,):
+            return record
+    return None
+
+
+def changed_files(git: Git, revision_from: str | None, revision_to: str) -> Json:
+    """[{path, added, deleted}] between the revisions (git diff --numstat), or unknown."""
+    if not revision_from or revision_from == UNKNOWN:
+        return UNKNOWN
+    output = git(["diff", "--numstat", "--no-renames", revision_from, revision_to, "--"])
+    if output is None:
+        return UNKNOWN
+    files: list[dict[str, Json]] = []
+    for line in output.splitlines():
+        added, deleted, path = line.split("\t", 2)
+        files.append({"path": path, "added": _count(added), "deleted": _count(deleted)})
+    return files
+
+
+def _count(text: str) -> int | None:
+    return None if text == "-" else int(text)
+
+
+def diffstat(files: Json) -> Json:
+    if not isinstance(files, list):
+        return UNKNOWN
+    return {
+        "files": len(files),
+        "added": sum(f["added"] or 0 for f in files),
+        "deleted": sum(f["deleted"] or 0 for f in files),
+    }
+
+
+def authors(git: Git, revision_from: str | None, revision_to: str) -> Json:
+    """Commit authors of revision_from..revision_to, first appearance first."""
+    if not revision_from or revision_from == UNKNOWN:
+        return UNKNOWN
+    output = git(["log", "--format=%aN <%aE>", f"{revision_from}..{revision_to}"])
+    if output is None:
+        return UNKNOWN
+    return list(dict.fromkeys(line for line in output.splitlines() if line.strip()))
+
+
+def _gates_failed(record: AuditRecord) -> bool:
+    return any(not g.get("passed", False) for g in record.gates or ())
+
+
+def known_good(
+    records: Sequence[AuditRecord],
+    environment: str,
+    final_stages: Mapping[str, str] | None = None,
+) -> str | None:
+    """revision_to of the last succeeded stage/rollout of `environment` that passed its gates.
+
+    With `final_stages` ({environment: last stage}), only runs of the environment's
+    last stage count: a revision is known-good once the whole environment has it.
+    A break-glass run whose gates failed is never known-good.
+    """
+    final = (final_stages or {}).get(environment)
+    for record in reversed(records):
+        if record.kind not in ("stage", "rollout") or record.environment != environment:
+            continue
+        if record.outcome != "succeeded" or (final is not None and record.stage != final):
+            continue
+        if record.break_glass and _gates_failed(record):
+            continue
+        return record.revision_to
+    return None
+
+
+@dataclass(frozen=True)
+class AuditKnownGood:
+    """The rollout engine's KnownGoodStore, read from the trail (`set` writes nothing:
+    the final record of the run that completed the environment is the source)."""
+
+    store: AuditStore
+    final_stages: Mapping[str, str] | None = None
+
+    def get(self, environment: str) -> str | None:
+        return known_good(self.store.records(), environment, self.final_stages)
+
+    def set(self, environment: str, revision: str) -> None:
+        return None
+
+
+def open_trail(config: Config, *, now: Callable[[], datetime]) -> AuditTrail:
+    """The trail the config's `audit` section names, for the repository at `config.root`."""
+    return AuditTrail(open_store(config.root, config.section("audit")), config.root, now)

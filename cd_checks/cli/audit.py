@@ -1,0 +1,255 @@
+"""`cd-checks audit|incident|postmortem|metrics`: read and extend the audit trail, report metrics.
+
+Exit codes: 0 done; 1 `audit verify` found tampering; 2 a user error (raised
+as CdChecksError, printed by `cd_checks.cli.main`). The identity recorded for
+incidents and post-mortems is taken from the CI environment or git, here,
+the one place that hands `os.environ` to `identify`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+
+import click
+
+from cd_checks import breakglass, config, incidents, metrics
+from cd_checks.audit import listing
+from cd_checks.audit.identity import git_runner, identify
+from cd_checks.audit.record import OUTCOMES, missing_anchor, parse_time, verify
+from cd_checks.audit.trail import AuditTrail, open_trail
+from cd_checks.errors import AuditError, InputError
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _root(ctx: click.Context) -> Path:
+    obj = ctx.find_root().obj or {}
+    return Path(obj.get("root", ".")).resolve()
+
+
+def _config(ctx: click.Context) -> config.Config:
+    return config.load(_root(ctx), None)
+
+
+def _trail(ctx: click.Context, now: Callable[[], datetime] = _now) -> AuditTrail:
+    return open_trail(_config(ctx), now=now)
+
+
+def _hours(ctx: click.Context) -> float:
+    return breakglass.hours_from(_config(ctx).section("break_glass"))
+
+
+def _actor(ctx: click.Context) -> str:
+    root = _root(ctx)
+    return identify(dict(os.environ), repo=root, git=git_runner(root)).actor
+
+
+def _write(text: str, output: Path | None) -> None:
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    try:
+        output.write_text(text, "utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot write {output}: {exc}") from exc
+
+
+def _time(value: str | None, option: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return parse_time(value)
+    except AuditError as exc:
+        raise InputError(f"{option} {value!r}: not an ISO 8601 time") from exc
+
+
+_OUTPUT = click.option(
+    "--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write to FILE."
+)
+
+
+@click.group()
+def audit() -> None:
+    """The audit trail: list, show, export and verify deploy records."""
+
+
+@audit.command("log")
+@click.option("--environment", "-e", help="Only this environment.")
+@click.option(
+    "--outcome", type=click.Choice(OUTCOMES + ("open", "resolved")), help="Only this outcome."
+)
+@click.option("--since", help="Only records started since: 30d, 12w, 36h or an ISO date.")
+@click.option("--format", "output_format", type=click.Choice(("table", "json")), default="table")
+@click.pass_context
+def log(
+    ctx: click.Context,
+    environment: str | None,
+    outcome: str | None,
+    since: str | None,
+    output_format: str,
+) -> None:
+    """One line per deploy, incident and post-mortem; break-glass uses flagged."""
+    now = _now()
+    found = listing.rows(_trail(ctx).records(), now, _hours(ctx))
+    start = metrics.parse_since(since, now) if since else None
+    chosen = listing.select(found, environment=environment, outcome=outcome, since=start)
+    render = listing.render_table if output_format == "table" else listing.render_rows_json
+    click.echo(render(chosen), nl=False)
+
+
+@audit.command()
+@click.argument("record_id", metavar="ID")
+@click.pass_context
+def show(ctx: click.Context, record_id: str) -> None:
+    """Everything recorded about one deploy or event, related records included."""
+    click.echo(listing.render_show(_trail(ctx).records(), record_id), nl=False)
+
+
+@audit.command()
+@click.option("--format", "output_format", type=click.Choice(("json", "csv")), default="json")
+@_OUTPUT
+@click.pass_context
+def export(ctx: click.Context, output_format: str, output: Path | None) -> None:
+    """Every record, with its hashes, as JSON or CSV."""
+    records = _trail(ctx).records()
+    text = listing.export_json(records) if output_format == "json" else listing.export_csv(records)
+    _write(text, output)
+
+
+@audit.command("verify")
+@click.option(
+    "--anchor",
+    metavar="HASH",
+    help="A record hash published earlier (e.g. in a CI log): fail if the trail lost it.",
+)
+@click.pass_context
+def verify_command(ctx: click.Context, anchor: str | None) -> int:
+    """Check the hash chain: name every edited, deleted, inserted or reordered record.
+
+    A chain cannot show that its newest records were cut off; `--anchor` can.
+    """
+    trail = _trail(ctx)
+    records = trail.records()
+    problems = verify(records)
+    if anchor and all(r.hash != anchor for r in records):
+        problems.append(missing_anchor(anchor, len(records)))
+    for problem in problems:
+        click.echo(f"{problem.kind}: {problem.message}")
+    if problems:
+        click.echo(f"audit trail {trail.store.describe()}: {len(problems)} problem(s)", err=True)
+        ctx.exit(1)
+    head = records[-1].hash if records else "(empty)"
+    click.echo(f"audit trail {trail.store.describe()}: {len(records)} records, chain intact")
+    click.echo(f"head {head}")
+    return 0
+
+
+@click.group()
+def incident() -> None:
+    """Deploy-caused incidents found after a rollout (for time to restore)."""
+
+
+@incident.command("open")
+@click.option("--deploy", "deploy_id", required=True, help="The deploy that caused it.")
+@click.option("--summary", default="", help="What is broken.")
+@click.option("--detected-at", help="When it was detected (ISO 8601; default now).")
+@click.pass_context
+def open_command(ctx: click.Context, deploy_id: str, summary: str, detected_at: str | None) -> None:
+    """Record an incident caused by a deploy; prints the incident id."""
+    record = incidents.open_incident(
+        _trail(ctx),
+        deploy_id,
+        actor=_actor(ctx),
+        summary=summary,
+        detected_at=_time(detected_at, "--detected-at"),
+    )
+    click.echo(record.id)
+
+
+@incident.command()
+@click.argument("incident_id", metavar="ID")
+@click.option("--restored-at", help="When service was restored (ISO 8601; default now).")
+@click.pass_context
+def resolve(ctx: click.Context, incident_id: str, restored_at: str | None) -> None:
+    """Record that an incident's service is restored."""
+    record = incidents.resolve(
+        _trail(ctx), incident_id, actor=_actor(ctx), restored_at=_time(restored_at, "--restored-at")
+    )
+    click.echo(f"incident {incident_id} resolved at {record.ended_at} ({record.id})")
+
+
+@click.group()
+def postmortem() -> None:
+    """Post-mortems owed by break-glass deploys."""
+
+
+@postmortem.command("record")
+@click.argument("deploy_id", metavar="DEPLOY_ID")
+@click.option(
+    "--file",
+    "path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Markdown with sections: summary, timeline, root cause, actions.",
+)
+@click.pass_context
+def record_command(ctx: click.Context, deploy_id: str, path: Path) -> None:
+    """Record the post-mortem of a break-glass deploy, clearing its obligation."""
+    try:
+        text = path.read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read {path}: {exc}") from exc
+    record = incidents.record_postmortem(
+        _trail(ctx), deploy_id, actor=_actor(ctx), text=text, source=str(path)
+    )
+    click.echo(f"post-mortem recorded for deploy {record.refs[0]} ({record.id})")
+
+
+@postmortem.command("list")
+@click.option("--environment", "-e", help="Only this environment.")
+@click.pass_context
+def list_command(ctx: click.Context, environment: str | None) -> None:
+    """Open post-mortem obligations, with their deadlines."""
+    owed = breakglass.obligations(_trail(ctx).records(), _now(), _hours(ctx), environment)
+    for obligation in owed:
+        click.echo(f"{obligation.state.upper()}: {obligation.describe()}")
+    if not owed:
+        click.echo("no post-mortem owed")
+
+
+@click.command("metrics")
+@click.option("--since", default="90d", show_default=True, help="Window: 90d, 12w or an ISO date.")
+@click.option("--environment", "-e", default=metrics.DEFAULT_ENVIRONMENT, show_default=True)
+@click.option("--branch", default="main", show_default=True, help="The default branch.")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(tuple(metrics.RENDERERS)),
+    default="text",
+    show_default=True,
+)
+@_OUTPUT
+@click.pass_context
+def metrics_command(
+    ctx: click.Context,
+    since: str,
+    environment: str,
+    branch: str,
+    output_format: str,
+    output: Path | None,
+) -> None:
+    """Deploy frequency, change failure rate, time to restore, % through the pipeline."""
+    now = _now()
+    result = metrics.compute(
+        _trail(ctx).records(),
+        metrics.history(_root(ctx), branch),
+        since=metrics.parse_since(since, now),
+        until=now,
+        environment=environment,
+    )
+    _write(metrics.RENDERERS[output_format](result), output)

@@ -1,0 +1,483 @@
+"""Deploy metrics from the audit trail and git history: pure functions and their renderers.
+
+Definitions (the numbers an auditor can recompute by hand from the trail):
+
+- A *deploy* is a rollout of one revision to the environment (default
+  `production`): consecutive finished `rollout`/`stage` records of the
+  environment with the same `revision_to` are one deploy (its canary and
+  production stages are one change reaching production), dated by the start
+  of its first record. Deploys starting in the window count.
+- A deploy *failed* if any of its records ended `failed`, `rolled_back` or
+  `rollback_failed`, or an incident was opened against it.
+- *Time to restore*: per incident, detection (`incident open`) to restore
+  (`incident resolve`); per automatic rollback, the failed gate's detection
+  to the verified restore. Restores detected in the window count; an open
+  incident or unverified rollback has no time yet. Median is the middle value
+  (mean of the two middle ones); p90 is the nearest-rank 90th percentile.
+- *Changes* are the commits on the default branch's first-parent line
+  committed in the window (a merged PR is one change: its merge or squash
+  commit). A change came through a PR/MR when its message says so: GitHub
+  "Merge pull request #N" or a subject ending "(#N)", GitLab "See merge
+  request …!N". It went *through the pipeline* when it came through a PR/MR
+  and a succeeded deploy to the environment has it (its revision_to is that
+  commit or a later one on the line). Direct pushes count against.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import re
+import statistics
+import subprocess
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from cd_checks.audit.record import FAILED_OUTCOMES, AuditRecord, iso, parse_time
+from cd_checks.errors import AuditError, InputError, ToolError
+
+DEFAULT_ENVIRONMENT = "production"
+GITHUB_MERGE = re.compile(r"^Merge pull request #(\d+)")
+GITHUB_SQUASH = re.compile(r"\(#(\d+)\)\s*$")
+GITLAB_MERGE = re.compile(r"See merge request \S*!(\d+)")
+
+
+@dataclass(frozen=True)
+class Commit:
+    sha: str
+    committed_at: datetime
+    change_request: str | None  # "#12" / "!12" when it came through a PR/MR
+
+
+@dataclass(frozen=True)
+class Deploy:
+    revision: str
+    started_at: datetime
+    record_ids: tuple[str, ...]
+    failed: bool
+    succeeded: bool
+
+
+@dataclass(frozen=True)
+class Week:
+    start: str
+    deploys: int
+    failed_deploys: int
+    change_failure_rate: float | None
+    mttr_median_seconds: float | None
+    changes: int
+    changes_through_pipeline: int
+    pipeline_share: float | None
+
+
+@dataclass(frozen=True)
+class Metrics:
+    environment: str
+    window_start: str
+    window_end: str
+    days: float
+    deploys: int
+    failed_deploys: int
+    deploys_per_day: float
+    deploys_per_week: float
+    change_failure_rate: float | None
+    restores: int
+    open_incidents: int
+    mttr_median_seconds: float | None
+    mttr_p90_seconds: float | None
+    changes: int
+    changes_through_pipeline: int
+    pipeline_share: float | None
+    weeks: tuple[Week, ...]
+
+
+def change_request_of(message: str) -> str | None:
+    """The PR/MR a commit message names (see the module docstring), or None."""
+    subject = message.strip().splitlines()[0] if message.strip() else ""
+    for pattern in (GITHUB_MERGE, GITHUB_SQUASH):
+        match = pattern.search(subject)
+        if match:
+            return f"#{match.group(1)}"
+    gitlab = GITLAB_MERGE.search(message)
+    return f"!{gitlab.group(1)}" if gitlab else None
+
+
+def history(repo: Path, branch: str) -> list[Commit]:
+    """The first-parent history of `branch`, newest first."""
+    try:
+        done = subprocess.run(
+            [
+                "git",
+                "-C",
+                str(repo),
+                "log",
+                "--first-parent",
+                "--format=%H%x00%cI%x00%B%x1e",
+                branch,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    except OSError as exc:
+        raise ToolError(f"cannot run git: {exc}") from exc
+    if done.returncode != 0:
+        raise ToolError(f"git log {branch} failed: {done.stderr.strip() or done.returncode}")
+    commits = []
+    for entry in done.stdout.split("\x1e"):
+        if entry.strip():
+            sha, when, message = entry.strip("\n").split("\x00", 2)
+            commits.append(Commit(sha, parse_time(when), change_request_of(message)))
+    return commits
+
+
+def deploys(records: Sequence[AuditRecord], environment: str) -> list[Deploy]:
+    """The environment's deploys, oldest first (see the module docstring)."""
+    incident_refs = {ref for r in records if r.kind == "incident_open" for ref in r.refs}
+    groups: list[list[AuditRecord]] = []
+    for record in records:
+        if record.kind not in ("rollout", "stage") or record.environment != environment:
+            continue
+        if not record.finished:
+            continue
+        if groups and groups[-1][-1].revision_to == record.revision_to:
+            groups[-1].append(record)
+        else:
+            groups.append([record])
+    return [_deploy(group, incident_refs) for group in groups]
+
+
+def _deploy(group: list[AuditRecord], incident_refs: set[str]) -> Deploy:
+    ids = tuple(i for r in group for i in (r.id, *r.refs))
+    failed = any(r.outcome in FAILED_OUTCOMES for r in group) or bool(incident_refs & set(ids))
+    return Deploy(
+        revision=group[0].revision_to or "",
+        started_at=parse_time(group[0].started_at or ""),
+        record_ids=ids,
+        failed=failed,
+        succeeded=any(r.outcome == "succeeded" for r in group),
+    )
+
+
+def restores(records: Sequence[AuditRecord]) -> tuple[list[tuple[datetime, float]], int]:
+    """(detected_at, seconds to restore) of every restore, and the count of open incidents."""
+    resolved = {r.refs[0]: r for r in records if r.kind == "incident_resolve" and r.refs}
+    found: list[tuple[datetime, float]] = []
+    still_open = 0
+    for record in records:
+        if record.kind == "incident_open":
+            end = resolved.get(record.id)
+            if end is None:
+                still_open += 1
+                continue
+            found.append(_span(record.started_at, end.ended_at))
+        elif record.finished and isinstance(record.rollback, dict):
+            rollback = record.rollback
+            if (
+                rollback.get("verified")
+                and rollback.get("detected_at")
+                and rollback.get("restored_at")
+            ):
+                found.append(_span(rollback["detected_at"], rollback["restored_at"]))
+    return found, still_open
+
+
+def _span(start: str | None, end: str | None) -> tuple[datetime, float]:
+    begin = parse_time(start or "")
+    return begin, (parse_time(end or "") - begin).total_seconds()
+
+
+def p90(values: Sequence[float]) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[math.ceil(0.9 * len(ordered)) - 1]
+
+
+def _median(values: Sequence[float]) -> float | None:
+    return float(statistics.median(values)) if values else None
+
+
+def deployed_shas(commits: Sequence[Commit], done: Sequence[Deploy]) -> set[str]:
+    """Commits of the line that some succeeded deploy has (its revision or an older one)."""
+    index = {c.sha: i for i, c in enumerate(commits)}
+    oldest_reach: int | None = None
+    for deploy in done:
+        if not deploy.succeeded:
+            continue
+        position = _position(index, deploy.revision)
+        if position is not None and (oldest_reach is None or position < oldest_reach):
+            oldest_reach = position
+    if oldest_reach is None:
+        return set()
+    return {c.sha for c in commits[oldest_reach:]}
+
+
+def _position(index: dict[str, int], revision: str) -> int | None:
+    if revision in index:
+        return index[revision]
+    if len(revision) >= 7:
+        hits = [i for sha, i in index.items() if sha.startswith(revision)]
+        return hits[0] if len(hits) == 1 else None
+    return None
+
+
+def _ratio(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
+
+
+def compute(
+    records: Sequence[AuditRecord],
+    commits: Sequence[Commit],
+    *,
+    since: datetime,
+    until: datetime,
+    environment: str = DEFAULT_ENVIRONMENT,
+) -> Metrics:
+    """All metrics for the window [since, until)."""
+    every = deploys(records, environment)
+    shipped = deployed_shas(commits, every)
+    spans, still_open = restores(records)
+    days = (until - since).total_seconds() / 86400
+    total = _slice(every, spans, commits, shipped, since, until)
+    weeks = tuple(
+        _slice(every, spans, commits, shipped, start, min(start + timedelta(days=7), until))
+        for start in _week_starts(since, until)
+    )
+    return Metrics(
+        environment=environment,
+        window_start=iso(since),
+        window_end=iso(until),
+        days=days,
+        deploys=total.deploys,
+        failed_deploys=total.failed_deploys,
+        deploys_per_day=total.deploys / days if days else 0.0,
+        deploys_per_week=total.deploys * 7 / days if days else 0.0,
+        change_failure_rate=total.change_failure_rate,
+        restores=len([s for s in spans if since <= s[0] < until]),
+        open_incidents=still_open,
+        mttr_median_seconds=total.mttr_median_seconds,
+        mttr_p90_seconds=p90([s for t, s in spans if since <= t < until]),
+        changes=total.changes,
+        changes_through_pipeline=total.changes_through_pipeline,
+        pipeline_share=total.pipeline_share,
+        weeks=weeks,
+    )
+
+
+def _week_starts(since: datetime, until: datetime) -> list[datetime]:
+    starts, start = [], since
+    while start < until:
+        starts.append(start)
+        start += timedelta(days=7)
+    return starts
+
+
+def _slice(
+    every: Sequence[Deploy],
+    spans: Sequence[tuple[datetime, float]],
+    commits: Sequence[Commit],
+    shipped: set[str],
+    start: datetime,
+    end: datetime,
+) -> Week:
+    inside = [d for d in every if start <= d.started_at < end]
+    failed = sum(1 for d in inside if d.failed)
+    changes = [c for c in commits if start <= c.committed_at < end]
+    through = sum(1 for c in changes if c.change_request and c.sha in shipped)
+    return Week(
+        start=iso(start),
+        deploys=len(inside),
+        failed_deploys=failed,
+        change_failure_rate=_ratio(failed, len(inside)),
+        mttr_median_seconds=_median([s for t, s in spans if start <= t < end]),
+        changes=len(changes),
+        changes_through_pipeline=through,
+        pipeline_share=_ratio(through, len(changes)),
+    )
+
+
+def parse_since(text: str, now: datetime) -> datetime:
+    """`90d`, `12w`, `36h` before `now`, or an ISO 8601 date/time."""
+    match = re.fullmatch(r"(\d+)([hdw])", text.strip())
+    if match:
+        amount, unit = int(match.group(1)), match.group(2)
+        hours = {"h": 1, "d": 24, "w": 24 * 7}[unit] * amount
+        return now - timedelta(hours=hours)
+    try:
+        return parse_time(text)
+    except AuditError as exc:
+        raise InputError(f"--since {text!r}: use 90d, 12w, 36h or an ISO 8601 date") from exc
+
+
+# ---- renderers ---------------------------------------------------------------------------
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "n/a"
+    minutes = seconds / 60
+    if minutes < 120:
+        return f"{minutes:.1f} min"
+    return f"{minutes / 60:.1f} h"
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f} %"
+
+
+def render_text(metrics: Metrics) -> str:
+    rows = [
+        ("environment", metrics.environment),
+        ("window", f"{metrics.window_start} .. {metrics.window_end} ({metrics.days:g} days)"),
+        ("deploys", str(metrics.deploys)),
+        (
+            "deploy frequency",
+            f"{metrics.deploys_per_day:.2f}/day, {metrics.deploys_per_week:.2f}/week",
+        ),
+        (
+            "change failure rate",
+            f"{_percent(metrics.change_failure_rate)} "
+            f"({metrics.failed_deploys} of {metrics.deploys})",
+        ),
+        (
+            "time to restore",
+            f"median {_duration(metrics.mttr_median_seconds)}, "
+            f"p90 {_duration(metrics.mttr_p90_seconds)} ({metrics.restores} restores, "
+            f"{metrics.open_incidents} open)",
+        ),
+        (
+            "through the pipeline",
+            f"{_percent(metrics.pipeline_share)} "
+            f"({metrics.changes_through_pipeline} of {metrics.changes} changes)",
+        ),
+    ]
+    width = max(len(name) for name, _ in rows)
+    return "".join(f"{name.ljust(width)}  {value}\n" for name, value in rows)
+
+
+def render_json(metrics: Metrics) -> str:
+    return json.dumps(asdict(metrics), indent=2) + "\n"
+
+
+PROMETHEUS = (
+    ("deploys", "deploys_total", "Deploys to the environment in the window."),
+    ("failed_deploys", "failed_deploys_total", "Deploys that failed or caused an incident."),
+    ("deploys_per_day", "deploy_frequency_per_day", "Deploys per day over the window."),
+    ("deploys_per_week", "deploy_frequency_per_week", "Deploys per week over the window."),
+    ("change_failure_rate", "change_failure_rate", "Failed deploys / deploys (0..1)."),
+    ("mttr_median_seconds", "time_to_restore_median_seconds", "Median time to restore."),
+    ("mttr_p90_seconds", "time_to_restore_p90_seconds", "90th percentile time to restore."),
+    ("changes", "changes_total", "Commits reaching the default branch in the window."),
+    (
+        "changes_through_pipeline",
+        "changes_through_pipeline_total",
+        "Changes that came through a PR/MR and were deployed by a recorded rollout.",
+    ),
+    ("pipeline_share", "pipeline_share", "Changes through the pipeline / changes (0..1)."),
+)
+
+
+def render_prometheus(metrics: Metrics) -> str:
+    labels = f'{{environment="{_label(metrics.environment)}",window_days="{metrics.days:g}"}}'
+    lines = []
+    for attribute, name, text in PROMETHEUS:
+        value = getattr(metrics, attribute)
+        lines += [
+            f"# HELP cd_checks_{name} {text}",
+            f"# TYPE cd_checks_{name} gauge",
+            f"cd_checks_{name}{labels} {_number(value)}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _label(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _number(value: float | int | None) -> str:
+    if value is None:
+        return "NaN"
+    return repr(float(value)) if isinstance(value, float) else str(value)
+
+
+WIDTH, HEIGHT, PAD = 640, 180, 30
+
+
+def _bar(x: float, width: float, height: float, label: str, colour: str) -> str:
+    return (
+        f'<rect x="{x:.1f}" y="{HEIGHT - PAD - height:.1f}" width="{width:.1f}" '
+        f'height="{height:.1f}" fill="{colour}"><title>{html.escape(label)}</title></rect>'
+    )
+
+
+def _chart(
+    title: str, weeks: Sequence[Week], value: Callable[[Week], float | None], unit: str
+) -> str:
+    """A bar per week; a grey stub where the week has no value (nothing to divide by)."""
+    points = [value(w) for w in weeks]
+    top = max((p for p in points if p is not None), default=0.0) or 1.0
+    step = (WIDTH - 2 * PAD) / max(len(weeks), 1)
+    bars = []
+    for i, (week, point) in enumerate(zip(weeks, points, strict=True)):
+        shown = "n/a" if point is None else f"{point:g}{unit}"
+        label = f"week of {week.start[:10]}: {shown}"
+        height = 2.0 if point is None else (HEIGHT - 2 * PAD) * point / top
+        colour = "#cccccc" if point is None else "#3b6ea8"
+        bars.append(_bar(PAD + i * step, step * 0.8, height, label, colour))
+    axis = f'<line x1="{PAD}" y1="{HEIGHT - PAD}" x2="{WIDTH - PAD}" y2="{HEIGHT - PAD}"'
+    return (
+        f"<h2>{html.escape(title)}</h2>\n"
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
+        f'role="img" aria-label="{html.escape(title)}">'
+        f'{axis} stroke="#333"/>'
+        f'<text x="{PAD}" y="{PAD - 10}" font-size="11">max {top:g}{html.escape(unit)}</text>'
+        + "".join(bars)
+        + "</svg>\n"
+    )
+
+
+def render_html(metrics: Metrics) -> str:
+    weeks = metrics.weeks
+    summary = html.escape(render_text(metrics))
+    charts = [
+        _chart("Deploys per week", weeks, lambda w: float(w.deploys), ""),
+        _chart(
+            "Change failure rate per week",
+            weeks,
+            lambda w: None if w.change_failure_rate is None else 100 * w.change_failure_rate,
+            " %",
+        ),
+        _chart(
+            "Median time to restore per week",
+            weeks,
+            lambda w: None if w.mttr_median_seconds is None else w.mttr_median_seconds / 60,
+            " min",
+        ),
+        _chart(
+            "Changes through the pipeline per week",
+            weeks,
+            lambda w: None if w.pipeline_share is None else 100 * w.pipeline_share,
+            " %",
+        ),
+    ]
+    title = f"cd-checks deploy metrics: {html.escape(metrics.environment)}"
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{title}</title>"
+        "<style>body{font-family:sans-serif;margin:2em}pre{background:#f4f4f4;padding:1em}</style>"
+        f"</head><body>\n<h1>{title}</h1>\n<pre>{summary}</pre>\n"
+        + "".join(charts)
+        + "</body></html>\n"
+    )
+
+
+RENDERERS: dict[str, Callable[[Metrics], str]] = {
+    "text": render_text,
+    "json": render_json,
+    "prometheus": render_prometheus,
+    "html": render_html,
+}
