@@ -45,7 +45,10 @@ SITE = """server {{
     location / {{ proxy_pass https://backend{n}; }}
 }}
 """
-SCHEMA = '{"type": "object", "required": ["name", "port"], "properties": {"name": {"type": "string"}, "port": {"type": "integer"}}}'
+SCHEMA = (
+    '{"type": "object", "required": ["name", "port"],'
+    ' "properties": {"name": {"type": "string"}, "port": {"type": "integer"}}}'
+)
 POLICY = """package main
 
 deny contains msg if {
@@ -123,9 +126,8 @@ def main() -> None:
     yaml_files = generate(root, args.files)
     total = sum(1 for p in root.rglob("*") if p.is_file() and ".git" not in p.parts)
     cd_checks = [sys.executable, "-m", "cd_checks", "validate"]
-    print(
-        f"repository: {total} files ({len(yaml_files)} YAML, {sum(p.stat().st_size for p in yaml_files) / 2**20:.1f} MB of YAML)"
-    )
+    megabytes = sum(p.stat().st_size for p in yaml_files) / 2**20
+    print(f"repository: {total} files ({len(yaml_files)} YAML, {megabytes:.1f} MB of YAML)")
 
     baseline, _ = timed(
         [sys.executable, "-m", "yamllint", "-f", "parsable", "-c", ".yamllint", "."], root

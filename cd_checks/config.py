@@ -89,7 +89,9 @@ def validate_raw(raw: Any, source: str) -> dict[str, Any]:
     return dict(raw)
 
 
-def _raise_first(schema: dict[str, Any], instance: Any, source: str, prefix: tuple[str, ...]) -> None:
+def _raise_first(
+    schema: dict[str, Any], instance: Any, source: str, prefix: tuple[str, ...]
+) -> None:
     import jsonschema
 
     validator = jsonschema.Draft202012Validator(schema)
@@ -99,7 +101,8 @@ def _raise_first(schema: dict[str, Any], instance: Any, source: str, prefix: tup
     where = [*prefix, *error.absolute_path]
     if error.validator == "additionalProperties":
         unknown = sorted(set(error.instance) - set(error.schema.get("properties", {})))
-        raise ConfigError(f"{source}: unknown key {', '.join(map(repr, unknown))} in {_where(where)}")
+        keys = ", ".join(map(repr, unknown))
+        raise ConfigError(f"{source}: unknown key {keys} in {_where(where)}")
     raise ConfigError(f"{source}: {_where(where)}: {error.message}")
 
 

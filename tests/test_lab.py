@@ -13,12 +13,12 @@ import pytest
 import testinfra
 import yaml
 from click.testing import CliRunner
-from tests.lab_fixture import lab_fleet
 
 from cd_checks import lab as fleet
 from cd_checks.cli.lab import lab as lab_command
 from cd_checks.errors import InputError
 from cd_checks.lab import Lab
+from tests.lab_fixture import lab_fleet
 
 
 @pytest.fixture(scope="module")

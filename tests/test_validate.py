@@ -228,7 +228,8 @@ def test_policy_findings_with_severity_and_location(cli: Cli, repo: Callable[...
 
 
 def test_one_input_per_yaml_document(cli: Cli, repo: Callable[..., Path]) -> None:
-    two = "---\nkind: Service\nname: a\nreplicas: 1\nowner: x\n---\nkind: Service\nname: b\nreplicas: 1\nowner: y\n"
+    one = "---\nkind: Service\nname: {}\nreplicas: 1\nowner: x\n"
+    two = one.format("a") + one.format("b")
     root = repo({"policy/main.rego": POLICY, "svc.yml": two})
     messages = sorted(
         f["message"] for f in findings(cli("-C", root, "validate", "--format", "json"))
@@ -400,20 +401,22 @@ def test_help_does_not_import_heavy_modules() -> None:
 
 def test_expiring_exceptions_through_validate(cli: Cli, repo: Callable[..., Path]) -> None:
     nginx = "server {\n    listen 8080;\n    server_tokens on;\n    client_max_body_size 1m;\n}\n"
-    root = repo({
-        "cd-checks.yml": "---\npolicy: {builtin: [nginx]}\n",
-        "nginx/sites/legacy.conf": nginx,
-        "nginx/sites/other.conf": nginx,
-        ".cd-checks-exceptions.yml": (
-            "---\nexceptions:\n"
-            "  - rule: NGINX-001\n    paths: [nginx/sites/legacy.conf]\n"
-            "    reason: vendor appliance checks the header, OPS-1\n    expires: 2099-01-01\n"
-            "  - rule: NGINX-003\n    paths: ['nginx/**']\n"
-            "    reason: nothing matches this any more\n    expires: 2099-01-01\n"
-            "  - rule: NGINX-001\n    paths: [nginx/sites/other.conf]\n"
-            "    reason: was temporary\n    expires: 2020-01-01\n"
-        ),
-    })
+    root = repo(
+        {
+            "cd-checks.yml": "---\npolicy: {builtin: [nginx]}\n",
+            "nginx/sites/legacy.conf": nginx,
+            "nginx/sites/other.conf": nginx,
+            ".cd-checks-exceptions.yml": (
+                "---\nexceptions:\n"
+                "  - rule: NGINX-001\n    paths: [nginx/sites/legacy.conf]\n"
+                "    reason: vendor appliance checks the header, OPS-1\n    expires: 2099-01-01\n"
+                "  - rule: NGINX-003\n    paths: ['nginx/**']\n"
+                "    reason: nothing matches this any more\n    expires: 2099-01-01\n"
+                "  - rule: NGINX-001\n    paths: [nginx/sites/other.conf]\n"
+                "    reason: was temporary\n    expires: 2020-01-01\n"
+            ),
+        }
+    )
     run = cli("-C", root, "validate", "--format", "json")
     assert run.code == 1
     got = sorted((f["path"], f["line"], f["rule"], f["severity"]) for f in findings(run))

@@ -135,7 +135,7 @@ def _findings(
     path: str, parsed: Parsed, indices: Sequence[int], outcomes: Sequence[Outcome]
 ) -> list[Finding]:
     found = []
-    for index, outcome in zip(indices, outcomes):
+    for index, outcome in zip(indices, outcomes, strict=True):
         for result in outcome.results:
             if result.kind == "exception":
                 continue

@@ -42,7 +42,7 @@ EXTENSIONS = {
 MAX_EXPANDED_NODES = 2_000_000
 
 
-class _Loader(yaml.CSafeLoader):
+class _Loader(yaml.CSafeLoader):  # type: ignore[misc]
     """libyaml's safe loader, reading application tags (`!vault`, `!reference`, `!Ref`)
     as their plain value: they are valid YAML, and policies see the string/list/map."""
 
@@ -52,7 +52,7 @@ def _plain(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
         return loader.construct_mapping(node, deep=True)
     if isinstance(node, yaml.SequenceNode):
         return loader.construct_sequence(node, deep=True)
-    return loader.construct_scalar(node)  # type: ignore[arg-type]
+    return loader.construct_scalar(node)
 
 
 _Loader.add_multi_constructor("!", _plain)
@@ -310,7 +310,7 @@ def _nginx_message(message: str) -> str:
 
 
 def _conftest_shape(directives: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """crossplane's {directive, args, block} to conftest's {name, parameters, block: {directives}}."""
+    """crossplane's {directive, args, block} to conftest's {name, parameters, block}."""
     shaped = []
     for item in directives:
         node: dict[str, Any] = {

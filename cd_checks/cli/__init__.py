@@ -24,7 +24,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "policy": ("cd_checks.cli.policy", "policy", "Rego policy tools (policy test)."),
     "lab": ("cd_checks.cli.lab", "lab", "Start/stop a local fleet (sshd + nginx on loopback)."),
     "audit": ("cd_checks.cli.audit", "audit", "The audit trail: log, show, export, verify."),
-    "incident": ("cd_checks.cli.audit", "incident", "Record deploy-caused incidents (open, resolve)."),
+    "incident": ("cd_checks.cli.audit", "incident", "Record deploy-caused incidents."),
     "postmortem": (
         "cd_checks.cli.audit",
         "postmortem",
