@@ -78,8 +78,9 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., Run]:
     return run
 
 
-def run_process(*args: str | Path, cwd: Path | None = None,
-                env: Mapping[str, str] | None = None) -> Run:
+def run_process(
+    *args: str | Path, cwd: Path | None = None, env: Mapping[str, str] | None = None
+) -> Run:
     """Run `python -m cd_checks ARGS` as a real subprocess."""
     done = subprocess.run(
         [sys.executable, "-m", "cd_checks", *[str(a) for a in args]],

@@ -15,35 +15,89 @@ FORMAT_NAMES = ("text", "json", "junit", "sarif", "github", "gitlab")
 
 @click.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=str))
-@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Config file (default: cd-checks.yml at the repository root).")
-@click.option("--changed-since", metavar="REF",
-              help="PR mode: only files changed since the merge-base with REF.")
-@click.option("--format", "output_format", type=click.Choice(FORMAT_NAMES), default="text",
-              show_default=True, help="Report format.")
-@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the report to FILE instead of standard output.")
-@click.option("--fail-on", type=click.Choice(FAIL_ON), default="error", show_default=True,
-              help="Lowest severity that fails the run (exit 1).")
-@click.option("--combine/--no-combine", default=None,
-              help="Give policies all files as one input list, as conftest --combine.")
-@click.option("--namespace", "namespaces", multiple=True, metavar="NS",
-              help="Rego namespace(s) to evaluate (default: main).")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Config file (default: cd-checks.yml at the repository root).",
+)
+@click.option(
+    "--changed-since",
+    metavar="REF",
+    help="PR mode: only files changed since the merge-base with REF.",
+)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(FORMAT_NAMES),
+    default="text",
+    show_default=True,
+    help="Report format.",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the report to FILE instead of standard output.",
+)
+@click.option(
+    "--fail-on",
+    type=click.Choice(FAIL_ON),
+    default="error",
+    show_default=True,
+    help="Lowest severity that fails the run (exit 1).",
+)
+@click.option(
+    "--combine/--no-combine",
+    default=None,
+    help="Give policies all files as one input list, as conftest --combine.",
+)
+@click.option(
+    "--namespace",
+    "namespaces",
+    multiple=True,
+    metavar="NS",
+    help="Rego namespace(s) to evaluate (default: main).",
+)
 @click.option("--all-namespaces", is_flag=True, help="Evaluate every Rego namespace.")
-@click.option("--engine", type=click.Choice(("auto", "embedded", "conftest")),
-              help="Rego engine (default auto: conftest when on PATH, else embedded).")
-@click.option("--rego-version", type=click.Choice(("v0", "v1")),
-              help="Rego syntax version of the policies (default v1).")
-@click.option("--builtin", multiple=True, metavar="SET",
-              help="Turn on a shipped policy set (nginx, monitoring, patches, agents, ansible, pipeline).")
+@click.option(
+    "--engine",
+    type=click.Choice(("auto", "embedded", "conftest")),
+    help="Rego engine (default auto: conftest when on PATH, else embedded).",
+)
+@click.option(
+    "--rego-version",
+    type=click.Choice(("v0", "v1")),
+    help="Rego syntax version of the policies (default v1).",
+)
+@click.option(
+    "--builtin",
+    multiple=True,
+    metavar="SET",
+    help="Turn on a shipped policy set (nginx, monitoring, patches, agents, ansible, pipeline).",
+)
 @click.option("--no-cache", is_flag=True, help="Check every file again, ignoring .cd-checks/cache.")
-@click.option("--jobs", "-j", type=click.IntRange(min=1), help="Worker processes (default: CPU count).")
+@click.option(
+    "--jobs", "-j", type=click.IntRange(min=1), help="Worker processes (default: CPU count)."
+)
 @click.pass_context
-def validate(ctx: click.Context, paths: tuple[str, ...], config_path: Path | None,
-             changed_since: str | None, output_format: str, output: Path | None, fail_on: str,
-             combine: bool | None, namespaces: tuple[str, ...], all_namespaces: bool,
-             engine: str | None, rego_version: str | None, builtin: tuple[str, ...],
-             no_cache: bool, jobs: int | None) -> int:
+def validate(
+    ctx: click.Context,
+    paths: tuple[str, ...],
+    config_path: Path | None,
+    changed_since: str | None,
+    output_format: str,
+    output: Path | None,
+    fail_on: str,
+    combine: bool | None,
+    namespaces: tuple[str, ...],
+    all_namespaces: bool,
+    engine: str | None,
+    rego_version: str | None,
+    builtin: tuple[str, ...],
+    no_cache: bool,
+    jobs: int | None,
+) -> int:
     """Run syntax, schema and policy checks on the repository (or PATHS in it).
 
     Exit 0 when nothing reaches --fail-on, 1 when something does, 2 on a
@@ -74,8 +128,11 @@ def validate(ctx: click.Context, paths: tuple[str, ...], config_path: Path | Non
         click.echo(rendered, nl=not rendered.endswith("\n"))
     else:
         output.write_text(rendered, "utf-8")
-        click.echo(f"cd-checks: {result.errors} errors, {result.warnings} warnings "
-                   f"in {result.files} files; report written to {output}", err=True)
+        click.echo(
+            f"cd-checks: {result.errors} errors, {result.warnings} warnings "
+            f"in {result.files} files; report written to {output}",
+            err=True,
+        )
     summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
     if output_format == "github" and summary_file:
         from cd_checks.report import github
