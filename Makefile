@@ -12,7 +12,7 @@ demo: setup
 	$(PYTHON) -m cd_checks -C examples rollout plan
 
 test: setup system-packages
-	$(PYTHON) -m pytest -q -n 2
+	$(PYTHON) -m pytest -q -n 2 --dist loadgroup
 
 setup:
 	$(PIP) -e '.[test]'

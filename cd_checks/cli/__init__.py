@@ -22,6 +22,8 @@ from cd_checks.errors import CdChecksError
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "validate": ("cd_checks.cli.validate", "validate", "Run syntax, schema and policy checks."),
     "policy": ("cd_checks.cli.policy", "policy", "Rego policy tools (policy test)."),
+    "rollout": ("cd_checks.cli.rollout", "rollout", "Staged, health-gated rollouts (plan, run)."),
+    "rollback": ("cd_checks.cli.rollout", "rollback", "Roll an environment back to known-good."),
     "lab": ("cd_checks.cli.lab", "lab", "Start/stop a local fleet (sshd + nginx on loopback)."),
     "audit": ("cd_checks.cli.audit", "audit", "The audit trail: log, show, export, verify."),
     "incident": ("cd_checks.cli.audit", "incident", "Record deploy-caused incidents."),

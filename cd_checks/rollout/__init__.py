@@ -1,0 +1,1 @@
+"""Staged, health-gated rollouts: plan, apply, gate, roll back."""

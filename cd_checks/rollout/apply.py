@@ -1,0 +1,160 @@
+"""Appliers: put a revision on some hosts. One Protocol, two implementations.
+
+- `AnsibleApplier`: `ansible-playbook -i INVENTORY PLAYBOOK --limit h1,h2
+  -e cd_checks_revision=REV`, run in the worktree of the revision; per-host
+  results come from the PLAY RECAP, and a host the play never reached fails.
+- `CommandApplier`: any command; `{hosts}` (comma list), `{revision}`,
+  `{stage}` and `{wave}` are substituted inside single arguments, never
+  through a shell.
+
+Both return an `ApplyResult`; neither prints. The environment for the
+child process is passed in by the caller.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from cd_checks.errors import ToolError
+from cd_checks.rollout.inventory import Host
+from cd_checks.rollout.spec import AnsibleApply, Apply, CommandApply
+
+OUTPUT_TAIL_LINES = 40
+_RECAP = re.compile(r"^(\S+)\s+:\s+ok=\d+\s+changed=\d+\s+unreachable=(\d+)\s+failed=(\d+)")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_PLACEHOLDER = re.compile(r"\{(hosts|revision|stage|wave)\}")
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    ok: bool
+    returncode: int
+    command: tuple[str, ...]
+    failed_hosts: tuple[str, ...]
+    output: str
+    seconds: float
+    errors: tuple[str, ...] = ()  # the applier's own error lines (ansible's `fatal:` ...)
+
+
+class Applier(Protocol):
+    def apply(
+        self, hosts: Sequence[Host], *, revision: str, stage: str, wave: int, workdir: Path
+    ) -> ApplyResult: ...
+
+
+@dataclass(frozen=True)
+class AnsibleApplier:
+    spec: AnsibleApply
+    inventory: Path
+    env: Mapping[str, str]
+    program: str = "ansible-playbook"
+
+    def command(self, hosts: Sequence[Host], revision: str, stage: str) -> list[str]:
+        argv = [self.program, "-i", str(self.inventory), self.spec.playbook]
+        argv += ["--limit", ",".join(h.name for h in hosts)]
+        argv += ["-e", f"cd_checks_revision={revision}", "-e", f"cd_checks_stage={stage}"]
+        if self.spec.forks is not None:
+            argv += ["--forks", str(self.spec.forks)]
+        return argv + list(self.spec.extra_args)
+
+    def apply(
+        self, hosts: Sequence[Host], *, revision: str, stage: str, wave: int, workdir: Path
+    ) -> ApplyResult:
+        argv = self.command(hosts, revision, stage)
+        env = {**self.env, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_RETRY_FILES_ENABLED": "False"}
+        code, output, seconds = _run(argv, workdir, env)
+        failed = recap_failures(output, [h.name for h in hosts])
+        if code != 0 and not failed:
+            failed = tuple(h.name for h in hosts)
+        ok = code == 0 and not failed
+        return ApplyResult(ok, code, tuple(argv), failed, output, seconds, error_lines(output))
+
+
+def error_lines(output: str, limit: int = 10) -> tuple[str, ...]:
+    """ansible's per-host error lines (`fatal: [host]: FAILED! => ...`, `ERROR! ...`), unescaped."""
+    found = []
+    for line in _ANSI.sub("", output).splitlines():
+        if line.startswith(("fatal:", "ERROR!")) or "UNREACHABLE!" in line:
+            found.append(line.replace('\\"', '"').replace("\\n", " ")[:500])
+    return tuple(found[:limit])
+
+
+def recap_failures(output: str, hosts: Sequence[str]) -> tuple[str, ...]:
+    """Hosts that failed, were unreachable or are missing in ansible's PLAY RECAP."""
+    seen: dict[str, bool] = {}
+    recap = _ANSI.sub("", output).split("PLAY RECAP", 1)
+    for line in recap[1].splitlines() if len(recap) == 2 else ():
+        match = _RECAP.match(line.strip())
+        if match:
+            seen[match.group(1)] = match.group(2) == "0" and match.group(3) == "0"
+    return tuple(h for h in hosts if not seen.get(h, False))
+
+
+@dataclass(frozen=True)
+class CommandApplier:
+    spec: CommandApply
+    env: Mapping[str, str]
+
+    def command(self, hosts: Sequence[Host], revision: str, stage: str, wave: int) -> list[str]:
+        values = {
+            "hosts": ",".join(h.name for h in hosts),
+            "revision": revision,
+            "stage": stage,
+            "wave": str(wave),
+        }
+        return [_PLACEHOLDER.sub(lambda m: values[m.group(1)], arg) for arg in self.spec.argv]
+
+    def apply(
+        self, hosts: Sequence[Host], *, revision: str, stage: str, wave: int, workdir: Path
+    ) -> ApplyResult:
+        argv = self.command(hosts, revision, stage, wave)
+        env = {
+            **self.env,
+            "CD_CHECKS_HOSTS": ",".join(h.name for h in hosts),
+            "CD_CHECKS_REVISION": revision,
+            "CD_CHECKS_STAGE": stage,
+            "CD_CHECKS_WAVE": str(wave),
+        }
+        code, output, seconds = _run(argv, workdir, env)
+        failed = () if code == 0 else tuple(h.name for h in hosts)
+        return ApplyResult(code == 0, code, tuple(argv), failed, output, seconds)
+
+
+def make(spec: Apply, *, inventory: Path, env: Mapping[str, str]) -> Applier:
+    """The applier for the `apply:` section (the registry of appliers)."""
+    if isinstance(spec, AnsibleApply):
+        program = shutil.which("ansible-playbook", path=env.get("PATH"))
+        if program is None:
+            raise ToolError("ansible-playbook not found on PATH (pip install ansible-core)")
+        return AnsibleApplier(spec, inventory, env, program)
+    return CommandApplier(spec, env)
+
+
+def _run(argv: list[str], cwd: Path, env: Mapping[str, str]) -> tuple[int, str, float]:
+    start = time.monotonic()
+    try:
+        done = subprocess.run(  # noqa: S603 - an argument list, never a shell
+            argv,
+            cwd=cwd,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            check=False,
+        )
+    except OSError as exc:
+        return 127, f"cannot run {argv[0]}: {exc}", time.monotonic() - start
+    return done.returncode, done.stdout, time.monotonic() - start
+
+
+def tail(output: str, lines: int = OUTPUT_TAIL_LINES) -> str:
+    return "\n".join(output.rstrip().splitlines()[-lines:])

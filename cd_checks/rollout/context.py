@@ -1,0 +1,102 @@
+"""Wire a rollout together from the repository, its config and the caller's environment.
+
+Reads cd-checks.yml's `rollout:` section, the inventory (from the config,
+relative to the repository, or an override), and builds the real parts:
+git worktrees, the applier, the health gate and the state directory. The
+environment is passed in by the CLI.
+
+When the environment sets no ANSIBLE_SSH_ARGS and the inventory's directory
+holds an `ssh_config` (as a `cd-checks lab` fleet does), ansible and
+testinfra both use that file: `-F ssh_config` with connection sharing.
+"""
+
+from __future__ import annotations
+
+import datetime
+import shlex
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from cd_checks import config as config_module
+from cd_checks.rollout import apply, inventory, plan
+from cd_checks.rollout.engine import Parts
+from cd_checks.rollout.health import HealthGate, Testinfra
+from cd_checks.rollout.inventory import Inventory
+from cd_checks.rollout.progress import Reporter
+from cd_checks.rollout.spec import RolloutSpec, from_section
+from cd_checks.rollout.state import StateDir
+from cd_checks.rollout.workspace import GitWorkspace
+
+SSH_CONFIG_NAME = "ssh_config"
+
+
+@dataclass(frozen=True)
+class Context:
+    root: Path
+    spec: RolloutSpec
+    inventory: Inventory
+    inventory_path: Path
+    workspace: GitWorkspace
+    state: StateDir
+    env: Mapping[str, str]
+
+    @property
+    def ssh_config(self) -> Path | None:
+        candidate = self.inventory_path.parent / SSH_CONFIG_NAME
+        return candidate if candidate.is_file() else None
+
+    def plan(self, revision: str) -> plan.Plan:
+        return plan.build(self.inventory, self.spec, self.workspace.resolve(revision))
+
+
+def now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def load(
+    root: Path, *, config_path: Path | None, inventory_path: Path | None, env: Mapping[str, str]
+) -> Context:
+    spec = from_section(config_module.load(root, config_path).section("rollout"))
+    path = (inventory_path or root / spec.inventory).resolve()
+    context_env = dict(env)
+    ssh_config = path.parent / SSH_CONFIG_NAME
+    if "ANSIBLE_SSH_ARGS" not in context_env and ssh_config.is_file():
+        quoted = shlex.quote(str(ssh_config))
+        context_env["ANSIBLE_SSH_ARGS"] = f"-F {quoted} -o ControlMaster=auto -o ControlPersist=60s"
+        context_env.setdefault("ANSIBLE_PIPELINING", "True")
+    return Context(
+        root=root,
+        spec=spec,
+        inventory=inventory.load(path),
+        inventory_path=path,
+        workspace=GitWorkspace(root, context_env),
+        state=StateDir(root / spec.state_dir, now),
+        env=context_env,
+    )
+
+
+def parts(context: Context, *, report: Reporter, workers: int) -> Parts:
+    health = context.spec.health
+    testinfra = None
+    if health.testinfra is not None:
+        testinfra = Testinfra(
+            tests=health.testinfra,
+            backend=health.testinfra_backend,
+            inventory=context.inventory_path,
+            ssh_config=context.ssh_config,
+            env=context.env,
+            python=sys.executable,
+            workers=workers,
+        )
+    return Parts(
+        inventory=context.inventory,
+        spec=context.spec,
+        applier=apply.make(context.spec.apply, inventory=context.inventory_path, env=context.env),
+        gate=HealthGate(health, testinfra),
+        workspace=context.workspace,
+        state=context.state,
+        known_good=context.state.known_good(),
+        report=report,
+    )

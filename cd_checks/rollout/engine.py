@@ -1,0 +1,506 @@
+"""The rollout state machine: apply a wave, gate it, go on or roll back.
+
+`run` takes the environment locks, refuses to start over an interrupted or
+failed run (unless resuming), checks that earlier stages passed for this
+revision, then for every wave of every requested stage: records the hosts
+about to change, applies, gates. A failed apply or gate stops the rollout
+and, when automatic rollback is on, re-applies the environment's last
+known-good revision to every host that received the change in this rollout
+(earlier stages of the same environment included, later waves never),
+then gates those hosts again. `rollback` does the same on demand.
+
+Every side effect is a part passed in (applier, gate, git workspace, state
+directory, known-good store, progress reporter), so unit tests run the real
+state machine on fakes and end-to-end tests on ansible, testinfra and ssh.
+The engine returns a frozen `RolloutResult`; it never prints or exits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Protocol
+
+from cd_checks.errors import CdChecksError, RolloutError
+from cd_checks.rollout.apply import Applier, ApplyResult
+from cd_checks.rollout.health import Gate, GateResult
+from cd_checks.rollout.inventory import Host, Inventory
+from cd_checks.rollout.plan import Plan, StagePlan
+from cd_checks.rollout.progress import Event, Reporter, silent
+from cd_checks.rollout.spec import RolloutSpec, Stage
+from cd_checks.rollout.state import KnownGoodStore, LockHolder, RunRecord, StateDir
+from cd_checks.rollout.workspace import Workspace
+
+
+class Observer(Protocol):
+    """Told about every stage run and every on-demand rollback (the audit trail's hook).
+
+    An exception from a `*_started` call stops the run before any host of that stage
+    (or rollback) is touched: no unaudited deploy. Automatic rollbacks are part of
+    the stage and reach `stage_finished`.
+    """
+
+    def stage_started(self, stage: StagePlan, revision: str, known_good: str | None) -> None: ...
+
+    def stage_finished(
+        self,
+        stage: StagePlan,
+        revision: str,
+        waves: tuple[WaveResult, ...],
+        failure: str | None,
+        rollback: RollbackResult | None,
+    ) -> None: ...
+
+    def rollback_started(self, environment: str, hosts: tuple[str, ...], target: str) -> None: ...
+
+    def rollback_finished(self, environment: str, result: RollbackResult) -> None: ...
+
+
+class NoObserver:
+    """The observer that does nothing."""
+
+    def stage_started(self, stage: StagePlan, revision: str, known_good: str | None) -> None:
+        return None
+
+    def stage_finished(
+        self,
+        stage: StagePlan,
+        revision: str,
+        waves: tuple[WaveResult, ...],
+        failure: str | None,
+        rollback: RollbackResult | None,
+    ) -> None:
+        return None
+
+    def rollback_started(self, environment: str, hosts: tuple[str, ...], target: str) -> None:
+        return None
+
+    def rollback_finished(self, environment: str, result: RollbackResult) -> None:
+        return None
+
+
+@dataclass(frozen=True)
+class Parts:
+    inventory: Inventory
+    spec: RolloutSpec
+    applier: Applier
+    gate: Gate
+    workspace: Workspace
+    state: StateDir
+    known_good: KnownGoodStore
+    report: Reporter = silent
+    observer: Observer = field(default_factory=NoObserver)
+
+
+@dataclass(frozen=True)
+class WaveResult:
+    stage: str
+    number: int
+    hosts: tuple[str, ...]
+    apply: ApplyResult | None
+    gate: GateResult | None
+
+    @property
+    def ok(self) -> bool:
+        applied = self.apply is None or self.apply.ok
+        return applied and self.gate is not None and self.gate.passed
+
+
+@dataclass(frozen=True)
+class RollbackResult:
+    environment: str
+    revision: str | None
+    hosts: tuple[str, ...]
+    apply: ApplyResult | None
+    gate: GateResult | None
+    reason: str = ""
+    missing: tuple[str, ...] = ()  # hosts no longer in the inventory: never verified
+    detected_at: str | None = None  # when the failure that called for it was seen
+    restored_at: str | None = None  # when the rollback verified
+
+    @property
+    def verified(self) -> bool:
+        applied = bool(self.apply and self.apply.ok and self.gate and self.gate.passed)
+        return applied and not self.missing
+
+
+@dataclass(frozen=True)
+class RolloutResult:
+    revision: str
+    environment: str | None
+    stages: tuple[str, ...]
+    waves: tuple[WaveResult, ...]
+    failure: str | None = None
+    rollback: RollbackResult | None = None
+    notes: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.ok else 1
+
+
+@dataclass(frozen=True)
+class _Start:
+    """Where a stage starts: its record, the first wave index and whether it is applied already."""
+
+    record: RunRecord
+    first: int = 0
+    regate_only: bool = False
+
+
+def run(
+    parts: Parts,
+    plan: Plan,
+    stages: Sequence[str],
+    *,
+    holder: LockHolder,
+    resume: bool = False,
+    break_lock: bool = False,
+) -> RolloutResult:
+    """Run the named stages of `plan` in order; see the module docstring."""
+    environments = list(dict.fromkeys(plan.stage(s).environment for s in stages))
+    notes: list[str] = []
+    taken: list[str] = []
+    try:
+        for environment in environments:
+            notes += parts.state.acquire(environment, holder, break_lock=break_lock)
+            taken.append(environment)
+        try:
+            starts = _starts(parts, plan, stages, resume=resume)
+        except RolloutError as exc:
+            raise RolloutError("; ".join([str(exc), *notes])) from exc
+        return _run_stages(parts, plan, stages, starts, tuple(notes))
+    finally:
+        for environment in taken:
+            parts.state.release(environment, holder)
+
+
+def _starts(parts: Parts, plan: Plan, stages: Sequence[str], *, resume: bool) -> dict[str, _Start]:
+    """Per-environment starting points; refuses over interrupted or failed runs."""
+    starts = _resume_points(parts, plan, stages) if resume else {}
+    for environment in dict.fromkeys(plan.stage(s).environment for s in stages):
+        if environment not in starts:
+            _refuse_unfinished(parts.state.record(environment))
+    if not resume:
+        _check_order(parts, plan, stages)
+    return starts
+
+
+def _refuse_unfinished(record: RunRecord | None) -> None:
+    if record is None or record.status == "open":
+        return
+    what = f"rollout of {record.revision[:12]} to environment {record.environment}"
+    if record.status == "running":
+        raise RolloutError(
+            f"an interrupted {what} (stage {record.stage}, pid {record.pid}, started "
+            f"{record.started}) left {len(record.applied)} host(s) changed; "
+            "continue it with `cd-checks rollout run --resume` or undo it with `cd-checks rollback`"
+        )
+    raise RolloutError(
+        f"the last {what} failed and was not rolled back and verified; "
+        "run `cd-checks rollback` (with --to REV if there is no known-good revision)"
+    )
+
+
+def _resume_points(parts: Parts, plan: Plan, stages: Sequence[str]) -> dict[str, _Start]:
+    starts: dict[str, _Start] = {}
+    for environment in dict.fromkeys(plan.stage(s).environment for s in stages):
+        record = parts.state.record(environment)
+        if record is None or record.status != "running":
+            continue
+        if record.revision != plan.revision:
+            raise RolloutError(
+                f"the interrupted run of environment {environment} deployed "
+                f"{record.revision[:12]}, not {plan.revision[:12]}: resume with --revision "
+                f"{record.revision}"
+            )
+        if record.stage not in stages:
+            raise RolloutError(
+                f"the interrupted run of environment {environment} was in stage {record.stage}: "
+                f"resume with --stage {record.stage} (or --all)"
+            )
+        first = max(record.waves_started - 1, 0)
+        regate = record.waves_started > 0 and record.waves_applied >= record.waves_started
+        starts[environment] = _Start(record, first, regate)
+    if not starts:
+        raise RolloutError("nothing to resume: no interrupted run in these environments")
+    return starts
+
+
+def _check_order(parts: Parts, plan: Plan, stages: Sequence[str]) -> None:
+    """Earlier stages must have passed for this revision, as a pipeline would enforce."""
+    names = [s.name for s in parts.spec.stages]
+    first = min(names.index(s) for s in stages)
+    for earlier in parts.spec.stages[:first]:
+        if not _completed(parts, earlier, plan.revision):
+            raise RolloutError(
+                f"stage {names[first]} needs stage {earlier.name} to have passed for "
+                f"{plan.revision[:12]} first: run `cd-checks rollout run --stage {earlier.name}` "
+                "(or --all)"
+            )
+
+
+def _completed(parts: Parts, stage: Stage, revision: str) -> bool:
+    record = parts.state.record(stage.environment)
+    if record is not None and record.revision == revision:
+        return stage.name in record.completed_stages
+    return parts.known_good.get(stage.environment) == revision
+
+
+def _run_stages(
+    parts: Parts,
+    plan: Plan,
+    stages: Sequence[str],
+    starts: dict[str, _Start],
+    notes: tuple[str, ...],
+) -> RolloutResult:
+    waves: list[WaveResult] = []
+    for name in _stages_from(plan, stages, starts):
+        stage = plan.stage(name)
+        start = starts.pop(stage.environment, None) or _Start(_new_record(parts, plan, stage))
+        known_good = parts.known_good.get(stage.environment)
+        parts.observer.stage_started(stage, plan.revision, known_good)
+        outcome, record = _run_stage(parts, plan, stage, start)
+        waves += outcome
+        if outcome and not outcome[-1].ok:
+            failure = _failure_text(outcome[-1])
+            rollback = _after_failure(parts, record)
+            parts.observer.stage_finished(stage, plan.revision, tuple(outcome), failure, rollback)
+            return RolloutResult(
+                plan.revision,
+                stage.environment,
+                tuple(stages),
+                tuple(waves),
+                failure,
+                rollback,
+                notes,
+            )
+        _finish_stage(parts, record, stage)
+        parts.observer.stage_finished(stage, plan.revision, tuple(outcome), None, None)
+    return RolloutResult(plan.revision, None, tuple(stages), tuple(waves), notes=notes)
+
+
+def _stages_from(plan: Plan, stages: Sequence[str], starts: dict[str, _Start]) -> list[str]:
+    """With --resume, skip the requested stages before the interrupted one."""
+    names = list(stages)
+    for start in starts.values():
+        if start.record.stage in names:
+            names = names[names.index(start.record.stage) :]
+    return names
+
+
+def _new_record(parts: Parts, plan: Plan, stage: StagePlan) -> RunRecord:
+    previous = parts.state.record(stage.environment)
+    same = previous is not None and previous.revision == plan.revision
+    me = parts.state.me("")
+    return RunRecord(
+        environment=stage.environment,
+        revision=plan.revision,
+        status="running",
+        stage=stage.name,
+        waves=stage.waves,
+        # Hosts an unfinished earlier rollout of this environment changed are still not on
+        # the known-good revision: a rollback must put them back too.
+        applied=previous.applied if previous is not None else (),
+        completed_stages=previous.completed_stages if same and previous else (),
+        pid=me.pid,
+        started=me.started,
+    )
+
+
+def _run_stage(
+    parts: Parts, plan: Plan, stage: StagePlan, start: _Start
+) -> tuple[list[WaveResult], RunRecord]:
+    record = replace(start.record, status="running", stage=stage.name, waves=start.record.waves)
+    parts.state.save(record)
+    results: list[WaveResult] = []
+    with parts.workspace.checkout(plan.revision) as workdir:
+        for index in range(start.first, len(record.waves)):
+            regate = start.regate_only and index == start.first
+            result, record = _run_wave(parts, stage, record, index, workdir, regate=regate)
+            results.append(result)
+            if not result.ok:
+                break
+    return results, record
+
+
+def _run_wave(
+    parts: Parts, stage: StagePlan, record: RunRecord, index: int, workdir: Path, *, regate: bool
+) -> tuple[WaveResult, RunRecord]:
+    number, names = index + 1, record.waves[index]
+    hosts = _hosts(parts.inventory, names)
+    applied: ApplyResult | None = None
+    if not regate:
+        record = replace(record, waves_started=number).with_applied(names)
+        parts.state.save(record)
+        applied = _apply(parts, hosts, record.revision, stage.name, number, workdir)
+        if not applied.ok:
+            return WaveResult(stage.name, number, names, applied, None), record
+        record = replace(record, waves_applied=number)
+        parts.state.save(record)
+    parts.report(Event(stage.name, number, "*", "gate", "start", ", ".join(names)))
+    gate = parts.gate.check(
+        hosts, workdir=workdir, stage=stage.name, wave=number, report=parts.report
+    )
+    return WaveResult(stage.name, number, names, applied, gate), record
+
+
+def _hosts(inventory: Inventory, names: Sequence[str]) -> list[Host]:
+    missing = [n for n in names if n not in inventory.hosts]
+    if missing:
+        raise RolloutError(
+            f"host(s) {', '.join(missing)} of the planned wave are not in {inventory.source} "
+            "any more: roll back with `cd-checks rollback`"
+        )
+    return [inventory.host(n) for n in names]
+
+
+def _apply(
+    parts: Parts, hosts: Sequence[Host], revision: str, stage: str, wave: int, workdir: Path
+) -> ApplyResult:
+    names = ", ".join(h.name for h in hosts)
+    parts.report(Event(stage, wave, "*", "apply", "start", f"{revision[:12]} -> {names}"))
+    result = parts.applier.apply(hosts, revision=revision, stage=stage, wave=wave, workdir=workdir)
+    for host in hosts:
+        failed = host.name in result.failed_hosts
+        parts.report(Event(stage, wave, host.name, "apply", "failed" if failed else "ok"))
+    if not result.ok and not result.failed_hosts:
+        parts.report(Event(stage, wave, "*", "apply", "failed", f"exit {result.returncode}"))
+    return result
+
+
+def _finish_stage(parts: Parts, record: RunRecord, stage: StagePlan) -> None:
+    record = replace(record, completed_stages=(*record.completed_stages, stage.name))
+    last = parts.spec.stages_of(stage.environment)[-1].name
+    if stage.name == last:
+        parts.known_good.set(stage.environment, record.revision)
+        parts.state.clear(stage.environment)
+        parts.report(Event(stage.name, -1, "*", "known-good", "ok", record.revision[:12]))
+    else:
+        parts.state.save(replace(record, status="open"))
+
+
+def _failure_text(wave: WaveResult) -> str:
+    where = f"stage {wave.stage} wave {wave.number}"
+    if wave.apply is not None and not wave.apply.ok:
+        hosts = ", ".join(wave.apply.failed_hosts) or "the wave"
+        return f"{where}: apply failed (exit {wave.apply.returncode}) on {hosts}"
+    assert wave.gate is not None
+    failed = wave.gate.failed_hosts
+    return (
+        f"{where}: health gate failed on {len(failed)} of {len(wave.hosts)} host(s) "
+        f"({', '.join(failed)}; allowed {wave.gate.max_failed_percent:g}%)"
+    )
+
+
+def _after_failure(parts: Parts, record: RunRecord) -> RollbackResult:
+    environment, detected = record.environment, parts.state.now()
+    target = parts.known_good.get(environment)
+    if not parts.spec.automatic_rollback:
+        parts.state.save(replace(record, status="failed"))
+        reason = "automatic rollback is off: run `cd-checks rollback`"
+        return RollbackResult(
+            environment, target, record.applied, None, None, reason, detected_at=detected
+        )
+    if target is None:
+        parts.state.save(replace(record, status="failed"))
+        reason = (
+            f"no known-good revision for environment {environment} (first rollout): "
+            "hosts left as they are; run `cd-checks rollback --to REV`"
+        )
+        return RollbackResult(
+            environment, None, record.applied, None, None, reason, detected_at=detected
+        )
+    result = roll_back(parts, environment, record.applied, target, stage=record.stage)
+    if result.verified:
+        parts.state.clear(environment)
+    else:
+        parts.state.save(replace(record, status="failed"))
+    return result
+
+
+def roll_back(
+    parts: Parts, environment: str, hosts: Sequence[str], target: str, *, stage: str
+) -> RollbackResult:
+    """Apply `target` to `hosts` from its own worktree, then gate them again."""
+    detected = parts.state.now()
+    names = tuple(hosts)
+    parts.report(Event(stage, 0, "*", "rollback", "start", f"{target[:12]} -> {', '.join(names)}"))
+    if not names:
+        reason = "no host had received it"
+        return RollbackResult(
+            environment, target, names, None, None, reason, (), detected, detected
+        )
+    found = [parts.inventory.host(n) for n in names if n in parts.inventory.hosts]
+    missing = tuple(n for n in names if n not in parts.inventory.hosts)
+    why = f"not in the inventory any more: {', '.join(missing)}" if missing else ""
+    try:
+        with parts.workspace.checkout(target) as workdir:
+            applied = _apply(parts, found, target, stage, 0, workdir)
+            gate = parts.gate.check(
+                found, workdir=workdir, stage=stage, wave=0, report=parts.report
+            )
+    except CdChecksError as exc:
+        return RollbackResult(environment, target, names, None, None, str(exc), missing, detected)
+    result = RollbackResult(environment, target, names, applied, gate, why, missing, detected)
+    if result.verified:
+        result = replace(result, restored_at=parts.state.now())
+    verdict = "ok" if result.verified else "failed"
+    parts.report(Event(stage, 0, "*", "rollback", verdict, f"verified={result.verified}"))
+    return result
+
+
+def rollback(
+    parts: Parts,
+    environment: str,
+    *,
+    holder: LockHolder,
+    to: str | None = None,
+    break_lock: bool = False,
+    all_hosts: Sequence[str] = (),
+) -> RolloutResult:
+    """`cd-checks rollback`: put the environment's changed hosts back on known-good (or `to`).
+
+    Without an open or failed rollout there is nothing to undo unless `to` names
+    a revision: then every host of the environment (`all_hosts`) gets it.
+    """
+    notes = parts.state.acquire(environment, holder, break_lock=break_lock)
+    try:
+        return _rollback_locked(parts, environment, to, all_hosts, tuple(notes))
+    finally:
+        parts.state.release(environment, holder)
+
+
+def _rollback_locked(
+    parts: Parts, environment: str, to: str | None, all_hosts: Sequence[str], notes: tuple[str, ...]
+) -> RolloutResult:
+    record = parts.state.record(environment)
+    target = to or parts.known_good.get(environment)
+    if target is None:
+        raise RolloutError(
+            f"environment {environment} has no known-good revision yet: pass --to REV"
+        )
+    if record is None and to is None:
+        raise RolloutError(
+            f"nothing to roll back: environment {environment} has no unfinished rollout and runs "
+            f"known-good {target[:12]}; pass --to REV to deploy an older revision"
+        )
+    hosts = record.applied if record is not None else tuple(all_hosts)
+    stage = record.stage if record is not None else environment
+    parts.observer.rollback_started(environment, tuple(hosts), target)
+    result = roll_back(parts, environment, hosts, target, stage=stage)
+    parts.observer.rollback_finished(environment, result)
+    if result.verified:
+        parts.state.clear(environment)
+        if record is None:
+            parts.known_good.set(environment, target)
+    elif record is not None:
+        parts.state.save(replace(record, status="failed"))
+    failure = None if result.verified else f"rollback of environment {environment} did not verify"
+    revision = record.revision if record is not None else target
+    return RolloutResult(revision, environment, (), (), failure, result, notes)

@@ -1,0 +1,338 @@
+"""Health gates: decide whether the hosts of a wave are healthy after an apply.
+
+Two kinds of check, both per host:
+
+- HTTP probes (urllib, no proxy), all hosts at once: each probe is watched for `bake_seconds`
+  after the apply; a failed attempt is retried with exponential back-off,
+  and the host fails once a probe has failed more than `retries` times (as
+  Argo Rollouts' failureLimit). A probe that never answers fails like any
+  other: an unreachable host is never skipped.
+- testinfra: the health test files of the deployed revision, run by pytest
+  against the wave's hosts (ssh or ansible backend) in parallel with
+  pytest-xdist; per-host results come from the JUnit XML. Hosts that fail
+  are run again, up to `retries` times, with back-off. testinfra runs while
+  the probes bake, so a wave's gate takes the longer of the two, not the sum.
+
+The verdict: the wave fails when the share of failed hosts exceeds
+`max_failed_percent`. Processes, sockets and the clock are the only side
+effects; the environment for pytest is passed in.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from cd_checks.rollout.inventory import Host
+from cd_checks.rollout.progress import Event, Reporter
+from cd_checks.rollout.spec import HealthSpec, HttpProbe
+
+MAX_BACKOFF = 8.0
+MAX_THREADS = 64
+TESTINFRA_TIMEOUT = 600.0
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    check: str
+    ok: bool
+    detail: str = ""
+    attempts: int = 1
+
+
+@dataclass(frozen=True)
+class HostHealth:
+    host: str
+    checks: tuple[CheckResult, ...]
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+    @property
+    def failed(self) -> tuple[CheckResult, ...]:
+        return tuple(c for c in self.checks if not c.ok)
+
+
+@dataclass(frozen=True)
+class GateResult:
+    passed: bool
+    hosts: tuple[HostHealth, ...]
+    max_failed_percent: float
+    notes: tuple[str, ...] = ()
+
+    @property
+    def failed_hosts(self) -> tuple[str, ...]:
+        return tuple(h.host for h in self.hosts if not h.ok)
+
+
+class Gate(Protocol):
+    def check(
+        self, hosts: Sequence[Host], *, workdir: Path, stage: str, wave: int, report: Reporter
+    ) -> GateResult: ...
+
+
+@dataclass(frozen=True)
+class Clock:
+    monotonic: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+
+
+Fetch = Callable[[str, float], tuple[int | None, str]]
+
+
+def fetch(url: str, timeout: float) -> tuple[int | None, str]:
+    """GET `url` directly (never through a proxy): (status, body) or (None, error)."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(url, timeout=timeout) as response:
+            return int(response.status), response.read(65536).decode("utf-8", "replace")
+    except urllib.error.HTTPError as exc:
+        return int(exc.code), exc.read(65536).decode("utf-8", "replace")
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return None, f"no answer: {reason}"
+
+
+def verdict(
+    results: Iterable[HostHealth], max_failed_percent: float, notes: Sequence[str] = ()
+) -> GateResult:
+    hosts = tuple(results)
+    failed = sum(1 for h in hosts if not h.ok)
+    percent = 100.0 * failed / len(hosts) if hosts else 0.0
+    return GateResult(percent <= max_failed_percent, hosts, max_failed_percent, tuple(notes))
+
+
+def backoff(failures: int) -> float:
+    return float(min(MAX_BACKOFF, 0.5 * 2 ** (failures - 1)))
+
+
+def probe_url(probe: HttpProbe, host: Host) -> str:
+    return probe.url.replace("{host}", host.address).replace("{name}", host.name)
+
+
+def watch_probe(
+    probe: HttpProbe, host: Host, *, bake: float, retries: int, clock: Clock, get: Fetch
+) -> CheckResult:
+    """Probe until `bake` seconds have passed with the last attempt good, or too many failures."""
+    url = probe_url(probe, host)
+    name = f"http {url}"
+    start, failures, attempts = clock.monotonic(), 0, 0
+    interval = max(0.5, min(5.0, bake / 5))
+    while True:
+        attempts += 1
+        problem = _probe_problem(probe, *get(url, probe.timeout))
+        if problem:
+            failures += 1
+            if failures > retries:
+                return CheckResult(name, False, f"{problem} ({failures} failures)", attempts)
+            clock.sleep(backoff(failures))
+            continue
+        left = bake - (clock.monotonic() - start)
+        if left <= 0:
+            detail = f"ok after {failures} failed attempt(s)" if failures else ""
+            return CheckResult(name, True, detail, attempts)
+        clock.sleep(min(interval, left))
+
+
+def _probe_problem(probe: HttpProbe, status: int | None, body: str) -> str:
+    if status is None:
+        return body
+    if status != probe.status:
+        return f"status {status}, expected {probe.status}"
+    if probe.contains is not None and probe.contains not in body:
+        return f"body does not contain {probe.contains!r}"
+    return ""
+
+
+@dataclass(frozen=True)
+class Testinfra:
+    """Runs the testinfra files of the deployed revision through pytest."""
+
+    tests: str
+    backend: str
+    inventory: Path
+    ssh_config: Path | None
+    env: Mapping[str, str]
+    python: str
+    workers: int = 2
+
+    def spec(self, host: Host) -> str:
+        if self.backend == "ansible" or self.ssh_config is not None:
+            return f"{self.backend}://{host.name}"
+        user = host.vars.get("ansible_user")
+        port = host.vars.get("ansible_port")
+        return f"ssh://{user + '@' if user else ''}{host.address}{f':{port}' if port else ''}"
+
+    def command(self, hosts: Sequence[Host], workdir: Path, xml: Path) -> list[str]:
+        path = workdir / self.tests
+        folder = path if path.is_dir() else path.parent
+        argv = [self.python, "-m", "pytest", str(path), "-p", "no:cacheprovider", "-q"]
+        argv += ["-c", str(folder / ".cd-checks-no-ini"), "--rootdir", str(folder)]
+        argv += ["--confcutdir", str(folder), f"--junitxml={xml}"]
+        argv += ["--hosts=" + ",".join(self.spec(h) for h in hosts)]
+        workers = min(self.workers, len(hosts))
+        argv += ["-n", str(workers if workers > 1 else 0)]
+        if self.backend == "ansible":
+            argv += ["--ansible-inventory", str(self.inventory), "--force-ansible"]
+        elif self.ssh_config is not None:
+            argv += ["--ssh-config", str(self.ssh_config)]
+        return argv
+
+    def run(self, hosts: Sequence[Host], workdir: Path) -> dict[str, list[CheckResult]]:
+        with tempfile.TemporaryDirectory(prefix="cd-checks-testinfra-") as scratch:
+            xml = Path(scratch) / "junit.xml"
+            argv = self.command(hosts, workdir, xml)
+            try:
+                done = subprocess.run(  # noqa: S603 - an argument list, never a shell
+                    argv,
+                    cwd=workdir,
+                    env=dict(self.env),
+                    stdin=subprocess.DEVNULL,
+                    capture_output=True,
+                    text=True,
+                    errors="replace",
+                    timeout=TESTINFRA_TIMEOUT,
+                    check=False,
+                )
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                return _everyone(hosts, f"testinfra did not finish: {exc}")
+            if done.returncode not in (0, 1) or not xml.is_file():
+                lines = (done.stdout + done.stderr).strip().splitlines()[-3:]
+                why = f"pytest exit {done.returncode}: {' | '.join(lines)}"
+                return _everyone(hosts, why)
+            return junit_results(xml.read_text("utf-8"), {self._id(h): h.name for h in hosts})
+
+    def _id(self, host: Host) -> str:
+        spec = self.spec(host)
+        scheme, _, rest = spec.partition("://")
+        rest = rest.rsplit("@", 1)[-1]
+        if host.vars.get("ansible_port") and scheme == "ssh" and self.ssh_config is None:
+            rest = rest.rsplit(":", 1)[0]
+        return f"{scheme}://{rest}"
+
+
+def _everyone(hosts: Sequence[Host], detail: str) -> dict[str, list[CheckResult]]:
+    return {h.name: [CheckResult("testinfra", False, detail)] for h in hosts}
+
+
+def junit_results(xml: str, ids: Mapping[str, str]) -> dict[str, list[CheckResult]]:
+    """Per-host results from pytest's JUnit XML; `ids` maps testinfra ids to host names."""
+    results: dict[str, list[CheckResult]] = {name: [] for name in ids.values()}
+    for case in ET.fromstring(xml).iter("testcase"):
+        name = case.get("name", "")
+        check = f"testinfra {case.get('classname', '')}::{name.split('[', 1)[0]}"
+        problem = next((c for c in case if c.tag in ("failure", "error")), None)
+        if case.find("skipped") is not None and problem is None:
+            continue
+        detail = "" if problem is None else _first_line(problem)
+        host = _host_of(name, ids)
+        for target in [host] if host else list(results):
+            results[target].append(CheckResult(check, problem is None, detail))
+    return results
+
+
+def _host_of(test_name: str, ids: Mapping[str, str]) -> str | None:
+    params = test_name.partition("[")[2].rstrip("]")
+    matches = [
+        i
+        for i in ids
+        if params == i
+        or params.startswith(i + "-")
+        or params.endswith("-" + i)
+        or f"-{i}-" in params
+    ]
+    return ids[max(matches, key=len)] if matches else None
+
+
+def _first_line(element: ET.Element) -> str:
+    message = element.get("message") or (element.text or "")
+    return " ".join(message.split())[:300]
+
+
+@dataclass(frozen=True)
+class HealthGate:
+    """The gate of the `health:` section: HTTP probes, then testinfra, then the verdict."""
+
+    spec: HealthSpec
+    testinfra: Testinfra | None
+    clock: Clock = field(default_factory=Clock)
+    get: Fetch = fetch
+
+    def check(
+        self, hosts: Sequence[Host], *, workdir: Path, stage: str, wave: int, report: Reporter
+    ) -> GateResult:
+        """Watch every probe of every host for the bake time while testinfra runs."""
+        workers = min(MAX_THREADS, 1 + len(hosts) * len(self.spec.http))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            tests = None
+            if self.testinfra is not None:
+                tests = pool.submit(self._testinfra, hosts, workdir, stage, wave, report)
+            probes = {
+                h.name: [
+                    pool.submit(self._watch, p, h, stage, wave, report) for p in self.spec.http
+                ]
+                for h in hosts
+            }
+            results = {name: [f.result() for f in futures] for name, futures in probes.items()}
+            for name, checks in (tests.result() if tests is not None else {}).items():
+                results[name].extend(checks)
+        notes = () if self.spec.has_checks else ("no health checks configured",)
+        health = [HostHealth(h.name, tuple(results[h.name])) for h in hosts]
+        for host in health:
+            report(Event(stage, wave, host.host, "gate", "ok" if host.ok else "failed", _why(host)))
+        return verdict(health, self.spec.max_failed_percent, notes)
+
+    def _watch(
+        self, probe: HttpProbe, host: Host, stage: str, wave: int, report: Reporter
+    ) -> CheckResult:
+        result = watch_probe(
+            probe,
+            host,
+            bake=self.spec.bake_seconds,
+            retries=self.spec.retries,
+            clock=self.clock,
+            get=self.get,
+        )
+        report(
+            Event(
+                stage, wave, host.name, result.check, "ok" if result.ok else "failed", result.detail
+            )
+        )
+        return result
+
+    def _testinfra(
+        self, hosts: Sequence[Host], workdir: Path, stage: str, wave: int, report: Reporter
+    ) -> dict[str, list[CheckResult]]:
+        """Run testinfra; hosts that fail run again, up to `retries` times, with back-off."""
+        assert self.testinfra is not None
+        results: dict[str, list[CheckResult]] = {}
+        pending = list(hosts)
+        for attempt in range(self.spec.retries + 1):
+            if attempt:
+                self.clock.sleep(backoff(attempt))
+            found = self.testinfra.run(pending, workdir)
+            last = attempt == self.spec.retries
+            for host in pending:
+                checks = found.get(host.name) or [CheckResult("testinfra", False, "no results")]
+                ok = all(c.ok for c in checks)
+                if ok or last:
+                    results[host.name] = checks
+                    report(Event(stage, wave, host.name, "testinfra", "ok" if ok else "failed"))
+            pending = [h for h in pending if h.name not in results]
+            if not pending:
+                break
+        return results
+
+
+def _why(host: HostHealth) -> str:
+    return "; ".join(f"{c.check}: {c.detail}" for c in host.failed)

@@ -1,0 +1,164 @@
+"""The `rollout:` section of cd-checks.yml as typed, frozen objects.
+
+The section was validated against the package schema by `cd_checks.config`;
+this module only adds the checks a schema cannot express (unique stage
+names, increasing wave percentages, at least one way to apply) and turns the
+raw dict into values. It may not read files, run tools or touch hosts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from cd_checks.errors import ConfigError
+
+DEFAULT_STATE_DIR = ".cd-checks/rollout"
+DEFAULT_WAVES = (100,)
+
+
+@dataclass(frozen=True)
+class AnsibleApply:
+    """Run `ansible-playbook -i INVENTORY PLAYBOOK --limit HOSTS`."""
+
+    playbook: str
+    extra_args: tuple[str, ...] = ()
+    forks: int | None = None
+
+
+@dataclass(frozen=True)
+class CommandApply:
+    """Run a command; `{hosts}`, `{revision}`, `{stage}`, `{wave}` are substituted per argument."""
+
+    argv: tuple[str, ...]
+
+
+Apply = AnsibleApply | CommandApply
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage: a group, an optional share of it (`percent`) and its waves (cumulative %)."""
+
+    name: str
+    group: str
+    environment: str
+    percent: float | None = None
+    waves: tuple[int, ...] = DEFAULT_WAVES
+
+
+@dataclass(frozen=True)
+class HttpProbe:
+    url: str
+    status: int = 200
+    contains: str | None = None
+    timeout: float = 5.0
+
+
+@dataclass(frozen=True)
+class HealthSpec:
+    testinfra: str | None = None
+    testinfra_backend: str = "ssh"
+    http: tuple[HttpProbe, ...] = ()
+    bake_seconds: float = 30.0
+    retries: int = 3
+    max_failed_percent: float = 0.0
+
+    @property
+    def has_checks(self) -> bool:
+        return self.testinfra is not None or bool(self.http)
+
+
+@dataclass(frozen=True)
+class RolloutSpec:
+    inventory: str
+    apply: Apply
+    stages: tuple[Stage, ...]
+    health: HealthSpec = HealthSpec()
+    automatic_rollback: bool = True
+    state_dir: str = DEFAULT_STATE_DIR
+
+    def stage(self, name: str) -> Stage:
+        for stage in self.stages:
+            if stage.name == name:
+                return stage
+        known = ", ".join(s.name for s in self.stages)
+        raise ConfigError(f"rollout: unknown stage {name!r} (stages: {known})")
+
+    def environments(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(s.environment for s in self.stages))
+
+    def stages_of(self, environment: str) -> tuple[Stage, ...]:
+        return tuple(s for s in self.stages if s.environment == environment)
+
+
+def from_section(raw: Mapping[str, Any]) -> RolloutSpec:
+    """Build the spec from the validated `rollout:` section; a missing section is an error."""
+    if not raw:
+        raise ConfigError("cd-checks.yml has no rollout: section (see the README, 'Rollouts')")
+    stages = tuple(_stage(s) for s in raw["stages"])
+    _unique_names(stages)
+    rollback = raw.get("rollback") or {}
+    return RolloutSpec(
+        inventory=raw["inventory"],
+        apply=_apply(raw["apply"]),
+        stages=stages,
+        health=_health(raw.get("health") or {}),
+        automatic_rollback=bool(rollback.get("automatic", True)),
+        state_dir=raw.get("state_dir", DEFAULT_STATE_DIR),
+    )
+
+
+def _apply(raw: Mapping[str, Any]) -> Apply:
+    if "ansible" in raw:
+        ansible = raw["ansible"]
+        return AnsibleApply(
+            playbook=ansible["playbook"],
+            extra_args=tuple(ansible.get("extra_args", ())),
+            forks=ansible.get("forks"),
+        )
+    return CommandApply(argv=tuple(raw["command"]))
+
+
+def _stage(raw: Mapping[str, Any]) -> Stage:
+    waves = tuple(int(w.rstrip("%")) for w in raw.get("waves", ("100%",)))
+    if any(b <= a for a, b in zip(waves, waves[1:], strict=False)):
+        raise ConfigError(
+            f"rollout: stage {raw['name']!r}: waves must increase (they are cumulative), "
+            f"got {list(raw['waves'])}"
+        )
+    return Stage(
+        name=raw["name"],
+        group=raw["hosts"],
+        environment=raw.get("environment", raw["hosts"]),
+        percent=raw.get("percent"),
+        waves=waves,
+    )
+
+
+def _unique_names(stages: tuple[Stage, ...]) -> None:
+    seen: set[str] = set()
+    for stage in stages:
+        if stage.name in seen:
+            raise ConfigError(f"rollout: stage name {stage.name!r} is used twice")
+        seen.add(stage.name)
+
+
+def _health(raw: Mapping[str, Any]) -> HealthSpec:
+    return HealthSpec(
+        testinfra=raw.get("testinfra"),
+        testinfra_backend=raw.get("testinfra_backend", "ssh"),
+        http=tuple(
+            HttpProbe(
+                url=p["url"],
+                status=int(p.get("status", 200)),
+                contains=p.get("contains"),
+                timeout=float(p.get("timeout", 5.0)),
+            )
+            for p in raw.get("http", ())
+        ),
+        bake_seconds=float(raw.get("bake_seconds", 30.0)),
+        retries=int(raw.get("retries", 3)),
+        max_failed_percent=float(raw.get("max_failed_percent", 0.0)),
+    )

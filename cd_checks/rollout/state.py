@@ -1,0 +1,250 @@
+"""What a rollout keeps on disk: the lock, the run record and the known-good revision.
+
+All three live under the state directory (`<repo>/.cd-checks/rollout/` by
+default), one subdirectory per environment:
+
+- `lock`: one rollout per environment at a time. Created atomically
+  (O_CREAT|O_EXCL) with the holder's pid, pid start time, hostname and
+  command. It survives a crash; it is broken only explicitly or when its
+  holder is provably dead (same hostname and the pid is gone, a zombie, or
+  now a different process).
+- `rollout.json`: the run record of the environment's open rollout: the
+  revision, the current stage's waves, how far applying got, and every host
+  that received (or may have received) the revision. `running` while a run
+  works on it; a record still `running` when the next run starts means that
+  run was killed midway. `open` between the stages of one environment (the
+  canary job passed, the production job has not run yet).
+- `known-good.json`: the revision of the environment's last successful
+  rollout, behind `KnownGoodStore` so the audit trail can own it later.
+
+The clock and process checks are passed in; nothing here reads os.environ.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from cd_checks.errors import RolloutError
+
+Status = Literal["running", "open", "failed"]
+
+
+class KnownGoodStore(Protocol):
+    """Where the last known-good revision of each environment is kept."""
+
+    def get(self, environment: str) -> str | None: ...
+
+    def set(self, environment: str, revision: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class FileKnownGoodStore:
+    """`<environment>/known-good.json` in the state directory: {revision, recorded}.
+
+    One file per environment, written only under that environment's lock, so two
+    environments rolling out at once never lose each other's update.
+    """
+
+    directory: Path
+    now: Callable[[], str]
+
+    def get(self, environment: str) -> str | None:
+        entry = _read_json(self.directory / environment / "known-good.json")
+        return str(entry["revision"]) if entry else None
+
+    def set(self, environment: str, revision: str) -> None:
+        entry = {"revision": revision, "recorded": self.now()}
+        _write_json(self.directory / environment / "known-good.json", entry)
+
+
+@dataclass(frozen=True)
+class LockHolder:
+    pid: int
+    hostname: str
+    started: str
+    command: str
+    pid_start: str | None = None
+
+    def describe(self) -> str:
+        return f"pid {self.pid} on {self.hostname} since {self.started} ({self.command})"
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """The open rollout of one environment (see the module docstring)."""
+
+    environment: str
+    revision: str
+    status: Status
+    stage: str
+    waves: tuple[tuple[str, ...], ...]
+    waves_started: int = 0
+    waves_applied: int = 0
+    applied: tuple[str, ...] = ()
+    completed_stages: tuple[str, ...] = ()
+    pid: int = 0
+    started: str = ""
+    notes: tuple[str, ...] = field(default=())
+
+    def with_applied(self, hosts: tuple[str, ...]) -> RunRecord:
+        return replace(
+            self, applied=self.applied + tuple(h for h in hosts if h not in self.applied)
+        )
+
+
+def process_start(pid: int) -> str | None:
+    """The kernel's start time of `pid` (ticks since boot), None when unknown or gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    return fields[19] if len(fields) > 19 else None
+
+
+def process_alive(pid: int, started: str | None) -> bool:
+    """Whether `pid` still runs and is the same process (not a zombie, not a reused pid)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    state = stat.rsplit(")", 1)[1].split()[0]
+    return state != "Z" and (started is None or process_start(pid) in (None, started))
+
+
+@dataclass(frozen=True)
+class StateDir:
+    """The state directory of one repository."""
+
+    path: Path
+    now: Callable[[], str]
+
+    def known_good(self) -> FileKnownGoodStore:
+        return FileKnownGoodStore(self.path, self.now)
+
+    def _env(self, environment: str) -> Path:
+        return self.path / environment
+
+    def me(self, command: str) -> LockHolder:
+        pid = os.getpid()
+        return LockHolder(pid, socket.gethostname(), self.now(), command, process_start(pid))
+
+    def acquire(self, environment: str, holder: LockHolder, *, break_lock: bool) -> list[str]:
+        """Take the environment's lock; return notes about any lock broken on the way."""
+        path = self._env(environment) / "lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        notes: list[str] = []
+        for _ in range(3):
+            if _create_exclusive(path, json.dumps(asdict(holder))):
+                return notes
+            notes.append(self._break_or_refuse(environment, path, holder, break_lock=break_lock))
+        raise RolloutError(f"environment {environment}: cannot take the lock {path}")
+
+    def _break_or_refuse(
+        self, environment: str, path: Path, me: LockHolder, *, break_lock: bool
+    ) -> str:
+        other = _read_holder(path)
+        if other is None:
+            raise RolloutError(f"environment {environment}: lock {path} is being created")
+        dead = other.hostname == me.hostname and not process_alive(other.pid, other.pid_start)
+        if not (dead or break_lock):
+            raise RolloutError(
+                f"environment {environment} is locked by {other.describe()}; "
+                "wait for it, or if it is gone use --break-lock"
+            )
+        path.unlink(missing_ok=True)
+        why = "its holder is no longer running" if dead else "--break-lock"
+        return f"broke the lock of environment {environment} held by {other.describe()}: {why}"
+
+    def release(self, environment: str, holder: LockHolder) -> None:
+        path = self._env(environment) / "lock"
+        current = _read_holder(path)
+        if current is not None and current.pid == holder.pid:
+            path.unlink(missing_ok=True)
+
+    def holder(self, environment: str) -> LockHolder | None:
+        return _read_holder(self._env(environment) / "lock")
+
+    def record(self, environment: str) -> RunRecord | None:
+        data = _read_json(self._env(environment) / "rollout.json")
+        if not data:
+            return None
+        return _record_from(data)
+
+    def save(self, record: RunRecord) -> None:
+        _write_json(self._env(record.environment) / "rollout.json", _record_to(record))
+
+    def clear(self, environment: str) -> None:
+        (self._env(environment) / "rollout.json").unlink(missing_ok=True)
+
+
+def _create_exclusive(path: Path, text: str) -> bool:
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    return True
+
+
+def _read_holder(path: Path) -> LockHolder | None:
+    data = _read_json(path)
+    return LockHolder(**data) if data else None
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text("utf-8")
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise RolloutError(f"cannot read {path}: {exc}") from exc
+    if not text.strip():
+        return {}
+    try:
+        return dict(json.loads(text))
+    except ValueError as exc:
+        raise RolloutError(f"{path} is corrupt ({exc}); inspect it, then remove it") from exc
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + f".{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(data, indent=2) + "\n", "utf-8")
+    os.replace(temporary, path)
+
+
+def _record_to(record: RunRecord) -> dict[str, Any]:
+    data = asdict(record)
+    data["waves"] = [list(w) for w in record.waves]
+    return data
+
+
+def _record_from(data: dict[str, Any]) -> RunRecord:
+    return RunRecord(
+        environment=data["environment"],
+        revision=data["revision"],
+        status=data["status"],
+        stage=data["stage"],
+        waves=tuple(tuple(w) for w in data["waves"]),
+        waves_started=int(data["waves_started"]),
+        waves_applied=int(data["waves_applied"]),
+        applied=tuple(data["applied"]),
+        completed_stages=tuple(data["completed_stages"]),
+        pid=int(data["pid"]),
+        started=data["started"],
+        notes=tuple(data.get("notes", ())),
+    )

@@ -1,0 +1,83 @@
+"""Fakes for the engine's parts: a fleet in a dict, an applier and a gate over it, a workspace."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cd_checks.rollout.apply import ApplyResult
+from cd_checks.rollout.health import CheckResult, GateResult, HostHealth, verdict
+from cd_checks.rollout.inventory import Host
+from cd_checks.rollout.progress import Reporter
+
+
+@dataclass
+class Fleet:
+    """What each host runs, which revisions are broken and which hosts are down."""
+
+    running: dict[str, str] = field(default_factory=dict)
+    bad: set[str] = field(default_factory=set)
+    down: set[str] = field(default_factory=set)
+    fragile: set[str] | None = None  # hosts a bad revision breaks (None: every host)
+    history: list[tuple[str, str]] = field(default_factory=list)
+
+    def received(self, revision: str) -> set[str]:
+        return {host for host, rev in self.history if rev == revision}
+
+
+@dataclass
+class FakeApplier:
+    fleet: Fleet
+    fail_revisions: set[str] = field(default_factory=set)
+    calls: list[tuple[tuple[str, ...], str, str, int]] = field(default_factory=list)
+
+    def apply(
+        self, hosts: Sequence[Host], *, revision: str, stage: str, wave: int, workdir: Path
+    ) -> ApplyResult:
+        names = tuple(h.name for h in hosts)
+        assert workdir.name == revision, "the applier runs in the worktree of its revision"
+        self.calls.append((names, revision, stage, wave))
+        for name in names:
+            if name not in self.fleet.down:
+                self.fleet.running[name] = revision
+                self.fleet.history.append((name, revision))
+        failed = tuple(n for n in names if n in self.fleet.down)
+        if revision in self.fail_revisions:
+            return ApplyResult(False, 2, ("fake",), names, "boom", 0.0)
+        return ApplyResult(not failed, 4 if failed else 0, ("fake",), failed, "", 0.0)
+
+
+@dataclass
+class FakeGate:
+    fleet: Fleet
+    max_failed_percent: float = 0.0
+    calls: list[tuple[str, ...]] = field(default_factory=list)
+
+    def check(
+        self, hosts: Sequence[Host], *, workdir: Path, stage: str, wave: int, report: Reporter
+    ) -> GateResult:
+        self.calls.append(tuple(h.name for h in hosts))
+        return verdict([self._host(h.name) for h in hosts], self.max_failed_percent)
+
+    def _host(self, name: str) -> HostHealth:
+        if name in self.fleet.down:
+            return HostHealth(name, (CheckResult("http", False, "no answer"),))
+        fragile = self.fleet.fragile is None or name in self.fleet.fragile
+        ok = not fragile or self.fleet.running.get(name) not in self.fleet.bad
+        return HostHealth(name, (CheckResult("http", ok, "" if ok else "status 500"),))
+
+
+@dataclass
+class FakeWorkspace:
+    root: Path
+
+    def resolve(self, revision: str) -> str:
+        return revision
+
+    @contextmanager
+    def checkout(self, revision: str) -> Iterator[Path]:
+        path = self.root / revision
+        path.mkdir(parents=True, exist_ok=True)
+        yield path

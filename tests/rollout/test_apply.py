@@ -1,0 +1,69 @@
+"""Appliers: argument lists, placeholders, the PLAY RECAP, real processes."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from cd_checks.rollout.apply import AnsibleApplier, CommandApplier, recap_failures
+from cd_checks.rollout.inventory import Host
+from cd_checks.rollout.spec import AnsibleApply, CommandApply
+
+HOSTS = [Host("web-1", "10.0.0.1"), Host("web-2;rm -rf /", "10.0.0.2")]
+
+RECAP = """\
+PLAY RECAP *********************************************************************
+web-1                      : ok=3    changed=1    unreachable=0    failed=0    skipped=0
+web-2                      : ok=1    changed=0    unreachable=0    failed=1    skipped=0
+web-3                      : ok=0    changed=0    unreachable=1    failed=0    skipped=0
+"""
+
+
+def test_recap_failures_include_failed_unreachable_and_missing_hosts() -> None:
+    assert recap_failures(RECAP, ["web-1", "web-2", "web-3", "web-4"]) == (
+        "web-2",
+        "web-3",
+        "web-4",
+    )
+    assert recap_failures("no recap at all", ["web-1"]) == ("web-1",)
+
+
+def test_ansible_command_is_an_argument_list() -> None:
+    applier = AnsibleApplier(
+        AnsibleApply("deploy/site.yml", ("--diff",), 5), Path("/inv.yml"), {}, "ansible-playbook"
+    )
+    assert applier.command(HOSTS, "abc", "canary") == [
+        "ansible-playbook", "-i", "/inv.yml", "deploy/site.yml",
+        "--limit", "web-1,web-2;rm -rf /",
+        "-e", "cd_checks_revision=abc", "-e", "cd_checks_stage=canary",
+        "--forks", "5", "--diff",
+    ]  # fmt: skip
+
+
+def test_command_placeholders_stay_inside_their_argument() -> None:
+    applier = CommandApplier(CommandApply(("./deploy.sh", "--hosts={hosts}", "{revision}")), {})
+    assert applier.command(HOSTS, "abc", "canary", 2) == [
+        "./deploy.sh",
+        "--hosts=web-1,web-2;rm -rf /",
+        "abc",
+    ]
+
+
+def test_command_applier_runs_in_the_worktree_with_the_environment(tmp_path: Path) -> None:
+    script = "import os,sys; open('out','w').write(os.environ['CD_CHECKS_HOSTS']+'|'+sys.argv[1])"
+    applier = CommandApplier(
+        CommandApply((sys.executable, "-c", script, "{stage}/{wave}")), dict(os.environ)
+    )
+    result = applier.apply(HOSTS, revision="abc", stage="canary", wave=1, workdir=tmp_path)
+    assert result.ok and result.failed_hosts == ()
+    assert (tmp_path / "out").read_text() == "web-1,web-2;rm -rf /|canary/1"
+
+
+def test_a_failing_or_missing_command_fails_every_host(tmp_path: Path) -> None:
+    failing = CommandApplier(CommandApply((sys.executable, "-c", "raise SystemExit(3)")), {})
+    result = failing.apply(HOSTS, revision="r", stage="s", wave=1, workdir=tmp_path)
+    assert (result.ok, result.returncode, len(result.failed_hosts)) == (False, 3, 2)
+    missing = CommandApplier(CommandApply(("./no-such-deploy.sh",)), {})
+    result = missing.apply(HOSTS, revision="r", stage="s", wave=1, workdir=tmp_path)
+    assert not result.ok and "cannot run ./no-such-deploy.sh" in result.output

@@ -1,0 +1,169 @@
+"""`cd-checks rollout plan|run` and `cd-checks rollback` on a real git repository.
+
+The applier here is a real command (a Python script in the repository) that
+records what each host runs; the lab end-to-end tests use ansible and testinfra.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import git, init_repo, write_tree
+from tests.rollout.cli_boot import main
+
+DEPLOY = """\
+import pathlib, sys
+hosts, revision, fleet = sys.argv[1].split(","), sys.argv[2], pathlib.Path(sys.argv[3])
+if pathlib.Path("broken").exists():
+    sys.exit("deploy: this revision is broken")
+for host in hosts:
+    (fleet / host).write_text(revision)
+"""
+
+INVENTORY = """\
+[staging]
+stage-[1:2]
+
+[production]
+web-[01:10]
+"""
+
+
+def config(fleet: Path, **extra: object) -> str:
+    section = {
+        "inventory": "inventory/hosts",
+        "apply": {"command": [sys.executable, "deploy.py", "{hosts}", "{revision}", str(fleet)]},
+        "stages": [
+            {"name": "staging", "hosts": "staging"},
+            {"name": "canary", "hosts": "production", "percent": 10},
+            {"name": "production", "hosts": "production", "waves": ["50%", "100%"]},
+        ],
+        **extra,
+    }
+    return yaml.safe_dump({"rollout": section})
+
+
+class Repo:
+    def __init__(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        self.root = tmp_path / "repo"
+        self.fleet = tmp_path / "fleet"
+        self.fleet.mkdir()
+        self.capsys = capsys
+        write_tree(
+            self.root,
+            {
+                "cd-checks.yml": config(self.fleet),
+                "deploy.py": DEPLOY,
+                "inventory/hosts": INVENTORY,
+                ".gitignore": ".cd-checks/\n",
+            },
+        )
+        init_repo(self.root)
+
+    def commit(self, files: dict[str, str], message: str = "change") -> str:
+        write_tree(self.root, files)
+        git(self.root, "add", "-A")
+        git(self.root, "commit", "-q", "-m", message)
+        return git(self.root, "rev-parse", "HEAD").strip()
+
+    def head(self) -> str:
+        return git(self.root, "rev-parse", "HEAD").strip()
+
+    def cli(self, *args: str) -> tuple[int, str, str]:
+        code = main(["-C", str(self.root), *args])
+        out, err = self.capsys.readouterr()
+        return code, out, err
+
+    def running(self) -> dict[str, str]:
+        return {p.name: p.read_text() for p in sorted(self.fleet.iterdir())}
+
+
+@pytest.fixture
+def repo(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Repo:
+    return Repo(tmp_path, capsys)
+
+
+def test_plan_formats(repo: Repo) -> None:
+    code, out, _ = repo.cli("rollout", "plan", "--format", "json")
+    data = json.loads(out)
+    assert code == 0 and data["revision"] == repo.head()
+    assert [len(w) for s in data["stages"] for w in s["waves"]] == [2, 1, 5, 4]
+    code, text, _ = repo.cli("rollout", "plan")
+    assert "stage canary (environment production, group production, 1 host)" in text
+    code, markdown, _ = repo.cli("rollout", "plan", "--format", "markdown")
+    assert markdown.startswith(f"### Rollout plan for `{repo.head()}`")
+
+
+def test_run_all_deploys_every_host_in_the_planned_order(repo: Repo) -> None:
+    _, planned, _ = repo.cli("rollout", "plan", "--format", "json")
+    code, out, err = repo.cli("rollout", "run", "--all", "--format", "json")
+    result = json.loads(out)
+    assert code == 0 and result["ok"]
+    assert [w["hosts"] for w in result["waves"]] == [
+        w for s in json.loads(planned)["stages"] for w in s["waves"]
+    ]
+    assert set(repo.running().values()) == {repo.head()} and len(repo.running()) == 12
+    assert "canary/1 web-" in err and " apply ok" in err  # progress, as plain lines
+
+
+def test_a_failing_applier_rolls_back_to_known_good(repo: Repo) -> None:
+    good = repo.head()
+    assert repo.cli("rollout", "run", "--all")[0] == 0
+    repo.commit({"broken": "yes"})
+    code, out, _ = repo.cli("rollout", "run", "--all")
+    assert code == 1
+    assert "FAILED: stage staging wave 1: apply failed (exit 1) on stage-1, stage-2" in out
+    assert "deploy: this revision is broken" in out
+    assert f"rollback of environment staging to {good[:12]}: stage-1, stage-2" in out
+    assert "rollback verified" in out
+    assert set(repo.running().values()) == {good}
+
+
+def test_one_job_per_stage_in_pipeline_order(repo: Repo) -> None:
+    code, _, err = repo.cli("rollout", "run", "--stage", "canary")
+    assert code == 2 and "needs stage staging to have passed" in err
+    for stage in ("staging", "canary", "production"):
+        assert repo.cli("rollout", "run", "--stage", stage)[0] == 0
+    assert len(repo.running()) == 12
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["rollout", "run"], "exactly one of --stage NAME or --all"),
+        (["rollout", "run", "--all", "--stage", "canary"], "exactly one of"),
+        (["rollout", "run", "--stage", "nope"], "unknown stage 'nope'"),
+        (["rollout", "plan", "--revision", "no-such-rev"], "'no-such-rev' is not a commit"),
+        (["rollback"], "nothing to roll back"),
+        (["rollout", "run", "--all", "--resume"], "nothing to resume"),
+    ],
+)
+def test_user_errors_exit_2(repo: Repo, args: list[str], message: str) -> None:
+    if args == ["rollback"]:
+        repo.cli("rollout", "run", "--stage", "staging")
+        args = ["rollback", "--environment", "staging"]
+    code, _, err = repo.cli(*args)
+    assert code == 2 and message in err and err.startswith("cd-checks: error:")
+
+
+def test_a_missing_rollout_section_exits_2(repo: Repo) -> None:
+    repo.commit({"cd-checks.yml": "files: {include: ['**/*']}\n"})
+    code, _, err = repo.cli("rollout", "plan")
+    assert code == 2 and "no rollout: section" in err
+
+
+def test_rollback_to_an_older_revision_on_demand(repo: Repo) -> None:
+    old = repo.head()
+    repo.cli("rollout", "run", "--all")
+    new = repo.commit({"README": "new"})
+    repo.cli("rollout", "run", "--all")
+    assert set(repo.running().values()) == {new}
+    code, out, _ = repo.cli("rollback", "--stage", "canary", "--to", old)
+    assert code == 0 and "rollback verified" in out
+    assert {repo.running()[f"web-{i:02d}"] for i in range(1, 11)} == {old}
+    assert {repo.running()[f"stage-{i}"] for i in (1, 2)} == {new}

@@ -1,0 +1,337 @@
+"""The rollout state machine on fakes: waves, gates, rollback, known-good, locks, resume."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from cd_checks.errors import AuditError, RolloutError
+from cd_checks.rollout import engine, plan
+from cd_checks.rollout.inventory import Host, Inventory
+from cd_checks.rollout.spec import RolloutSpec, from_section
+from cd_checks.rollout.state import LockHolder, RunRecord, StateDir
+from tests.rollout.fakes import FakeApplier, FakeGate, FakeWorkspace, Fleet
+
+STAGING = ("s1", "s2")
+PRODUCTION = tuple(f"p{i}" for i in range(1, 9))
+SECTION = {
+    "inventory": "hosts.yml",
+    "apply": {"command": ["deploy", "{hosts}"]},
+    "stages": [
+        {"name": "staging", "hosts": "staging"},
+        {"name": "canary", "hosts": "production", "percent": 10},
+        {"name": "production", "hosts": "production", "waves": ["50%", "100%"]},
+    ],
+}
+ALL = ["staging", "canary", "production"]
+
+
+def inventory() -> Inventory:
+    hosts = {n: Host(n, n) for n in STAGING + PRODUCTION}
+    groups = {"staging": STAGING, "production": PRODUCTION, "all": STAGING + PRODUCTION}
+    return Inventory(Path("hosts.yml"), hosts, groups)
+
+
+class World:
+    def __init__(self, tmp_path: Path, spec: RolloutSpec | None = None) -> None:
+        self.fleet = Fleet()
+        self.applier = FakeApplier(self.fleet)
+        self.gate = FakeGate(self.fleet)
+        self.state = StateDir(tmp_path / "state", lambda: "2026-01-01T00:00:00+00:00")
+        self.events: list[tuple[str, int, str, str, str]] = []
+        self.parts = engine.Parts(
+            inventory=inventory(),
+            spec=spec or from_section(SECTION),
+            applier=self.applier,
+            gate=self.gate,
+            workspace=FakeWorkspace(tmp_path / "trees"),
+            state=self.state,
+            known_good=self.state.known_good(),
+            report=lambda e: self.events.append((e.stage, e.wave, e.host, e.step, e.result)),
+        )
+
+    def plan(self, revision: str) -> plan.Plan:
+        return plan.build(self.parts.inventory, self.parts.spec, revision)
+
+    def run(self, revision: str, stages: list[str], **flags: bool) -> engine.RolloutResult:
+        return engine.run(self.parts, self.plan(revision), stages, holder=self.holder(), **flags)
+
+    def holder(self) -> LockHolder:
+        return self.state.me("test")
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> World:
+    return World(tmp_path)
+
+
+def test_a_good_rollout_applies_every_wave_in_plan_order_and_records_known_good(
+    world: World,
+) -> None:
+    result = world.run("r1", ALL)
+    expected = [list(w) for s in world.plan("r1").stages for w in s.waves]
+    assert result.ok and result.exit_code == 0
+    assert [list(names) for names, *_ in world.applier.calls] == expected
+    assert [list(w.hosts) for w in result.waves] == expected
+    assert set(world.fleet.running.values()) == {"r1"}
+    assert world.state.known_good().get("staging") == "r1"
+    assert world.state.known_good().get("production") == "r1"
+    assert world.state.record("production") is None
+
+
+def test_a_failed_canary_rolls_back_the_canary_only_and_verifies(world: World) -> None:
+    world.run("good", ALL)
+    world.fleet.bad.add("bad")
+    world.fleet.fragile = set(PRODUCTION)  # passes staging, breaks production hosts
+    result = world.run("bad", ALL)
+    canary = world.plan("bad").stage("canary").hosts
+    assert result.exit_code == 1
+    assert "stage canary wave 1: health gate failed" in (result.failure or "")
+    assert result.rollback is not None and result.rollback.verified
+    assert result.rollback.hosts == canary and result.rollback.revision == "good"
+    assert world.fleet.received("bad") == set(STAGING) | set(canary)
+    assert all(world.fleet.running[h] == "good" for h in PRODUCTION)
+    assert world.state.record("production") is None  # rolled back and verified: closed
+
+
+def test_a_failure_in_production_rolls_back_canary_and_earlier_waves_not_later_ones(
+    world: World,
+) -> None:
+    world.run("good", ALL)
+    production = world.plan("bad").stage("production")
+    world.fleet.down.add(production.waves[1][0])
+    result = world.run("bad", ALL)
+    canary = world.plan("bad").stage("canary").hosts
+    assert result.rollback is not None
+    assert set(result.rollback.hosts) == set(canary) | set(production.hosts)
+    assert result.failure and "apply failed" in result.failure
+
+
+def test_later_waves_are_never_touched(world: World) -> None:
+    world.run("good", ALL)
+    first_wave = world.plan("bad").stage("production").waves[0]
+    world.fleet.bad.add("bad")
+    world.gate.max_failed_percent = 100.0  # let canary pass, then fail production wave 1
+    world.parts = replace(world.parts, gate=world.gate)
+    world.run("bad", ["staging", "canary"])
+    world.gate.max_failed_percent = 0.0
+    result = world.run("bad", ["production"])
+    later = set(world.plan("bad").stage("production").waves[1])
+    assert result.waves[-1].hosts == first_wave
+    assert not later & world.fleet.received("bad")
+
+
+def test_an_applier_failure_triggers_rollback(world: World) -> None:
+    world.run("good", ALL)
+    world.applier.fail_revisions.add("bad")
+    result = world.run("bad", ["staging"])
+    assert result.exit_code == 1
+    assert result.failure and "apply failed (exit 2)" in result.failure
+    assert result.rollback is not None and result.rollback.verified
+    assert set(result.rollback.hosts) == set(STAGING)
+
+
+def test_first_rollout_failing_cannot_roll_back_and_says_so(world: World) -> None:
+    world.fleet.bad.add("bad")
+    result = world.run("bad", ["staging"])
+    assert result.exit_code == 1
+    assert result.rollback is not None and not result.rollback.verified
+    assert "no known-good revision" in result.rollback.reason
+    record = world.state.record("staging")
+    assert record is not None and record.status == "failed"
+    with pytest.raises(RolloutError, match="failed and was not rolled back"):
+        world.run("next", ["staging"])
+
+
+def test_rollback_command_with_to_fixes_a_failed_first_rollout(world: World) -> None:
+    world.fleet.bad.add("bad")
+    world.run("bad", ["staging"])
+    result = engine.rollback(world.parts, "staging", holder=world.holder(), to="older")
+    assert result.exit_code == 0 and result.rollback is not None and result.rollback.verified
+    assert {world.fleet.running[h] for h in STAGING} == {"older"}
+    assert world.state.record("staging") is None
+
+
+def test_rollback_command_without_an_open_rollout_needs_to(world: World) -> None:
+    world.run("good", ["staging"])
+    with pytest.raises(RolloutError, match="nothing to roll back"):
+        engine.rollback(world.parts, "staging", holder=world.holder())
+    result = engine.rollback(
+        world.parts, "staging", holder=world.holder(), to="older", all_hosts=STAGING
+    )
+    assert result.ok and world.state.known_good().get("staging") == "older"
+
+
+def test_rollback_command_undoes_an_open_canary(world: World) -> None:
+    world.run("good", ALL)
+    world.run("new", ["staging", "canary"])
+    canary = world.plan("new").stage("canary").hosts
+    result = engine.rollback(world.parts, "production", holder=world.holder())
+    assert result.rollback is not None and result.rollback.hosts == canary
+    assert all(world.fleet.running[h] == "good" for h in canary)
+
+
+def test_automatic_rollback_off_leaves_hosts_and_blocks_the_next_run(tmp_path: Path) -> None:
+    world = World(tmp_path, from_section({**SECTION, "rollback": {"automatic": False}}))
+    world.run("good", ALL)
+    world.fleet.bad.add("bad")
+    result = world.run("bad", ["staging"])
+    assert result.rollback is not None
+    assert result.rollback.reason.startswith("automatic rollback is off")
+    assert {world.fleet.running[h] for h in STAGING} == {"bad"}
+    with pytest.raises(RolloutError, match="cd-checks rollback"):
+        world.run("good", ["staging"])
+
+
+def test_a_stage_needs_the_earlier_stages_to_have_passed_for_the_revision(world: World) -> None:
+    with pytest.raises(RolloutError, match="needs stage staging to have passed"):
+        world.run("r1", ["canary"])
+    world.run("r1", ["staging"])
+    with pytest.raises(RolloutError, match="needs stage canary"):
+        world.run("r1", ["production"])
+    world.run("r1", ["canary"])
+    assert world.run("r1", ["production"]).ok
+    assert world.state.known_good().get("production") == "r1"
+
+
+def test_one_job_per_stage_keeps_the_canary_in_the_rollback_set(world: World) -> None:
+    world.run("good", ALL)
+    world.run("bad", ["staging"])
+    world.run("bad", ["canary"])
+    world.fleet.bad.add("bad")
+    result = world.run("bad", ["production"])
+    canary = set(world.plan("bad").stage("canary").hosts)
+    assert result.rollback is not None and canary <= set(result.rollback.hosts)
+    assert all(world.fleet.running[h] == "good" for h in PRODUCTION)
+
+
+def test_an_interrupted_run_is_detected_and_can_be_resumed(world: World) -> None:
+    world.run("good", ALL)
+    production = world.plan("new").stage("production")
+    world.run("new", ["staging", "canary"])
+    record = world.state.record("production")
+    assert record is not None
+    # What a run killed after applying production wave 1 leaves behind:
+    killed = replace(
+        record,
+        status="running",
+        stage="production",
+        waves=production.waves,
+        waves_started=1,
+        waves_applied=1,
+        pid=999_999,
+    ).with_applied(production.waves[0])
+    world.state.save(killed)
+    with pytest.raises(
+        RolloutError, match="interrupted .* --resume` or undo it with `cd-checks rollback"
+    ):
+        world.run("new", ["production"])
+    world.applier.calls.clear()
+    result = world.run("new", ["production"], resume=True)
+    assert result.ok
+    assert [w.hosts for w in result.waves] == list(production.waves)
+    assert result.waves[0].apply is None  # the applied wave is gated again, not re-applied
+    assert [c[0] for c in world.applier.calls] == [production.waves[1]]
+    assert world.state.known_good().get("production") == "new"
+
+
+def test_a_wave_killed_while_applying_is_applied_again_on_resume(world: World) -> None:
+    staging = world.plan("r1").stage("staging")
+    world.state.save(
+        RunRecord(
+            "staging",
+            "r1",
+            "running",
+            "staging",
+            staging.waves,
+            waves_started=1,
+            applied=staging.waves[0],
+            pid=999_999,
+        )
+    )
+    result = world.run("r1", ["staging"], resume=True)
+    assert result.ok and result.waves[0].apply is not None
+
+
+def test_resume_without_an_interrupted_run_is_an_error(world: World) -> None:
+    with pytest.raises(RolloutError, match="nothing to resume"):
+        world.run("r1", ["staging"], resume=True)
+
+
+def test_a_live_lock_refuses_a_second_run(world: World) -> None:
+    other = LockHolder(1, world.holder().hostname, "earlier", "cd-checks rollout run", None)
+    world.state.acquire("staging", other, break_lock=False)  # pid 1 is alive
+    with pytest.raises(RolloutError, match="locked by pid 1 .*--break-lock"):
+        world.run("r1", ["staging"])
+    assert world.run("r1", ["staging"], break_lock=True).ok
+    assert world.state.holder("staging") is None
+
+
+def test_progress_is_reported_per_host_and_step(world: World) -> None:
+    world.run("r1", ["staging"])
+    assert ("staging", 1, "s1", "apply", "ok") in world.events
+    assert ("staging", 1, "*", "gate", "start") in world.events
+
+
+def test_a_host_gone_from_the_inventory_is_never_reported_as_rolled_back(world: World) -> None:
+    world.run("good", ALL)
+    world.run("new", ["staging", "canary"])
+    canary = world.plan("new").stage("canary").hosts
+    record = world.state.record("production")
+    assert record is not None
+    world.state.save(record.with_applied(("retired-host",)))
+    result = engine.rollback(world.parts, "production", holder=world.holder())
+    assert result.exit_code == 1 and result.rollback is not None
+    assert not result.rollback.verified
+    assert result.rollback.reason == "not in the inventory any more: retired-host"
+    assert all(world.fleet.running[h] == "good" for h in canary)
+
+
+class Recorder(engine.NoObserver):
+    def __init__(self, refuse: bool = False) -> None:
+        self.refuse = refuse
+        self.calls: list[tuple[str, ...]] = []
+
+    def stage_started(self, stage: plan.StagePlan, revision: str, known_good: str | None) -> None:
+        if self.refuse:
+            raise AuditError("cannot write the audit record")
+        self.calls.append(("started", stage.name, revision, str(known_good)))
+
+    def stage_finished(
+        self,
+        stage: plan.StagePlan,
+        revision: str,
+        waves: tuple[engine.WaveResult, ...],
+        failure: str | None,
+        rollback: engine.RollbackResult | None,
+    ) -> None:
+        verified = "none" if rollback is None else str(rollback.verified)
+        self.calls.append(("finished", stage.name, str(failure is None), verified))
+
+
+def test_the_observer_hears_every_stage_with_its_outcome_and_rollback(world: World) -> None:
+    world.run("good", ALL)
+    recorder = Recorder()
+    world.parts = replace(world.parts, observer=recorder)
+    world.fleet.bad.add("bad")
+    world.fleet.fragile = set(PRODUCTION)
+    world.run("bad", ALL)
+    assert recorder.calls == [
+        ("started", "staging", "bad", "good"),
+        ("finished", "staging", "True", "none"),
+        ("started", "canary", "bad", "good"),
+        ("finished", "canary", "False", "True"),
+    ]
+
+
+def test_an_observer_that_refuses_stops_the_stage_before_any_host_is_touched(
+    world: World,
+) -> None:
+    world.parts = replace(world.parts, observer=Recorder(refuse=True))
+    with pytest.raises(AuditError):
+        world.run("r1", ALL)
+    assert world.applier.calls == []
+    assert world.state.record("staging") is None
+    assert world.state.holder("staging") is None

@@ -1,0 +1,109 @@
+"""The plan is a pure, deterministic function of inventory, spec and revision."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from cd_checks.rollout import plan
+from cd_checks.rollout.inventory import Host, Inventory
+from cd_checks.rollout.spec import from_section
+
+STAGES = [
+    {"name": "staging", "hosts": "staging"},
+    {"name": "canary", "hosts": "production", "percent": 10},
+    {"name": "production", "hosts": "production", "waves": ["50%", "100%"]},
+]
+
+
+def fleet(staging: int, production: int) -> Inventory:
+    s = tuple(f"lab-{i:02d}" for i in range(1, staging + 1))
+    p = tuple(f"lab-{i:02d}" for i in range(staging + 1, staging + production + 1))
+    hosts = {n: Host(n, n) for n in s + p}
+    return Inventory(Path("inv.yml"), hosts, {"staging": s, "production": p, "all": s + p})
+
+
+def spec(stages: list[dict[str, object]] = STAGES):  # type: ignore[no-untyped-def]
+    return from_section({"inventory": "x", "apply": {"command": ["true"]}, "stages": stages})
+
+
+def sizes(built: plan.Plan) -> list[list[int]]:
+    return [[len(w) for w in s.waves] for s in built.stages]
+
+
+@pytest.mark.parametrize(
+    ("staging", "production", "expected"),
+    [
+        (2, 8, [[2], [1], [4, 3]]),  # the 10-host lab: ceil(10% x 8) = 1 canary
+        (2, 20, [[2], [2], [9, 9]]),  # ceil(10% x 20) = 2; 18 left: 9 + 9
+        (1, 1, [[1], [1], []]),  # the canary took the only production host
+        (0, 3, [[], [1], [1, 1]]),
+    ],
+)
+def test_wave_sizes(staging: int, production: int, expected: list[list[int]]) -> None:
+    assert sizes(plan.build(fleet(staging, production), spec(), "rev")) == expected
+
+
+def test_every_host_is_in_one_wave_only_and_staging_is_not_counted_again() -> None:
+    built = plan.build(fleet(2, 8), spec(), "rev")
+    hosts = [h for s in built.stages for w in s.waves for h in w]
+    assert len(hosts) == len(set(hosts)) == 10
+    assert set(built.stage("staging").hosts) == {"lab-01", "lab-02"}
+    assert not set(built.stage("canary").hosts) & set(built.stage("production").hosts)
+
+
+def test_same_inputs_same_plan_and_the_canary_is_stable_across_revisions() -> None:
+    inventory = fleet(2, 20)
+    first = plan.build(inventory, spec(), "aaa")
+    assert plan.build(inventory, spec(), "aaa") == first
+    assert plan.build(inventory, spec(), "bbb").stage("canary") == first.stage("canary")
+
+
+def test_the_canary_does_not_depend_on_inventory_order() -> None:
+    inventory = fleet(0, 20)
+    shuffled = Inventory(
+        inventory.source,
+        inventory.hosts,
+        {**inventory.groups, "production": tuple(reversed(inventory.groups["production"]))},
+    )
+    canary = plan.build(inventory, spec(), "r").stage("canary").hosts
+    assert plan.build(shuffled, spec(), "r").stage("canary").hosts == canary
+
+
+@pytest.mark.parametrize(
+    ("count", "percents", "expected"),
+    [
+        (10, [50, 100], [5, 5]),
+        (10, [10, 50, 100], [1, 4, 5]),  # cumulative, not per-batch
+        (3, [50], [2, 1]),  # an implicit last wave takes the rest
+        (3, [1, 2, 100], [1, 1, 1]),  # a wave takes at least one host, as Ansible's serial
+        (2, [10, 20, 50, 100], [1, 1]),  # waves are dropped once no host is left
+        (1, [50, 100], [1]),
+        (0, [50, 100], []),
+    ],
+)
+def test_split_waves(count: int, percents: list[int], expected: list[int]) -> None:
+    hosts = [f"h{i}" for i in range(count)]
+    waves = plan.split_waves(hosts, percents)
+    assert [len(w) for w in waves] == expected
+    assert [h for w in waves for h in w] == hosts
+
+
+def test_json_has_the_documented_shape() -> None:
+    built = plan.build(fleet(2, 8), spec(), "abc")
+    data = json.loads(plan.render_json(built))
+    assert data["revision"] == "abc"
+    assert [s["name"] for s in data["stages"]] == ["staging", "canary", "production"]
+    assert data["stages"][0]["waves"] == [["lab-01", "lab-02"]]
+    assert all(isinstance(h, str) for s in data["stages"] for w in s["waves"] for h in w)
+
+
+def test_text_and_markdown_name_every_host() -> None:
+    built = plan.build(fleet(2, 8), spec(), "abc")
+    text, markdown = plan.render_text(built), plan.render_markdown(built)
+    for host in built.stage("production").hosts:
+        assert host in text and f"`{host}`" in markdown
+    assert "| canary | production | 1 |" in markdown
+    assert "stage production (environment production, group production, 7 hosts)" in text
