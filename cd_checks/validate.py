@@ -264,7 +264,7 @@ def build_spec(config: Config, options: ValidateOptions) -> CheckSpec:
         schemas=tuple(schemas),
         config_path=_config_path(config),
         policy=setup,
-        want_documents=bool(setup and setup.combine),
+        want_documents=bool(setup and PolicyRunner.wants(setup)),
     )
 
 

@@ -74,8 +74,16 @@ def test_example_repository_is_green(cli: Cli, example: Path) -> None:
 def test_bad_change_shows_every_check_family_and_fails(cli: Cli, example: Path) -> None:
     run = cli("-C", bad_change(example), "validate", "--format", "json")
     assert run.code == 1, run.err
-    families = {f["check"] for f in findings(run) if f["severity"] == "error"}
-    assert families == {"syntax", "schema", "policy"}
+    errors = [f for f in findings(run) if f["severity"] == "error"]
+    assert {f["check"] for f in errors} == {"syntax", "schema", "policy"}
+    # every builtin policy set, and the repository's own policies, found something
+    prefixes = {str(f["rule"]).split("-")[0] for f in errors if f["check"] == "policy"}
+    assert prefixes == {"NGINX", "MON", "PATCH", "AGENT", "ANS", "PIPE", "SVC"}
+    (duplicate,) = [f for f in errors if f["rule"] == "MON-007"]  # cross-file, always on
+    assert "edge.rules.yml" in str(duplicate["message"]) + str(duplicate["path"])
+    assert ("nginx/sites/shop.conf", 18, "syntax") in {
+        (f["path"], f["line"], f["check"]) for f in errors
+    }
 
 
 def test_example_runs_as_a_real_subprocess(example: Path) -> None:

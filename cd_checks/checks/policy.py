@@ -77,13 +77,23 @@ class PolicyRunner:
             findings += _findings(path, parsed, indices, outcomes)
         return findings
 
+    @staticmethod
+    def wants(setup: PolicySetup) -> bool:
+        """Whether check_combined has work: users' --combine, or a builtin cross-file package."""
+        return setup.combine or any(s.combined_package for s in setup.scopes)
+
     def check_combined(self, entries: Sequence[Entry]) -> list[Finding]:
-        """conftest's --combine: one input, a list of {path, contents} for every document."""
+        """conftest's --combine: one input, a list of {path, contents} for every document.
+
+        Users' policies get it only with --combine, as in conftest. A builtin set's
+        cross-file package (e.g. MON-007, one alert name in two files) is written
+        for that input alone, so it runs whenever its set is on.
+        """
         findings: list[Finding] = []
         if self.user is not None and self.setup.combine and entries:
             findings += self._combined(self.user, entries, self.setup.user_namespaces)
         for scope, spec in self._scopes:
-            if self.builtin is None or not self.setup.combine or not scope.combined_package:
+            if self.builtin is None or not scope.combined_package:
                 continue
             chosen = [e for e in entries if spec.match_file(e.path)]
             if chosen:
