@@ -58,9 +58,12 @@ class GitWorkspace:
     def checkout(self, revision: str) -> Iterator[Path]:
         scratch = Path(tempfile.mkdtemp(prefix="cd-checks-worktree-"))
         tree = scratch / "tree"
+        # The config may live in a subdirectory of the git repository (examples/):
+        # the same subdirectory of the worktree is what the applier runs from.
+        prefix = self._git("rev-parse", "--show-prefix")
         try:
             self._git("worktree", "add", "--detach", str(tree), revision)
-            yield tree
+            yield tree / prefix if prefix else tree
         finally:
             # Cleaning up must not hide the error that ended the block.
             with contextlib.suppress(ToolError):
