@@ -436,3 +436,29 @@ def test_expiring_exceptions_through_validate(cli: Cli, repo: Callable[..., Path
     # PR mode sees part of the repository: no "unused" verdict from it.
     run = cli("-C", root, "validate", "--format", "json", "nginx/sites/other.conf")
     assert "exceptions/unused" not in {f["rule"] for f in findings(run)}
+
+
+def test_unexpected_error_exits_3_without_traceback(
+    cli: Cli, repo: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import cd_checks.validate
+
+    def broken(options: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(cd_checks.validate, "run", broken)
+    run = cli("-C", repo({"a.yml": "a: 1\n"}), "validate")
+    assert run.code == 3
+    assert "internal error: RuntimeError: boom" in run.err and "Traceback" not in run.err
+
+
+def test_interrupt_exits_130(
+    cli: Cli, repo: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import cd_checks.validate
+
+    def interrupted(options: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cd_checks.validate, "run", interrupted)
+    assert cli("-C", repo({"a.yml": "a: 1\n"}), "validate").code == 130
