@@ -14,7 +14,7 @@ import hashlib
 from datetime import datetime
 
 from cd_checks.audit.record import RUN_KINDS, AuditRecord, iso, parse_time
-from cd_checks.audit.trail import AuditTrail, find
+from cd_checks.audit.trail import AuditTrail, find, run_of
 from cd_checks.breakglass import validate_postmortem
 from cd_checks.errors import InputError
 
@@ -96,7 +96,11 @@ def record_postmortem(
     validate_postmortem(text, source)
     records = trail.records()
     deploy = _deploy(records, deploy_id)
-    uses = [r.id for r in records if r.kind == "break_glass" and deploy.id in r.refs]
+    # One post-mortem covers every break-glass record of the same `rollout run`.
+    runs = {run_of(r) for r in records if r.kind == "break_glass" and deploy.id in r.refs}
+    if deploy.break_glass:
+        runs.add(run_of(deploy))
+    uses = [r.id for r in records if r.kind == "break_glass" and run_of(r) in runs]
     if not uses:
         raise InputError(f"deploy {deploy.id} did not use break-glass; no post-mortem is owed")
     moment = trail.now()

@@ -8,7 +8,8 @@ Definitions (the numbers an auditor can recompute by hand from the trail):
   production stages are one change reaching production), dated by the start
   of its first record. Deploys starting in the window count.
 - A deploy *failed* if any of its records ended `failed`, `rolled_back` or
-  `rollback_failed`, or an incident was opened against it.
+  `rollback_failed`, a break-glass record of it went past a failed health
+  gate, or an incident was opened against it.
 - *Time to restore*: per incident, detection (`incident open`) to restore
   (`incident resolve`); per automatic rollback, the failed gate's detection
   to the verified restore. Restores detected in the window count; an open
@@ -152,13 +153,21 @@ def deploys(records: Sequence[AuditRecord], environment: str) -> list[Deploy]:
 
 def _deploy(group: list[AuditRecord], incident_refs: set[str]) -> Deploy:
     ids = tuple(i for r in group for i in (r.id, *r.refs))
-    failed = any(r.outcome in FAILED_OUTCOMES for r in group) or bool(incident_refs & set(ids))
+    failed = any(r.outcome in FAILED_OUTCOMES or _forced_past_a_gate(r) for r in group) or bool(
+        incident_refs & set(ids)
+    )
     return Deploy(
         revision=group[0].revision_to or "",
         started_at=parse_time(group[0].started_at or ""),
         record_ids=ids,
         failed=failed,
         succeeded=any(r.outcome == "succeeded" for r in group),
+    )
+
+
+def _forced_past_a_gate(record: AuditRecord) -> bool:
+    return bool(record.break_glass) and any(
+        isinstance(g, dict) and not g.get("passed", True) for g in record.gates or ()
     )
 
 

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 
 from cd_checks.audit.record import RUN_KINDS, AuditRecord, Json, parse_time
-from cd_checks.audit.trail import final_of, find
+from cd_checks.audit.trail import final_of, find, run_of
 from cd_checks.breakglass import obligations
 
 
@@ -49,8 +49,11 @@ def _flags(
     if record.break_glass:
         flags.append("BREAK-GLASS")
         if record.kind in RUN_KINDS:
-            owed = {o.deploy_id: o.state for o in obligations(records, now, hours)}
-            state = owed.get(record.id)
+            by_id = {r.id: r for r in records}
+            owed = {
+                run_of(by_id[o.break_glass_id]): o.state for o in obligations(records, now, hours)
+            }
+            state = owed.get(run_of(record))
             flags.append(f"POSTMORTEM-{state.upper()}" if state else "POSTMORTEM-DONE")
     if any(r.kind == "incident_open" and record.id in r.refs for r in records):
         flags.append("INCIDENT")

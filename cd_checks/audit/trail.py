@@ -72,11 +72,34 @@ class Rollback:
 
 @dataclass(frozen=True)
 class BreakGlass:
+    """A break-glass use: why, the ticket, what it overrode.
+
+    `validate` is the summary of a failed pre-flight validate it went past;
+    `run` is the deploy id of the first stage of the same `rollout run`, so one
+    post-mortem covers every stage and environment that run touched.
+    """
+
     reason: str
     ticket: str
+    validate: Json = None
+    run: str | None = None
 
     def to_json(self) -> dict[str, Json]:
-        return {"reason": self.reason, "ticket": self.ticket}
+        data: dict[str, Json] = {"reason": self.reason, "ticket": self.ticket}
+        if self.validate is not None:
+            data["validate"] = self.validate
+        if self.run is not None:
+            data["run"] = self.run
+        return data
+
+
+def run_of(record: AuditRecord) -> str:
+    """The break-glass run a start or break_glass record belongs to (see BreakGlass.run)."""
+    bg = record.break_glass if isinstance(record.break_glass, dict) else {}
+    if bg.get("run"):
+        return str(bg["run"])
+    closes = record.kind == "break_glass" or (record.kind in RUN_KINDS and record.finished)
+    return record.refs[0] if closes and record.refs else record.id
 
 
 def new_id(moment: datetime) -> str:
@@ -111,8 +134,14 @@ class AuditTrail:
         plan_waves: Sequence[Sequence[str]],
         identity: Identity,
         break_glass: BreakGlass | None = None,
+        *,
+        owes_postmortem: bool = True,
     ) -> str:
-        """Append the `started` record of a run; its id is the deploy id. AuditError: don't run."""
+        """Append the `started` record of a run; its id is the deploy id. AuditError: don't run.
+
+        With `break_glass`, a `break_glass` record (the post-mortem obligation) follows
+        unless `owes_postmortem` is false (a later stage of a run that already owes one).
+        """
         if kind not in RUN_KINDS:
             raise AuditError(f"not a run kind: {kind!r} (one of {', '.join(RUN_KINDS)})")
         _check_break_glass(break_glass)
@@ -141,7 +170,7 @@ class AuditTrail:
             detail={"notes": list(identity.notes)} if identity.notes else None,
         )
         started = self.append(record)
-        if break_glass is not None:
+        if break_glass is not None and owes_postmortem:
             self._break_glass(started, break_glass)
         return started.id
 
@@ -164,6 +193,7 @@ class AuditTrail:
         gates: Sequence[Gate] = (),
         rollback: Rollback | None = None,
         ended_at: datetime | None = None,
+        detail: Mapping[str, Json] | None = None,
     ) -> AuditRecord:
         """Append the final record of the run `start_id`. AuditError: say so loudly, exit 1."""
         records = self.records()
@@ -181,6 +211,7 @@ class AuditTrail:
             gates=[g.to_json() for g in gates],
             rollback=rollback.to_json() if rollback else None,
             refs=(start.id,),
+            detail={**(start.detail or {}), **detail} if detail else start.detail,
         )
         try:
             return self.store.append(final)
@@ -276,11 +307,16 @@ def known_good(
 
     With `final_stages` ({environment: last stage}), only runs of the environment's
     last stage count: a revision is known-good once the whole environment has it.
-    A break-glass run whose gates failed is never known-good.
+    A break-glass run whose gates failed is never known-good. A verified
+    on-demand rollback (`cd-checks rollback`) makes its target known-good.
     """
     final = (final_stages or {}).get(environment)
     for record in reversed(records):
-        if record.kind not in ("stage", "rollout") or record.environment != environment:
+        if record.environment != environment:
+            continue
+        if record.kind == "rollback" and record.outcome == "succeeded":
+            return record.revision_to
+        if record.kind not in ("stage", "rollout"):
             continue
         if record.outcome != "succeeded" or (final is not None and record.stage != final):
             continue

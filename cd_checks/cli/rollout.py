@@ -2,14 +2,24 @@
 
 Progress goes to stderr as it happens (plain lines in CI, coloured on a
 terminal); the report goes to stdout in the chosen format. Exit 0 on
-success, 1 on a failed rollout or an unverified rollback, 2 on a user error
-(raised as CdChecksError, printed by `cd_checks.cli.main`).
+success, 1 on a failed rollout, an unverified rollback or a revision that
+fails the pre-flight validate, 2 on a user error (raised as CdChecksError,
+printed by `cd_checks.cli.main`) and when the audit trail cannot be written:
+a rollout whose start record cannot be written does not start; one whose
+final record cannot be written says so loudly.
+
+Before `rollout run` touches a host: open post-mortem obligations of the
+target environments are enforced (warn; fail once overdue, unless
+--break-glass), then the revision must pass `validate` (unless
+--break-glass, which records the failure). This module is the one place
+that reads the CI environment (`os.environ`) and $GITHUB_STEP_SUMMARY.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,9 +28,12 @@ import click
 from cd_checks.errors import CdChecksError, RolloutError
 
 if TYPE_CHECKING:
+    from cd_checks.audit.trail import AuditTrail, BreakGlass
     from cd_checks.rollout.context import Context
     from cd_checks.rollout.engine import Parts, RolloutResult
+    from cd_checks.rollout.plan import Plan
     from cd_checks.rollout.progress import Event
+    from cd_checks.rollout.recorder import AuditRecorder
 
 _CONFIG = click.option(
     "--config",
@@ -86,6 +99,14 @@ def plan(
 @click.option("--all", "all_stages", is_flag=True, help="Run every stage in order.")
 @click.option("--revision", default="HEAD", show_default=True, help="Git revision to deploy.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its last wave.")
+@click.option(
+    "--break-glass",
+    is_flag=True,
+    help="Emergency: go past failing health gates and a failing validate (never the audit); "
+    "needs --reason and --ticket and leaves a post-mortem to write.",
+)
+@click.option("--reason", metavar="TEXT", help="Why break-glass is needed (with --break-glass).")
+@click.option("--ticket", metavar="ID", help="The incident/change ticket (with --break-glass).")
 @_BREAK_LOCK
 @_FORMAT
 @click.pass_context
@@ -97,25 +118,51 @@ def run(
     all_stages: bool,
     revision: str,
     resume: bool,
+    break_glass: bool,
+    reason: str | None,
+    ticket: str | None,
     break_lock: bool,
     output_format: str,
 ) -> int:
-    """Apply the revision wave by wave, gate each wave, roll back on failure."""
+    """Apply the revision wave by wave, gate each wave, roll back on failure.
+
+    With --break-glass a failed health gate is recorded and the rollout goes
+    on (no automatic rollback on a gate failure); an applier failure still
+    stops it and rolls back.
+    """
     from cd_checks.rollout import engine
 
     if bool(stage_name) == all_stages:
         raise CdChecksError("rollout run: give exactly one of --stage NAME or --all")
+    emergency = _break_glass(break_glass, reason, ticket)
     context = _context(ctx, config_path, inventory_path)
     stages = [s.name for s in context.spec.stages] if all_stages else [stage_name or ""]
     if stage_name:
         context.spec.stage(stage_name)
     revision = _resume_revision(context, stages, revision) if resume else revision
     plan = context.plan(revision)
+    trail = _trail(context)
+    _enforce_postmortems(context, trail, plan, stages, emergency is not None)
+    emergency, refused = _preflight(context, config_path, plan.revision, emergency)
+    if refused:
+        return 1
+    recorder = _recorder(context, trail, plan.revision, emergency)
     holder = context.state.me(_command_line())
-    result = engine.run(
-        _parts(context), plan, stages, holder=holder, resume=resume, break_lock=break_lock
-    )
-    return _finish(result, output_format)
+    try:
+        result = engine.run(
+            _parts(context, trail, recorder),
+            plan,
+            stages,
+            holder=holder,
+            resume=resume,
+            break_lock=break_lock,
+            override_gates=emergency is not None,
+        )
+    except CdChecksError:
+        _shout(recorder)
+        raise
+    _step_summary(result, recorder)
+    return _finish(result, output_format, recorder)
 
 
 @click.command()
@@ -151,15 +198,21 @@ def rollback(
     chosen = _environment(context, stage_name, environment)
     target = context.workspace.resolve(to_revision) if to_revision else None
     all_hosts = context.plan(target or "HEAD").environment_hosts(chosen)
-    result = engine.rollback(
-        _parts(context),
-        chosen,
-        holder=context.state.me(_command_line()),
-        to=target,
-        break_lock=break_lock,
-        all_hosts=all_hosts,
-    )
-    return _finish(result, output_format)
+    trail = _trail(context)
+    recorder = _recorder(context, trail, target or "HEAD", None)
+    try:
+        result = engine.rollback(
+            _parts(context, trail, recorder),
+            chosen,
+            holder=context.state.me(_command_line()),
+            to=target,
+            break_lock=break_lock,
+            all_hosts=all_hosts,
+        )
+    except CdChecksError:
+        _shout(recorder)
+        raise
+    return _finish(result, output_format, recorder)
 
 
 def _context(ctx: click.Context, config_path: Path | None, inventory_path: Path | None) -> Context:
@@ -171,7 +224,7 @@ def _context(ctx: click.Context, config_path: Path | None, inventory_path: Path 
     )
 
 
-def _parts(context: Context) -> Parts:
+def _parts(context: Context, trail: AuditTrail, recorder: AuditRecorder) -> Parts:
     from cd_checks.rollout import context as context_module
     from cd_checks.rollout.render import progress_line
 
@@ -180,7 +233,109 @@ def _parts(context: Context) -> Parts:
     def report(event: Event) -> None:
         click.echo(progress_line(event, colour=colour), err=True)
 
-    return context_module.parts(context, report=report, workers=min(4, os.cpu_count() or 2))
+    return context_module.parts(
+        context,
+        report=report,
+        workers=min(4, os.cpu_count() or 2),
+        trail=trail,
+        observer=recorder,
+    )
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _trail(context: Context) -> AuditTrail:
+    from cd_checks.audit.trail import open_trail
+
+    return open_trail(context.config, now=_now)
+
+
+def _break_glass(flag: bool, reason: str | None, ticket: str | None) -> BreakGlass | None:
+    from cd_checks.audit.trail import BreakGlass
+
+    given = bool(reason and reason.strip()) and bool(ticket and ticket.strip())
+    if flag and not given:
+        raise CdChecksError("rollout run: --break-glass needs --reason TEXT and --ticket ID")
+    if not flag and (reason is not None or ticket is not None):
+        raise CdChecksError("rollout run: --reason and --ticket go with --break-glass")
+    return BreakGlass(reason or "", ticket or "") if flag else None
+
+
+def _enforce_postmortems(
+    context: Context, trail: AuditTrail, plan: Plan, stages: list[str], emergency: bool
+) -> None:
+    """Warn about open post-mortems of the target environments; fail on an overdue one."""
+    from cd_checks import breakglass
+
+    hours = breakglass.hours_from(context.config.section("break_glass"))
+    records = trail.records()
+    for environment in dict.fromkeys(plan.stage(s).environment for s in stages):
+        for warning in breakglass.enforce(
+            records, environment, _now(), hours, break_glass=emergency
+        ):
+            click.echo(f"cd-checks: {warning}", err=True)
+
+
+def _preflight(
+    context: Context, config_path: Path | None, revision: str, emergency: BreakGlass | None
+) -> tuple[BreakGlass | None, bool]:
+    """Validate the revision; (break-glass with the failure recorded, refused?)."""
+    from dataclasses import replace
+
+    from cd_checks.report import FORMATS
+    from cd_checks.rollout import preflight
+
+    report = preflight.validate_revision(context.workspace, revision, config_path=config_path)
+    if not report.failed("error"):
+        return emergency, False
+    click.echo(FORMATS["text"](report, color=False), nl=False)
+    what = f"{revision[:12]} fails validate ({report.errors} error(s))"
+    if emergency is None:
+        click.echo(
+            f"cd-checks: rollout refused: {what}; fix it, or in an emergency use "
+            "--break-glass --reason TEXT --ticket ID",
+            err=True,
+        )
+        return None, True
+    click.echo(f"cd-checks: BREAK-GLASS: deploying {what}", err=True)
+    return replace(emergency, validate=preflight.summary(report, revision)), False
+
+
+def _recorder(
+    context: Context, trail: AuditTrail, revision: str, emergency: BreakGlass | None
+) -> AuditRecorder:
+    from cd_checks.audit.identity import fetch_json, git_runner, identify
+    from cd_checks.rollout.recorder import AuditRecorder
+
+    identity = identify(
+        dict(os.environ),
+        repo=context.root,
+        git=git_runner(context.root),
+        http=fetch_json,
+        revision=revision,
+    )
+    return AuditRecorder(trail, identity, emergency)
+
+
+def _shout(recorder: AuditRecorder) -> None:
+    for error in recorder.final_errors:
+        click.echo(f"cd-checks: AUDIT RECORD NOT WRITTEN: {error}", err=True)
+
+
+def _step_summary(result: RolloutResult, recorder: AuditRecorder) -> None:
+    from cd_checks.rollout.render import render_markdown
+
+    path = os.environ.get("GITHUB_STEP_SUMMARY")
+    if not path:
+        return
+    deploys = [(r.deploy_id, r.stage or r.kind, r.outcome) for r in recorder.runs]
+    try:
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(render_markdown(result, deploys))
+    except OSError as exc:
+        click.echo(f"cd-checks: cannot write the job summary {path}: {exc}", err=True)
 
 
 def _resume_revision(context: Context, stages: list[str], revision: str) -> str:
@@ -215,10 +370,20 @@ def _environment(context: Context, stage_name: str | None, environment: str | No
     raise CdChecksError(f"rollback: say which environment with --environment ({where})")
 
 
-def _finish(result: RolloutResult, output_format: str) -> int:
+def _finish(result: RolloutResult, output_format: str, recorder: AuditRecorder) -> int:
     from cd_checks.rollout.render import RENDERERS
 
     click.echo(RENDERERS[output_format](result), nl=False)
+    for written in recorder.runs:
+        what = f"{written.kind} {written.stage}" if written.stage else written.kind
+        click.echo(
+            f"audit: {what} of {written.environment}: deploy {written.deploy_id} "
+            f"({written.outcome})",
+            err=True,
+        )
+    if recorder.final_errors:
+        _shout(recorder)
+        return 2
     return result.exit_code
 
 

@@ -2,7 +2,8 @@
 
 Reads cd-checks.yml's `rollout:` section, the inventory (from the config,
 relative to the repository, or an override), and builds the real parts:
-git worktrees, the applier, the health gate and the state directory. The
+git worktrees, the applier, the health gate and the state directory; the
+last known-good revision comes from the audit trail the caller opens. The
 environment is passed in by the CLI.
 
 When the environment sets no ANSIBLE_SSH_ARGS and the inventory's directory
@@ -20,8 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cd_checks import config as config_module
+from cd_checks.audit.trail import AuditKnownGood, AuditTrail
+from cd_checks.config import Config
 from cd_checks.rollout import apply, inventory, plan
-from cd_checks.rollout.engine import Parts
+from cd_checks.rollout.engine import NoObserver, Observer, Parts
 from cd_checks.rollout.health import HealthGate, Testinfra
 from cd_checks.rollout.inventory import Inventory
 from cd_checks.rollout.progress import Reporter
@@ -41,6 +44,7 @@ class Context:
     workspace: GitWorkspace
     state: StateDir
     env: Mapping[str, str]
+    config: Config
 
     @property
     def ssh_config(self) -> Path | None:
@@ -58,7 +62,8 @@ def now() -> str:
 def load(
     root: Path, *, config_path: Path | None, inventory_path: Path | None, env: Mapping[str, str]
 ) -> Context:
-    spec = from_section(config_module.load(root, config_path).section("rollout"))
+    config = config_module.load(root, config_path)
+    spec = from_section(config.section("rollout"))
     path = (inventory_path or root / spec.inventory).resolve()
     context_env = dict(env)
     ssh_config = path.parent / SSH_CONFIG_NAME
@@ -74,10 +79,24 @@ def load(
         workspace=GitWorkspace(root, context_env),
         state=StateDir(root / spec.state_dir, now),
         env=context_env,
+        config=config,
     )
 
 
-def parts(context: Context, *, report: Reporter, workers: int) -> Parts:
+def known_good(context: Context, trail: AuditTrail) -> AuditKnownGood:
+    """Known-good per environment from the trail: the last run of its last stage."""
+    last = {e: context.spec.stages_of(e)[-1].name for e in context.spec.environments()}
+    return AuditKnownGood(trail.store, last)
+
+
+def parts(
+    context: Context,
+    *,
+    report: Reporter,
+    workers: int,
+    trail: AuditTrail,
+    observer: Observer | None = None,
+) -> Parts:
     health = context.spec.health
     testinfra = None
     if health.testinfra is not None:
@@ -97,6 +116,7 @@ def parts(context: Context, *, report: Reporter, workers: int) -> Parts:
         gate=HealthGate(health, testinfra),
         workspace=context.workspace,
         state=context.state,
-        known_good=context.state.known_good(),
+        known_good=known_good(context, trail),
         report=report,
+        observer=observer or NoObserver(),
     )

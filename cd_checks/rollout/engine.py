@@ -9,6 +9,12 @@ known-good revision to every host that received the change in this rollout
 (earlier stages of the same environment included, later waves never),
 then gates those hosts again. `rollback` does the same on demand.
 
+Break-glass (`override_gates`): a failed health gate is recorded in the
+wave's result and in the notes, and the rollout goes on to the next wave
+and stage without rolling back; an applier failure still stops the rollout
+(and rolls back as usual), since hosts that did not take the change cannot
+be gated meaningfully.
+
 Every side effect is a part passed in (applier, gate, git workspace, state
 directory, known-good store, progress reporter), so unit tests run the real
 state machine on fakes and end-to-end tests on ansible, testinfra and ssh.
@@ -52,7 +58,9 @@ class Observer(Protocol):
         rollback: RollbackResult | None,
     ) -> None: ...
 
-    def rollback_started(self, environment: str, hosts: tuple[str, ...], target: str) -> None: ...
+    def rollback_started(
+        self, environment: str, hosts: tuple[str, ...], target: str, current: str | None
+    ) -> None: ...
 
     def rollback_finished(self, environment: str, result: RollbackResult) -> None: ...
 
@@ -73,7 +81,9 @@ class NoObserver:
     ) -> None:
         return None
 
-    def rollback_started(self, environment: str, hosts: tuple[str, ...], target: str) -> None:
+    def rollback_started(
+        self, environment: str, hosts: tuple[str, ...], target: str, current: str | None
+    ) -> None:
         return None
 
     def rollback_finished(self, environment: str, result: RollbackResult) -> None:
@@ -161,6 +171,7 @@ def run(
     holder: LockHolder,
     resume: bool = False,
     break_lock: bool = False,
+    override_gates: bool = False,
 ) -> RolloutResult:
     """Run the named stages of `plan` in order; see the module docstring."""
     environments = list(dict.fromkeys(plan.stage(s).environment for s in stages))
@@ -174,7 +185,7 @@ def run(
             starts = _starts(parts, plan, stages, resume=resume)
         except RolloutError as exc:
             raise RolloutError("; ".join([str(exc), *notes])) from exc
-        return _run_stages(parts, plan, stages, starts, tuple(notes))
+        return _run_stages(parts, plan, stages, starts, tuple(notes), override_gates)
     finally:
         for environment in taken:
             parts.state.release(environment, holder)
@@ -258,6 +269,7 @@ def _run_stages(
     stages: Sequence[str],
     starts: dict[str, _Start],
     notes: tuple[str, ...],
+    override: bool = False,
 ) -> RolloutResult:
     waves: list[WaveResult] = []
     for name in _stages_from(plan, stages, starts):
@@ -265,9 +277,11 @@ def _run_stages(
         start = starts.pop(stage.environment, None) or _Start(_new_record(parts, plan, stage))
         known_good = parts.known_good.get(stage.environment)
         parts.observer.stage_started(stage, plan.revision, known_good)
-        outcome, record = _run_stage(parts, plan, stage, start)
+        outcome, record = _run_stage(parts, plan, stage, start, override)
         waves += outcome
-        if outcome and not outcome[-1].ok:
+        if override:
+            notes += tuple(_overridden(w) for w in outcome if _stops(w, override=True) is None)
+        if outcome and _stops(outcome[-1], override=override):
             failure = _failure_text(outcome[-1])
             rollback = _after_failure(parts, record)
             parts.observer.stage_finished(stage, plan.revision, tuple(outcome), failure, rollback)
@@ -283,6 +297,24 @@ def _run_stages(
         _finish_stage(parts, record, stage)
         parts.observer.stage_finished(stage, plan.revision, tuple(outcome), None, None)
     return RolloutResult(plan.revision, None, tuple(stages), tuple(waves), notes=notes)
+
+
+def _stops(wave: WaveResult, *, override: bool) -> bool | None:
+    """Whether a wave stops the rollout; None for a gate failure break-glass overrides."""
+    if wave.ok:
+        return False
+    applied = wave.apply is None or wave.apply.ok
+    if override and applied and wave.gate is not None:
+        return None
+    return True
+
+
+def _overridden(wave: WaveResult) -> str:
+    failed = ", ".join(wave.gate.failed_hosts) if wave.gate else ""
+    return (
+        f"break-glass: the health gate of stage {wave.stage} wave {wave.number} failed on "
+        f"{failed}; proceeded without rollback"
+    )
 
 
 def _stages_from(plan: Plan, stages: Sequence[str], starts: dict[str, _Start]) -> list[str]:
@@ -314,7 +346,7 @@ def _new_record(parts: Parts, plan: Plan, stage: StagePlan) -> RunRecord:
 
 
 def _run_stage(
-    parts: Parts, plan: Plan, stage: StagePlan, start: _Start
+    parts: Parts, plan: Plan, stage: StagePlan, start: _Start, override: bool = False
 ) -> tuple[list[WaveResult], RunRecord]:
     record = replace(start.record, status="running", stage=stage.name, waves=start.record.waves)
     parts.state.save(record)
@@ -324,7 +356,7 @@ def _run_stage(
             regate = start.regate_only and index == start.first
             result, record = _run_wave(parts, stage, record, index, workdir, regate=regate)
             results.append(result)
-            if not result.ok:
+            if _stops(result, override=override):
                 break
     return results, record
 
@@ -492,7 +524,8 @@ def _rollback_locked(
         )
     hosts = record.applied if record is not None else tuple(all_hosts)
     stage = record.stage if record is not None else environment
-    parts.observer.rollback_started(environment, tuple(hosts), target)
+    current = record.revision if record is not None else None
+    parts.observer.rollback_started(environment, tuple(hosts), target, current)
     result = roll_back(parts, environment, hosts, target, stage=stage)
     parts.observer.rollback_finished(environment, result)
     if result.verified:

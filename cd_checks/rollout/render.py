@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from cd_checks.rollout.apply import ApplyResult, tail
@@ -37,12 +38,18 @@ def render_text(result: RolloutResult) -> str:
     for wave in result.waves:
         lines += _wave_text(wave)
     if result.ok and result.rollback is None:
-        lines.append("rollout succeeded")
+        lines.append(_verdict(result))
     if result.failure:
         lines.append(f"FAILED: {result.failure}")
     if result.rollback is not None:
         lines += _rollback_text(result.rollback)
     return "\n".join(lines) + "\n"
+
+
+def _verdict(result: RolloutResult) -> str:
+    if any(not w.ok for w in result.waves):  # only break-glass goes on past a failed gate
+        return "rollout completed under BREAK-GLASS with FAILED health gates (no rollback)"
+    return "rollout succeeded"
 
 
 def _wave_text(wave: WaveResult) -> list[str]:
@@ -169,3 +176,29 @@ def render_json(result: RolloutResult) -> str:
 
 
 RENDERERS = {"text": render_text, "json": render_json}
+
+
+def render_markdown(result: RolloutResult, deploys: Sequence[tuple[str, str, str]] = ()) -> str:
+    """A job summary ($GITHUB_STEP_SUMMARY): verdict, waves, rollback, audit deploy ids.
+
+    `deploys` are (deploy id, stage, outcome) of the audit records the run wrote.
+    """
+    verdict = ("succeeded" if result.ok else "FAILED") + (
+        " under break-glass, health gates FAILED"
+        if result.ok and not all(w.ok for w in result.waves)
+        else ""
+    )
+    lines = [f"### Rollout of `{result.revision[:12]}`: {verdict}", ""]
+    if result.failure:
+        lines += [f"**{result.failure}**", ""]
+    lines += [f"> {note}" for note in result.notes]
+    lines += ["", "| stage | wave | hosts | apply | gate |", "|---|---|---|---|---|"]
+    for wave in result.waves:
+        hosts = ", ".join(wave.hosts)
+        row = f"| {wave.stage} | {wave.number} | {hosts} | {_apply_text(wave.apply)} |"
+        lines.append(f"{row} {_gate_text(wave.gate)} |")
+    if result.rollback is not None:
+        lines += ["", *(f"- {line}" for line in _rollback_text(result.rollback))]
+    if deploys:
+        lines += ["", "Audit records: " + ", ".join(f"`{i}` ({s}: {o})" for i, s, o in deploys)]
+    return "\n".join(lines) + "\n"

@@ -1,6 +1,6 @@
-"""What a rollout keeps on disk: the lock, the run record and the known-good revision.
+"""What a rollout keeps on disk: the lock and the run record of an unfinished rollout.
 
-All three live under the state directory (`<repo>/.cd-checks/rollout/` by
+Both live under the state directory (`<repo>/.cd-checks/rollout/` by
 default), one subdirectory per environment:
 
 - `lock`: one rollout per environment at a time. Created atomically
@@ -14,8 +14,9 @@ default), one subdirectory per environment:
   works on it; a record still `running` when the next run starts means that
   run was killed midway. `open` between the stages of one environment (the
   canary job passed, the production job has not run yet).
-- `known-good.json`: the revision of the environment's last successful
-  rollout, behind `KnownGoodStore` so the audit trail can own it later.
+
+The last known-good revision is not kept here: it is read from the audit
+trail (`cd_checks.audit.trail.AuditKnownGood` implements `KnownGoodStore`).
 
 The clock and process checks are passed in; nothing here reads os.environ.
 """
@@ -41,26 +42,6 @@ class KnownGoodStore(Protocol):
     def get(self, environment: str) -> str | None: ...
 
     def set(self, environment: str, revision: str) -> None: ...
-
-
-@dataclass(frozen=True)
-class FileKnownGoodStore:
-    """`<environment>/known-good.json` in the state directory: {revision, recorded}.
-
-    One file per environment, written only under that environment's lock, so two
-    environments rolling out at once never lose each other's update.
-    """
-
-    directory: Path
-    now: Callable[[], str]
-
-    def get(self, environment: str) -> str | None:
-        entry = _read_json(self.directory / environment / "known-good.json")
-        return str(entry["revision"]) if entry else None
-
-    def set(self, environment: str, revision: str) -> None:
-        entry = {"revision": revision, "recorded": self.now()}
-        _write_json(self.directory / environment / "known-good.json", entry)
 
 
 @dataclass(frozen=True)
@@ -130,9 +111,6 @@ class StateDir:
 
     path: Path
     now: Callable[[], str]
-
-    def known_good(self) -> FileKnownGoodStore:
-        return FileKnownGoodStore(self.path, self.now)
 
     def _env(self, environment: str) -> Path:
         return self.path / environment

@@ -81,3 +81,16 @@ class FakeWorkspace:
         path = self.root / revision
         path.mkdir(parents=True, exist_ok=True)
         yield path
+
+
+@dataclass
+class MemoryKnownGood:
+    """The known-good store in a dict (the real one reads the audit trail)."""
+
+    revisions: dict[str, str] = field(default_factory=dict)
+
+    def get(self, environment: str) -> str | None:
+        return self.revisions.get(environment)
+
+    def set(self, environment: str, revision: str) -> None:
+        self.revisions[environment] = revision

@@ -15,6 +15,7 @@ import yaml
 
 from tests.conftest import git, init_repo, write_tree
 from tests.rollout.cli_boot import main
+from tests.rollout.repo_files import YAMLLINT
 
 DEPLOY = """\
 import pathlib, sys
@@ -61,6 +62,7 @@ class Repo:
                 "deploy.py": DEPLOY,
                 "inventory/hosts": INVENTORY,
                 ".gitignore": ".cd-checks/\n",
+                ".yamllint": YAMLLINT,
             },
         )
         init_repo(self.root)
@@ -141,6 +143,12 @@ def test_one_job_per_stage_in_pipeline_order(repo: Repo) -> None:
         (["rollout", "plan", "--revision", "no-such-rev"], "'no-such-rev' is not a commit"),
         (["rollback"], "nothing to roll back"),
         (["rollout", "run", "--all", "--resume"], "nothing to resume"),
+        (["rollout", "run", "--all", "--break-glass"], "needs --reason TEXT and --ticket ID"),
+        (
+            ["rollout", "run", "--all", "--break-glass", "--reason", "outage"],
+            "needs --reason TEXT and --ticket ID",
+        ),
+        (["rollout", "run", "--all", "--ticket", "INC-1"], "go with --break-glass"),
     ],
 )
 def test_user_errors_exit_2(repo: Repo, args: list[str], message: str) -> None:
@@ -167,3 +175,32 @@ def test_rollback_to_an_older_revision_on_demand(repo: Repo) -> None:
     assert code == 0 and "rollback verified" in out
     assert {repo.running()[f"web-{i:02d}"] for i in range(1, 11)} == {old}
     assert {repo.running()[f"stage-{i}"] for i in (1, 2)} == {new}
+
+
+def test_a_revision_that_fails_validate_is_refused_unless_break_glass(repo: Repo) -> None:
+    repo.cli("rollout", "run", "--all")
+    good = repo.head()
+    bad = repo.commit({"broken.yml": "a:\n  - b\n c: d\n"}, "bad yaml")
+    code, out, err = repo.cli("rollout", "run", "--all")
+    assert code == 1 and "broken.yml:3" in out
+    assert f"rollout refused: {bad[:12]} fails validate (1 error(s))" in err
+    assert set(repo.running().values()) == {good}
+    code, out, err = repo.cli(
+        "rollout", "run", "--all", "--break-glass", "--reason", "hotfix", "--ticket", "INC-7"
+    )
+    assert code == 0, out + err
+    assert f"BREAK-GLASS: deploying {bad[:12]} fails validate" in err
+    assert set(repo.running().values()) == {bad}
+    code, out, _ = repo.cli("audit", "log")
+    assert code == 0 and "BREAK-GLASS" in out and "POSTMORTEM-DUE" in out
+
+
+def test_rollout_writes_a_job_summary_when_github_asks_for_one(
+    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    summary = tmp_path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    assert repo.cli("rollout", "run", "--stage", "staging")[0] == 0
+    text = summary.read_text()
+    assert text.startswith(f"### Rollout of `{repo.head()[:12]}`: succeeded")
+    assert "| staging | 1 | stage-" in text and "Audit records: `" in text

@@ -28,10 +28,13 @@ import pytest
 import yaml
 
 from cd_checks import lab as fleet
+from cd_checks.audit.store import FileStore
+from cd_checks.audit.trail import known_good
 from cd_checks.lab import Lab
 from tests.conftest import REPO, git, init_repo
 from tests.lab_fixture import lab_fleet
 from tests.rollout.cli_boot import BOOT, main
+from tests.rollout.repo_files import YAMLLINT
 
 pytestmark = [pytest.mark.lab, pytest.mark.xdist_group("rollout-e2e")]
 
@@ -187,6 +190,7 @@ def world(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> World:
     (root / "deploy.sh").chmod(0o755)
     (root / "cd-checks.yml").write_text(rollout_config())
     (root / ".gitignore").write_text(".cd-checks/\n")
+    (root / ".yamllint").write_text(YAMLLINT)
     init_repo(root)
     return World(lab, root, tmp_path_factory.mktemp("scratch"))
 
@@ -372,8 +376,11 @@ def test_an_applier_that_exits_non_zero_triggers_rollback(
 
 
 def _known_good(world: World, environment: str) -> str:
-    path = world.root / ".cd-checks/rollout" / environment / "known-good.json"
-    return str(json.loads(path.read_text())["revision"])
+    """The known-good revision as the rollout reads it: from the audit trail."""
+    records = FileStore(world.root / ".cd-checks/audit.jsonl").records()
+    revision = known_good(records, environment, {"staging": "staging", "production": "production"})
+    assert revision is not None
+    return revision
 
 
 class Flapping:

@@ -12,7 +12,7 @@ from cd_checks.rollout import engine, plan
 from cd_checks.rollout.inventory import Host, Inventory
 from cd_checks.rollout.spec import RolloutSpec, from_section
 from cd_checks.rollout.state import LockHolder, RunRecord, StateDir
-from tests.rollout.fakes import FakeApplier, FakeGate, FakeWorkspace, Fleet
+from tests.rollout.fakes import FakeApplier, FakeGate, FakeWorkspace, Fleet, MemoryKnownGood
 
 STAGING = ("s1", "s2")
 PRODUCTION = tuple(f"p{i}" for i in range(1, 9))
@@ -40,6 +40,7 @@ class World:
         self.applier = FakeApplier(self.fleet)
         self.gate = FakeGate(self.fleet)
         self.state = StateDir(tmp_path / "state", lambda: "2026-01-01T00:00:00+00:00")
+        self.known_good = MemoryKnownGood()
         self.events: list[tuple[str, int, str, str, str]] = []
         self.parts = engine.Parts(
             inventory=inventory(),
@@ -48,7 +49,7 @@ class World:
             gate=self.gate,
             workspace=FakeWorkspace(tmp_path / "trees"),
             state=self.state,
-            known_good=self.state.known_good(),
+            known_good=self.known_good,
             report=lambda e: self.events.append((e.stage, e.wave, e.host, e.step, e.result)),
         )
 
@@ -76,8 +77,8 @@ def test_a_good_rollout_applies_every_wave_in_plan_order_and_records_known_good(
     assert [list(names) for names, *_ in world.applier.calls] == expected
     assert [list(w.hosts) for w in result.waves] == expected
     assert set(world.fleet.running.values()) == {"r1"}
-    assert world.state.known_good().get("staging") == "r1"
-    assert world.state.known_good().get("production") == "r1"
+    assert world.known_good.get("staging") == "r1"
+    assert world.known_good.get("production") == "r1"
     assert world.state.record("production") is None
 
 
@@ -161,7 +162,7 @@ def test_rollback_command_without_an_open_rollout_needs_to(world: World) -> None
     result = engine.rollback(
         world.parts, "staging", holder=world.holder(), to="older", all_hosts=STAGING
     )
-    assert result.ok and world.state.known_good().get("staging") == "older"
+    assert result.ok and world.known_good.get("staging") == "older"
 
 
 def test_rollback_command_undoes_an_open_canary(world: World) -> None:
@@ -193,7 +194,7 @@ def test_a_stage_needs_the_earlier_stages_to_have_passed_for_the_revision(world:
         world.run("r1", ["production"])
     world.run("r1", ["canary"])
     assert world.run("r1", ["production"]).ok
-    assert world.state.known_good().get("production") == "r1"
+    assert world.known_good.get("production") == "r1"
 
 
 def test_one_job_per_stage_keeps_the_canary_in_the_rollback_set(world: World) -> None:
@@ -234,7 +235,7 @@ def test_an_interrupted_run_is_detected_and_can_be_resumed(world: World) -> None
     assert [w.hosts for w in result.waves] == list(production.waves)
     assert result.waves[0].apply is None  # the applied wave is gated again, not re-applied
     assert [c[0] for c in world.applier.calls] == [production.waves[1]]
-    assert world.state.known_good().get("production") == "new"
+    assert world.known_good.get("production") == "new"
 
 
 def test_a_wave_killed_while_applying_is_applied_again_on_resume(world: World) -> None:
@@ -335,3 +336,25 @@ def test_an_observer_that_refuses_stops_the_stage_before_any_host_is_touched(
     assert world.applier.calls == []
     assert world.state.record("staging") is None
     assert world.state.holder("staging") is None
+
+
+def test_break_glass_goes_past_a_failed_gate_without_rollback(world: World) -> None:
+    world.run("good", ALL)
+    world.fleet.bad.add("bad")
+    world.fleet.fragile = set(PRODUCTION)
+    result = world.run("bad", ALL, override_gates=True)
+    assert result.ok and result.rollback is None
+    assert not all(w.ok for w in result.waves)
+    assert {w.stage for w in result.waves} == {"staging", "canary", "production"}
+    assert set(world.fleet.running.values()) == {"bad"}
+    assert any("break-glass: the health gate of stage canary wave 1" in n for n in result.notes)
+    assert world.state.record("production") is None
+
+
+def test_break_glass_still_stops_and_rolls_back_when_the_applier_fails(world: World) -> None:
+    world.run("good", ALL)
+    world.applier.fail_revisions.add("bad")
+    result = world.run("bad", ALL, override_gates=True)
+    assert not result.ok and "apply failed" in (result.failure or "")
+    assert result.rollback is not None and result.rollback.verified
+    assert [w.stage for w in result.waves] == ["staging"]

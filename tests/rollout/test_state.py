@@ -1,4 +1,4 @@
-"""Locks that survive crashes, run records and the known-good store."""
+"""Locks that survive crashes, run records (known-good lives in the audit trail)."""
 
 from __future__ import annotations
 
@@ -80,14 +80,6 @@ def test_run_record_round_trip(tmp_path: Path) -> None:
     assert store.record("production") == record.with_applied(("h2",))
     store.clear("production")
     assert store.record("production") is None
-
-
-def test_known_good_store(tmp_path: Path) -> None:
-    known = state(tmp_path).known_good()
-    assert known.get("production") is None
-    known.set("production", "abc")
-    known.set("staging", "def")
-    assert (known.get("production"), known.get("staging")) == ("abc", "def")
 
 
 def test_a_corrupt_file_is_a_clear_error(tmp_path: Path) -> None:

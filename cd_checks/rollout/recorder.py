@@ -1,0 +1,184 @@
+"""The engine's `Observer` that writes every stage run and rollback to the audit trail.
+
+`stage_started` appends the start record (what changes, who ran it, who
+approved it, the planned waves, break-glass) before any host of the stage is
+touched; an `AuditError` there propagates and the engine does not start the
+stage. `stage_finished` appends the final record: outcome, every gate result
+of every host (rollback gates as wave 0), per-wave apply results and the
+rollback. A final record that cannot be written is kept in `final_errors`
+(the CLI says so loudly and exits non-zero) and stops the run before its
+next stage. The engine knows only the Observer protocol; this module knows
+the engine's results and the trail's API, and does no printing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from cd_checks.audit.identity import Identity
+from cd_checks.audit.record import Json, iso, parse_time
+from cd_checks.audit.trail import AuditTrail, BreakGlass, Gate, Rollback
+from cd_checks.errors import AuditError
+from cd_checks.rollout.apply import ApplyResult
+from cd_checks.rollout.engine import RollbackResult, WaveResult
+from cd_checks.rollout.health import GateResult
+from cd_checks.rollout.plan import StagePlan
+
+
+@dataclass(frozen=True)
+class Written:
+    """One run the recorder started: its deploy id and, once written, its outcome."""
+
+    deploy_id: str
+    kind: str
+    environment: str
+    stage: str | None
+    outcome: str = "started"
+
+
+@dataclass
+class AuditRecorder:
+    trail: AuditTrail
+    identity: Identity
+    break_glass: BreakGlass | None = None
+    runs: list[Written] = field(default_factory=list)
+    final_errors: list[str] = field(default_factory=list)
+    _open: Written | None = None
+    _obliged: set[str] = field(default_factory=set)
+
+    def stage_started(self, stage: StagePlan, revision: str, known_good: str | None) -> None:
+        self._refuse_after_lost_final(f"stage {stage.name}")
+        deploy_id = self.trail.start(
+            "stage",
+            stage.environment,
+            stage.name,
+            known_good,
+            revision,
+            stage.waves,
+            self.identity,
+            break_glass=self.break_glass,
+            owes_postmortem=stage.environment not in self._obliged,
+        )
+        if self.break_glass is not None:
+            self._obliged.add(stage.environment)
+            if self.break_glass.run is None:
+                self.break_glass = replace(self.break_glass, run=deploy_id)
+        self._open = Written(deploy_id, "stage", stage.environment, stage.name)
+        self.runs.append(self._open)
+
+    def stage_finished(
+        self,
+        stage: StagePlan,
+        revision: str,
+        waves: tuple[WaveResult, ...],
+        failure: str | None,
+        rollback: RollbackResult | None,
+    ) -> None:
+        gates = [g for w in waves for g in gate_results(w.number, w.gate)]
+        if rollback is not None:
+            gates += gate_results(0, rollback.gate)
+        detail = {"failure": failure, "waves": [_wave_json(w) for w in waves]}
+        if rollback is not None:
+            detail["rollback_apply"] = _apply_json(rollback.apply)
+        self._finish(stage_outcome(failure, rollback), gates, audit_rollback(rollback), detail)
+
+    def rollback_started(
+        self, environment: str, hosts: tuple[str, ...], target: str, current: str | None
+    ) -> None:
+        self._refuse_after_lost_final(f"the rollback of {environment}")
+        deploy_id = self.trail.start(
+            "rollback", environment, None, current, target, [list(hosts)], self.identity
+        )
+        self._open = Written(deploy_id, "rollback", environment, None)
+        self.runs.append(self._open)
+
+    def rollback_finished(self, environment: str, result: RollbackResult) -> None:
+        outcome = "succeeded" if result.verified else "rollback_failed"
+        # An on-demand rollback has no detection time of its own: it is not an
+        # automatic restore (record the incident with `cd-checks incident`).
+        rollback = replace(audit_rollback(result) or _no_rollback(), detected_at=None)
+        detail = {"rollback_apply": _apply_json(result.apply)}
+        self._finish(outcome, gate_results(1, result.gate), rollback, detail)
+
+    def _finish(
+        self, outcome: str, gates: list[Gate], rollback: Rollback | None, detail: dict[str, Json]
+    ) -> None:
+        written = self._open
+        if written is None:
+            return
+        self._open = None
+        try:
+            self.trail.finish(written.deploy_id, outcome, gates, rollback, detail=detail)
+        except AuditError as exc:
+            self.final_errors.append(str(exc))
+            outcome = "final record NOT written"
+        self.runs[self.runs.index(written)] = replace(written, outcome=outcome)
+
+    def _refuse_after_lost_final(self, what: str) -> None:
+        if self.final_errors:
+            raise AuditError(
+                f"not starting {what}: the final audit record of the previous stage could not "
+                f"be written ({self.final_errors[-1]})"
+            )
+
+
+def _no_rollback() -> Rollback:
+    return Rollback(None, (), False, "")
+
+
+def stage_outcome(failure: str | None, rollback: RollbackResult | None) -> str:
+    """succeeded | failed | rolled_back | rollback_failed for a finished stage."""
+    if failure is None:
+        return "succeeded"
+    if rollback is None or rollback.apply is None:
+        return "failed"
+    return "rolled_back" if rollback.verified else "rollback_failed"
+
+
+def gate_results(wave: int, gate: GateResult | None) -> list[Gate]:
+    """Every check of every host of one gate, as audit `Gate`s."""
+    if gate is None:
+        return []
+    return [
+        Gate(wave, host.host, check.check, check.ok, check.detail)
+        for host in gate.hosts
+        for check in host.checks
+    ]
+
+
+def audit_rollback(result: RollbackResult | None) -> Rollback | None:
+    if result is None:
+        return None
+    return Rollback(
+        target=result.revision,
+        hosts=result.hosts,
+        verified=result.verified,
+        reason=result.reason,
+        detected_at=_z(result.detected_at),
+        restored_at=_z(result.restored_at),
+    )
+
+
+def _z(moment: str | None) -> str | None:
+    return iso(parse_time(moment)) if moment else None
+
+
+def _wave_json(wave: WaveResult) -> dict[str, Json]:
+    return {
+        "wave": wave.number,
+        "hosts": list(wave.hosts),
+        "apply": _apply_json(wave.apply),
+        "gate_passed": wave.gate.passed if wave.gate is not None else None,
+        "gate_failed_hosts": list(wave.gate.failed_hosts) if wave.gate is not None else [],
+    }
+
+
+def _apply_json(apply: ApplyResult | None) -> Json:
+    if apply is None:
+        return None
+    return {
+        "ok": apply.ok,
+        "exit_code": apply.returncode,
+        "failed_hosts": list(apply.failed_hosts),
+        "errors": list(apply.errors)[:20],
+    }

@@ -1,0 +1,138 @@
+"""The audit recorder on the real engine and a real file trail (fake fleet): what it writes,
+and what happens when the trail cannot be written."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from cd_checks.audit.identity import Identity
+from cd_checks.audit.record import AuditRecord
+from cd_checks.audit.store import FileStore
+from cd_checks.audit.trail import AuditKnownGood, AuditTrail, BreakGlass
+from cd_checks.errors import AuditError
+from cd_checks.rollout import engine
+from cd_checks.rollout.recorder import AuditRecorder
+from cd_checks.rollout.render import render_markdown
+from tests.rollout.test_engine import ALL, PRODUCTION, STAGING, World
+
+IDENTITY = Identity(actor="ci-bot", source="github")
+
+
+@dataclass
+class FailingStore:
+    """A file store whose appends fail from the `fail_from`-th one on."""
+
+    inner: FileStore
+    fail_from: int
+    appended: int = 0
+
+    def append(self, record: AuditRecord) -> AuditRecord:
+        self.appended += 1
+        if self.appended >= self.fail_from:
+            raise AuditError(f"{self.inner.path}: disk full")
+        return self.inner.append(record)
+
+    def records(self) -> list[AuditRecord]:
+        return self.inner.records()
+
+    def describe(self) -> str:
+        return self.inner.describe()
+
+
+def trail(store: FileStore | FailingStore, tmp_path: Path) -> AuditTrail:
+    def now() -> datetime:
+        return datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+    return AuditTrail(store, tmp_path, now, git=lambda args: None)  # type: ignore[arg-type]
+
+
+def audited(
+    world: World, audit: AuditTrail, break_glass: BreakGlass | None = None
+) -> AuditRecorder:
+    recorder = AuditRecorder(audit, IDENTITY, break_glass)
+    final = {"staging": "staging", "production": "production"}
+    world.parts = replace(
+        world.parts, observer=recorder, known_good=AuditKnownGood(audit.store, final)
+    )
+    return recorder
+
+
+def test_each_stage_gets_a_start_and_a_final_record_and_known_good_comes_from_them(
+    tmp_path: Path,
+) -> None:
+    world, store = World(tmp_path), FileStore(tmp_path / "audit.jsonl")
+    audited(world, trail(store, tmp_path))
+    assert world.run("good", ALL).ok
+    world.fleet.bad.add("bad")
+    world.fleet.fragile = set(PRODUCTION)
+    result = world.run("bad", ALL)
+    records = store.records()
+    assert [(r.stage, r.outcome) for r in records] == [
+        ("staging", "started"),
+        ("staging", "succeeded"),
+        ("canary", "started"),
+        ("canary", "succeeded"),
+        ("production", "started"),
+        ("production", "succeeded"),
+        ("staging", "started"),
+        ("staging", "succeeded"),
+        ("canary", "started"),
+        ("canary", "rolled_back"),
+    ]
+    canary = records[-1]
+    assert canary.refs == (records[-2].id,) and canary.revision_from == "good"
+    assert canary.rollback["target"] == "good" and canary.rollback["verified"] is True
+    assert [(g["wave"], g["passed"]) for g in canary.gates] == [(1, False), (0, True)]
+    assert canary.detail["failure"] == result.failure
+    assert canary.actor == "ci-bot"
+    assert world.parts.known_good.get("production") == "good"
+
+
+def test_a_start_record_that_cannot_be_written_touches_no_host(tmp_path: Path) -> None:
+    world = World(tmp_path)
+    audited(world, trail(FailingStore(FileStore(tmp_path / "a.jsonl"), 1), tmp_path))
+    with pytest.raises(AuditError, match="disk full"):
+        world.run("r1", ALL)
+    assert world.applier.calls == [] and world.state.holder("staging") is None
+
+
+def test_a_lost_final_record_is_kept_and_stops_the_next_stage(tmp_path: Path) -> None:
+    world = World(tmp_path)
+    recorder = audited(world, trail(FailingStore(FileStore(tmp_path / "a.jsonl"), 2), tmp_path))
+    with pytest.raises(AuditError, match="not starting stage canary"):
+        world.run("r1", ALL)
+    assert len(recorder.final_errors) == 1 and "started only" in recorder.final_errors[0]
+    assert {h for names, *_ in world.applier.calls for h in names} == set(STAGING)
+    assert recorder.runs[0].outcome == "final record NOT written"
+
+
+def test_break_glass_marks_every_stage_and_owes_one_post_mortem_per_environment(
+    tmp_path: Path,
+) -> None:
+    world, store = World(tmp_path), FileStore(tmp_path / "audit.jsonl")
+    audited(world, trail(store, tmp_path))
+    world.run("good", ALL)
+    audited(world, trail(store, tmp_path), BreakGlass("outage", "INC-1"))
+    world.fleet.bad.add("bad")
+    world.fleet.fragile = set(PRODUCTION)
+    result = world.run("bad", ALL, override_gates=True)
+    assert result.ok
+    records = store.records()[6:]
+    starts = [r for r in records if r.kind == "stage" and r.outcome == "started"]
+    assert all(r.break_glass and r.break_glass["ticket"] == "INC-1" for r in starts)
+    uses = [r for r in records if r.kind == "break_glass"]
+    assert [u.environment for u in uses] == ["staging", "production"]
+    assert starts[1].break_glass["run"] == starts[0].id
+    assert world.parts.known_good.get("production") == "good"  # gates failed: not known-good
+    summary = render_markdown(result, [(starts[0].id, "staging", "succeeded")])
+    assert summary.startswith("### Rollout of `bad`: succeeded")
+    assert "| canary | 1 |" in summary and "gate FAILED" in summary
+    assert f"`{starts[0].id}` (staging: succeeded)" in summary
+
+
+def test_no_observer_is_the_default(tmp_path: Path) -> None:
+    assert isinstance(World(tmp_path).parts.observer, engine.NoObserver)
