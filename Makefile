@@ -5,13 +5,13 @@ PIP := $(PYTHON) -m pip install --quiet --disable-pip-version-check
 # Debian packages the lab fleet (sshd + nginx on loopback) and the tests use.
 DEBIAN_PACKAGES := openssh-server openssh-client nginx-light rsync git libatomic1 procps
 
-.PHONY: demo test setup system-packages bench lint
+.PHONY: demo test setup system-packages ci-tools bench lint
 
 demo: setup
 	$(PYTHON) -m cd_checks -C examples validate
 	$(PYTHON) -m cd_checks -C examples rollout plan
 
-test: setup system-packages
+test: setup system-packages ci-tools
 	$(PYTHON) -m pytest -q -n 2 --dist loadgroup
 
 setup:
@@ -29,6 +29,10 @@ system-packages:
 	    echo "the tests need these Debian packages: sudo apt-get install $$missing" >&2; exit 2; \
 	  fi; \
 	fi
+
+# gitlab-ci-local runs the GitLab templates in the tests (4.73.0: the last release for Node 20).
+ci-tools:
+	@command -v gitlab-ci-local >/dev/null || { command -v npm >/dev/null && npm install -g --silent gitlab-ci-local@4.73.0; } || echo "no npm: the gitlab-ci-local tests will be skipped" >&2
 
 bench: setup
 	$(PYTHON) bench/validate_vs_yamllint.py
