@@ -56,7 +56,9 @@ def policy() -> None:
 @click.option(
     "--config", "config_path", type=click.Path(path_type=Path), default=None, help="cd-checks.yml"
 )
+@click.pass_context
 def test_command(
+    ctx: click.Context,
     dirs: tuple[Path, ...],
     rego_version: str | None,
     run: str | None,
@@ -65,7 +67,8 @@ def test_command(
     config_path: Path | None,
 ) -> int:
     """Run the Rego unit tests (rules named test_*) in DIR... (default: config, else policy/)."""
-    options = _options(dirs, rego_version, run, data, output_format, config_path)
+    root: Path = ctx.obj["root"] if ctx.obj else Path.cwd()
+    options = _options(root, dirs, rego_version, run, data, output_format, config_path)
     results = run_tests(options.source, run=options.run)
     render = _render_json if options.output_format == "json" else _render_text
     click.echo(render(results))
@@ -73,6 +76,7 @@ def test_command(
 
 
 def _options(
+    root: Path,
     dirs: tuple[Path, ...],
     rego_version: str | None,
     run: str | None,
@@ -80,9 +84,11 @@ def _options(
     output_format: str,
     config_path: Path | None,
 ) -> TestOptions:
-    config = config_module.load(Path.cwd(), config_path)
-    paths = dirs or tuple(config.root / p for p in config.policy.paths) or (Path("policy"),)
-    data_paths = data or tuple(config.root / p for p in config.policy.data)
+    # Like git -C, paths on the command line are relative to the repository root.
+    config = config_module.load(root, config_path)
+    given = tuple(root / d for d in dirs)
+    paths = given or tuple(root / p for p in config.policy.paths) or (root / "policy",)
+    data_paths = tuple(root / d for d in data) or tuple(root / p for p in config.policy.data)
     version = rego_version or config.policy.rego_version
     source = PolicySource(
         paths=_relative(paths), data_paths=_relative(data_paths), rego_version=_version(version)

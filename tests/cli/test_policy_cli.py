@@ -127,3 +127,10 @@ def test_data_option(
     assert main(["policy", "test", "--data", "owners.json"]) == 0
     assert main(["policy", "test"]) == 1
     assert "FAIL - policy/owners_test.rego:3 - checks.owners.test_known" in capsys.readouterr().out
+
+
+def test_policy_test_honours_the_repository_root(capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.conftest import EXAMPLES
+
+    assert main(["-C", str(EXAMPLES), "policy", "test"]) == 0
+    assert capsys.readouterr().out.strip().endswith("4 tests, 4 passed, 0 failed")
