@@ -438,6 +438,13 @@ def _chart(
         colour = "#cccccc" if point is None else "#3b6ea8"
         bars.append(_bar(PAD + i * step, step * 0.8, height, label, colour))
     axis = f'<line x1="{PAD}" y1="{HEIGHT - PAD}" x2="{WIDTH - PAD}" y2="{HEIGHT - PAD}"'
+    # Dates under the first, middle and last week, so a trend has a when.
+    marks = sorted({0, len(weeks) // 2, len(weeks) - 1}) if weeks else []
+    dates = "".join(
+        f'<text x="{PAD + i * step:.1f}" y="{HEIGHT - PAD + 16}" font-size="11">'
+        f"{html.escape(weeks[i].start[:10])}</text>"
+        for i in marks
+    )
     return (
         f"<h2>{html.escape(title)}</h2>\n"
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
@@ -445,6 +452,7 @@ def _chart(
         f'{axis} stroke="#333"/>'
         f'<text x="{PAD}" y="{PAD - 10}" font-size="11">max {top:g}{html.escape(unit)}</text>'
         + "".join(bars)
+        + dates
         + "</svg>\n"
     )
 
