@@ -13,8 +13,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from cd_checks.errors import ConfigError
 
 CONFIG_NAME = "cd-checks.yml"
@@ -106,6 +104,17 @@ def _raise_first(
     raise ConfigError(f"{source}: {_where(where)}: {error.message}")
 
 
+def find_root(start: Path) -> Path:
+    """The repository root for a run started in `start`: the nearest directory up
+    to the git work tree's top that holds cd-checks.yml; else `start` itself."""
+    for directory in (start, *start.parents):
+        if (directory / CONFIG_NAME).is_file():
+            return directory
+        if (directory / ".git").exists():
+            break
+    return start
+
+
 def find_config(root: Path, explicit: Path | None) -> Path | None:
     if explicit is not None:
         if not explicit.is_file():
@@ -117,6 +126,8 @@ def find_config(root: Path, explicit: Path | None) -> Path | None:
 
 def load(root: Path, explicit: Path | None = None) -> Config:
     """Load and validate the config for the repository at `root` (defaults when absent)."""
+    import yaml
+
     path = find_config(root, explicit)
     if path is None:
         return _build(root, None, {})

@@ -67,7 +67,9 @@ class Report:
 
     @classmethod
     def build(cls, findings: Iterable[Finding], files: int) -> Report:
-        return cls(tuple(sorted(set(findings), key=Finding.sort_key)), files)
+        # No de-duplication: two documents of one file may earn the same finding
+        # (same message, no line), and each counts, as in conftest.
+        return cls(tuple(sorted(findings, key=Finding.sort_key)), files)
 
     @property
     def errors(self) -> int:

@@ -10,6 +10,7 @@ This module never prints or exits.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 import json
@@ -81,11 +82,15 @@ class Checker:
 
         self.spec = spec
         try:
-            conf = YamlLintConfig(content=spec.yamllint_text)
-        except YamlLintConfigError as exc:
+            # yamllint resolves `extends:` and `ignore-from-file:` paths against the
+            # current directory; cd-checks runs as if started at the repository root.
+            with _working_directory(spec.root):
+                conf = YamlLintConfig(content=spec.yamllint_text)
+        except (YamlLintConfigError, OSError) as exc:
             where = spec.yamllint_path or "yamllint defaults"
             raise ConfigError(f"{where}: invalid yamllint config: {exc}") from exc
-        self.syntax = syntax.SyntaxOptions(conf, spec.max_lint_bytes, spec.disabled)
+        self.yamllint_conf = conf
+        self.syntax = syntax.SyntaxOptions(conf, spec.max_lint_bytes)
         self.nginx = files.matcher(spec.nginx_globs)
         self.schema_rules, self.schema_problems = schema.load_rules(
             spec.root, spec.schemas, spec.config_path
@@ -95,9 +100,13 @@ class Checker:
         self.cache = Cache(spec.cache_dir, spec.fingerprint) if spec.cache_dir else None
 
     def kind(self, path: str) -> str | None:
-        if self.nginx.match_file(path):
-            return "nginx"
-        return syntax.EXTENSIONS.get(Path(path).suffix.lower())
+        """The kind of file `path` is checked as; None: not checked at all."""
+        kind = "nginx" if self.nginx.match_file(path) else syntax.kind_of(path)
+        if kind in self.spec.disabled:
+            return None
+        if kind == "yaml" and self.yamllint_conf.is_file_ignored(path):
+            return None  # yamllint's `ignore:` (e.g. Jinja templates named .yml)
+        return kind
 
     def check(self, path: str) -> tuple[list[Finding], Parsed | None]:
         """All checks of one file: read once, answered from the cache when unchanged."""
@@ -123,8 +132,7 @@ class Checker:
 
     def documents_only(self, source: syntax.Source, kind: str) -> Parsed | None:
         """Parse without linting: for the combined input when the findings came from cache."""
-        quiet = replace(self.syntax, disabled=self.syntax.disabled | {"yaml"})
-        return syntax.parse(source, kind, quiet)[0]
+        return syntax.parse(source, kind, replace(self.syntax, lint=False))[0]
 
     def _check(self, source: syntax.Source, kind: str) -> tuple[list[Finding], Parsed | None]:
         parsed, findings = syntax.parse(source, kind, self.syntax)
@@ -136,6 +144,16 @@ class Checker:
         if self.policy is not None:
             findings += self.policy.check(source.path, parsed)
         return findings, parsed
+
+
+@contextlib.contextmanager
+def _working_directory(path: Path) -> Iterator[None]:
+    before = Path.cwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(before)
 
 
 # One Checker per worker process, built once by the pool initializer: the
@@ -355,11 +373,46 @@ def fingerprint(spec: CheckSpec, config: Config) -> str:
     versions = [__version__, yamllint.__version__, _regorus_version()]
     digest.update(json.dumps(versions).encode())
     digest.update(json.dumps(config.raw, sort_keys=True, default=str).encode())
-    digest.update(repr(spec).encode())
+    # Paths are hashed relative to the repository (and to the shipped policies),
+    # so a cache restored into another checkout directory still answers.
+    shown = _portable(repr(replace(spec, cache_dir=None, fingerprint="")), spec.root)
+    digest.update(shown.encode())
     for path in _inputs_of(spec):
-        digest.update(b"\0" + path.as_posix().encode() + b"\0")
+        digest.update(b"\0" + _portable(path.as_posix(), spec.root).encode() + b"\0")
         digest.update(path.read_bytes())
     return digest.hexdigest()
+
+
+def _portable(text: str, root: Path) -> str:
+    from cd_checks.builtin_policies import policies_dir
+
+    return text.replace(str(root), "<repo>").replace(str(policies_dir()), "<builtin>")
+
+
+def _yamllint_files(spec: CheckSpec) -> list[Path]:
+    """The yamllint config file and the files it extends or reads ignores from."""
+    import yaml
+
+    files: list[Path] = []
+    texts = [spec.yamllint_text]
+    while texts:
+        try:
+            conf = yaml.safe_load(texts.pop())
+        except yaml.YAMLError:
+            continue  # the Checker reports a broken yamllint config
+        if not isinstance(conf, dict):
+            continue
+        named = [conf.get("extends")]
+        ignore_from = conf.get("ignore-from-file")
+        named += ignore_from if isinstance(ignore_from, list) else [ignore_from]
+        for name in named:
+            path = spec.root / name if isinstance(name, str) else None
+            if path is not None and path.is_file() and path not in files:
+                files.append(path)
+                texts.append(path.read_text("utf-8", "replace"))
+    if spec.yamllint_path:
+        files.append(spec.root / spec.yamllint_path)
+    return files
 
 
 def _regorus_version() -> str:
@@ -373,12 +426,9 @@ def _regorus_version() -> str:
 
 def _inputs_of(spec: CheckSpec) -> list[Path]:
     suffixes = (".rego", ".json", ".yml", ".yaml")
-    found: set[Path] = set()
-    # A schema's local $refs may point at its siblings: its directory's schema files count.
+    found: set[Path] = set(_yamllint_files(spec))
     for _, schema_path in spec.schemas:
-        folder = (spec.root / schema_path).parent
-        if folder.is_dir():
-            found.update(p for p in folder.iterdir() if p.is_file() and p.suffix in suffixes)
+        found.update(schema.referenced_files(spec.root / schema_path))
     for source in (spec.policy.user, spec.policy.builtin) if spec.policy else ():
         for root in (*source.paths, *source.data_paths) if source else ():
             if root.is_file():

@@ -462,3 +462,20 @@ def test_interrupt_exits_130(
 
     monkeypatch.setattr(cd_checks.validate, "run", interrupted)
     assert cli("-C", repo({"a.yml": "a: 1\n"}), "validate").code == 130
+
+
+def test_started_in_a_subdirectory_uses_the_repository_config(cli: Cli, tmp_path: Path) -> None:
+    root = write_tree(
+        tmp_path / "r",
+        {
+            "cd-checks.yml": "---\nschema:\n  - {files: 'services/*.yml', schema: svc.json}\n",
+            "svc.json": '{"properties": {"port": {"type": "integer"}}}',
+            "services/a.yml": "---\nport: web\n",
+            "services/b.yml": "---\nport: 80\n",
+        },
+    )
+    init_repo(root)
+    for where, args in ((root / "services", ["a.yml"]), (root / "services", []), (root, [])):
+        run = cli("-C", where, "validate", "--format", "json", *args)
+        assert run.code == 1, (where, args, run.out)
+        assert [(f["path"], f["rule"]) for f in findings(run)] == [("services/a.yml", "type")]

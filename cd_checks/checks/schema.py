@@ -128,6 +128,44 @@ def build_validator(full: Path) -> Any:
     return cls(schema, registry=registry, format_checker=cls.FORMAT_CHECKER)
 
 
+def referenced_files(full: Path) -> set[Path]:
+    """The schema file and every local file its `$ref`s reach, transitively.
+
+    They all decide verdicts, so the content cache fingerprints them.
+    """
+    found: set[Path] = set()
+    todo = [full]
+    while todo:
+        current = todo.pop()
+        if current in found or not current.is_file():
+            continue
+        found.add(current)
+        try:
+            document = _read_schema(current)
+        except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError):
+            continue
+        declared = document.get("$id") if isinstance(document, dict) else None
+        base = declared.rsplit("/", 1)[0] + "/" if isinstance(declared, str) else None
+        for ref in _refs(document):
+            target = ref.split("#", 1)[0]
+            if base and target.startswith(base):
+                target = target.removeprefix(base)
+            if target.startswith("file://"):
+                todo.append(Path(target.removeprefix("file://")))
+            elif target and "://" not in target:
+                todo.append((current.parent / target).resolve())
+    return found
+
+
+def _refs(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        own = [node["$ref"]] if isinstance(node.get("$ref"), str) else []
+        return own + [r for value in node.values() for r in _refs(value)]
+    if isinstance(node, list):
+        return [r for value in node for r in _refs(value)]
+    return []
+
+
 def check(path: str, parsed: Parsed, rule: SchemaRule) -> list[Finding]:
     """Validate every document of one file; one finding per schema error."""
     import referencing.exceptions

@@ -36,8 +36,10 @@ EXTENSIONS = {
     ".json": "json",
     ".toml": "toml",
     ".ini": "ini",
-    ".cfg": "ini",
 }
+# `.cfg` is INI only for these well-known names: haproxy.cfg or a Nagios
+# object file is not INI, and would fail an INI parse.
+INI_NAMES = frozenset({"ansible.cfg", "setup.cfg", "tox.cfg", "pip.cfg", "mypy.cfg"})
 # More expanded nodes than this in one document is treated as an alias bomb.
 MAX_EXPANDED_NODES = 2_000_000
 
@@ -71,7 +73,7 @@ class Source:
 class SyntaxOptions:
     yamllint_conf: Any  # yamllint.config.YamlLintConfig
     max_lint_bytes: int
-    disabled: frozenset[str]
+    lint: bool = True  # False: parse YAML without yamllint (documents for a combined input)
 
 
 def finding(
@@ -83,6 +85,14 @@ def finding(
     severity: Severity = "error",
 ) -> Finding:
     return Finding(source.path, line, column, "syntax", rule, severity, message)
+
+
+def kind_of(path: str) -> str | None:
+    """The file kind by name (NGINX files are chosen by globs, elsewhere)."""
+    name = path.rsplit("/", 1)[-1]
+    if name in INI_NAMES:
+        return "ini"
+    return EXTENSIONS.get(Path(name).suffix.lower())
 
 
 def parse(source: Source, kind: str, options: SyntaxOptions) -> tuple[Parsed | None, list[Finding]]:
@@ -111,7 +121,7 @@ def _position_of_offset(data: bytes, offset: int) -> tuple[int, int]:
 def parse_yaml(
     source: Source, text: str, options: SyntaxOptions
 ) -> tuple[Parsed | None, list[Finding]]:
-    findings = [] if "yaml" in options.disabled else _yamllint(source, text, options)
+    findings = _yamllint(source, text, options) if options.lint else []
     if any(f.rule == "syntax" for f in findings):
         return None, findings
     documents: list[Any] = []
@@ -158,13 +168,10 @@ def parse_yaml(
 def _yamllint(source: Source, text: str, options: SyntaxOptions) -> list[Finding]:
     from yamllint import linter
 
-    conf = options.yamllint_conf
-    if conf.is_file_ignored(source.path):
-        return []
     if len(source.data) > options.max_lint_bytes:
         return [_too_large(source, options.max_lint_bytes)]
     found = []
-    for problem in linter.run(text, conf, source.path):
+    for problem in linter.run(text, options.yamllint_conf, source.path):
         severity: Severity = "error" if problem.level == "error" else "warning"
         rule = problem.rule or "syntax"
         message = problem.desc
@@ -267,8 +274,7 @@ def parse_nginx(
         checked = _crossplane(source.full, check_ctx=True)
         directives = checked["parsed"]
     else:
-        checked = _crossplane_fragment(text)
-        directives = checked["parsed"][0]["block"] if checked["parsed"] else []
+        checked, directives = _parse_fragment(text)
     errors = _nginx_errors(source, checked)
     if errors:
         return None, errors
@@ -283,16 +289,40 @@ def _crossplane(path: Path, *, check_ctx: bool) -> dict[str, Any]:
     return {"errors": config.get("errors", []), "parsed": config.get("parsed", [])}
 
 
-def _crossplane_fragment(text: str) -> dict[str, Any]:
-    """Parse an http-context fragment inside `http { ... }`, on the same lines.
+# Where an included fragment may belong: a conf.d site file (http), a snippet
+# included in a server block (location ...), a stream proxy (stream).
+FRAGMENT_CONTEXTS = (("http",), ("http", "server"), ("stream",))
+
+
+def _parse_fragment(text: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Parse a fragment in the first context where its directives are allowed.
 
     crossplane only checks a directive's arguments in a context it knows, and
-    `server` at the top of a file is not one; wrapping it keeps every line number.
+    `server` at the top of a file is not one. The wrapper opens on line 1, so
+    every line number stays the file's own. When no context fits, the errors
+    of the first (http) are reported.
     """
+    first: tuple[dict[str, Any], list[dict[str, Any]]] | None = None
+    for context in FRAGMENT_CONTEXTS:
+        checked = _crossplane_text(
+            " ".join(f"{c} {{" for c in context) + " " + text + "\n" + "}" * len(context) + "\n"
+        )
+        directives = checked["parsed"]
+        for _ in context:
+            directives = directives[0]["block"] if directives else []
+        placement = [e for e in checked["errors"] if "not allowed here" in e["error"]]
+        if not placement:
+            return checked, directives
+        first = first or (checked, directives)
+    assert first is not None
+    return first
+
+
+def _crossplane_text(text: str) -> dict[str, Any]:
     import tempfile
 
     with tempfile.NamedTemporaryFile("w", suffix=".conf", encoding="utf-8") as wrapped:
-        wrapped.write("http { " + text + "\n}\n")
+        wrapped.write(text)
         wrapped.flush()
         return _crossplane(Path(wrapped.name), check_ctx=True)
 

@@ -67,7 +67,8 @@ class LazyGroup(click.Group):
     "directory",
     type=click.Path(file_okay=False, path_type=Path),
     default=".",
-    help="Run as if started in DIR (the repository root).",
+    help="Run as if started in DIR. The repository root is the nearest directory "
+    "up from there with a cd-checks.yml (within the git work tree), else DIR.",
     metavar="DIR",
 )
 @click.option("--traceback", is_flag=True, help="Show a traceback on errors (for debugging).")
@@ -77,7 +78,10 @@ def cli(ctx: click.Context, directory: Path, traceback: bool) -> None:
     if not directory.is_dir():
         raise CdChecksError(f"-C {directory}: not a directory")
     ctx.ensure_object(dict)
-    ctx.obj["root"] = directory.resolve()
+    from cd_checks.config import find_root
+
+    ctx.obj["cwd"] = directory.resolve()
+    ctx.obj["root"] = find_root(ctx.obj["cwd"])
     ctx.obj["traceback"] = traceback
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from cd_checks.errors import InputError
 from cd_checks.findings import FAIL_ON
 
 FORMAT_NAMES = ("text", "json", "junit", "sarif", "github", "gitlab")
@@ -107,9 +108,11 @@ def validate(
     from cd_checks.validate import ValidateOptions, run
 
     root: Path = ctx.obj["root"]
+    # PATHS are relative to where the command was started, as with git.
+    started: Path = ctx.obj.get("cwd", root)
     options = ValidateOptions(
         root=root,
-        paths=paths,
+        paths=tuple(str(started / p) for p in paths),
         config_path=config_path,
         changed_since=changed_since,
         combine=combine,
@@ -127,7 +130,7 @@ def validate(
     if output is None:
         click.echo(rendered, nl=not rendered.endswith("\n"))
     else:
-        output.write_text(rendered, "utf-8")
+        _write(output, rendered, "w")
         click.echo(
             f"cd-checks: {result.errors} errors, {result.warnings} warnings "
             f"in {result.files} files; report written to {output}",
@@ -137,6 +140,13 @@ def validate(
     if output_format == "github" and summary_file:
         from cd_checks.report import github
 
-        with open(summary_file, "a", encoding="utf-8") as handle:
-            handle.write(github.step_summary(result))
+        _write(Path(summary_file), github.step_summary(result), "a")
     return 1 if result.failed(fail_on) else 0  # type: ignore[arg-type]
+
+
+def _write(path: Path, text: str, mode: str) -> None:
+    try:
+        with path.open(mode, encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError as exc:
+        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from exc

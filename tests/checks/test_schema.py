@@ -11,7 +11,7 @@ from cd_checks.checks import schema, syntax
 from cd_checks.findings import Finding
 from tests.conftest import write_tree
 
-OPTIONS = syntax.SyntaxOptions(YamlLintConfig("extends: relaxed"), 2**20, frozenset())
+OPTIONS = syntax.SyntaxOptions(YamlLintConfig("extends: relaxed"), 2**20)
 SERVICE = {
     "type": "object",
     "additionalProperties": False,

@@ -10,7 +10,7 @@ from yamllint.config import YamlLintConfig
 from cd_checks.checks import syntax
 from cd_checks.findings import Finding
 
-OPTIONS = syntax.SyntaxOptions(YamlLintConfig("extends: default"), 5 * 2**20, frozenset())
+OPTIONS = syntax.SyntaxOptions(YamlLintConfig("extends: default"), 5 * 2**20)
 
 
 def check(
@@ -48,6 +48,26 @@ CASES = [
     ("nginx/ok.conf", "nginx", "server {\n    listen 80;\n}\n", []),
     ("nginx/bad.conf", "nginx", "server {\n    listen 80;\n", [(2, None, "syntax")]),
     (
+        "nginx/args.conf",
+        "nginx",
+        "server {\n  location / {\n    proxy_pass http://a\n    proxy_set_header Host $host;\n  }\n}\n",
+        [(3, None, "syntax")],
+    ),
+    (
+        "nginx/ctx.conf",
+        "nginx",
+        "server {\n  location / {\n    listen 80;\n  }\n}\n",
+        [(3, None, "syntax")],
+    ),
+    ("nginx/main.conf", "nginx", "events {}\nhttp {\n  server {\n    listen 80;\n  }\n}\n", []),
+    (
+        "nginx/snippet.conf",
+        "nginx",
+        "location /api/ {\n  proxy_pass http://127.0.0.1:8080;\n}\n",
+        [],
+    ),
+    ("nginx/stream.conf", "nginx", "server {\n  listen 5432;\n  proxy_pass db:5432;\n}\n", []),
+    (
         "nginx/semi.conf",
         "nginx",
         "events {}\nhttp {\n  server_tokens off\n}\n",
@@ -71,7 +91,7 @@ def test_yamllint_config_is_honoured(tmp_path: Path) -> None:
     _, default = check(tmp_path, "a.yml", long_line, "yaml")
     assert where(default) == [(2, 81, "line-length")]
     relaxed = syntax.SyntaxOptions(
-        YamlLintConfig("extends: default\nrules: {line-length: {max: 200}}"), 2**20, frozenset()
+        YamlLintConfig("extends: default\nrules: {line-length: {max: 200}}"), 2**20
     )
     assert check(tmp_path, "a.yml", long_line, "yaml", relaxed)[1] == []
 
@@ -143,7 +163,7 @@ def test_deep_nesting_is_a_finding(tmp_path: Path) -> None:
 
 
 def test_file_too_large_for_yamllint_is_parsed_and_says_so(tmp_path: Path) -> None:
-    small_limit = syntax.SyntaxOptions(YamlLintConfig("extends: default"), 64, frozenset())
+    small_limit = syntax.SyntaxOptions(YamlLintConfig("extends: default"), 64)
     content = "---\n" + "".join(f"key{i}: value {i}\n" for i in range(20))
     parsed, findings = check(tmp_path, "big.yml", content, "yaml", small_limit)
     assert [(f.rule, f.severity) for f in findings] == [("too-large", "warning")]
