@@ -50,7 +50,8 @@ CASES = [
     (
         "nginx/args.conf",
         "nginx",
-        "server {\n  location / {\n    proxy_pass http://a\n    proxy_set_header Host $host;\n  }\n}\n",
+        "server {\n  location / {\n    proxy_pass http://a\n"
+        "    proxy_set_header Host $host;\n  }\n}\n",
         [(3, None, "syntax")],
     ),
     (
