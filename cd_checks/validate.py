@@ -180,14 +180,23 @@ def _worker_check(paths: Sequence[str]) -> list[tuple[str, list[Finding], Parsed
 def run(options: ValidateOptions) -> Report:
     """Validate the repository at `options.root`; raise CdChecksError on user errors."""
     config = config_module.load(options.root, options.config_path)
-    selection = files.select(
-        options.root,
-        paths=options.paths,
-        include=config.include,
-        exclude=config.exclude,
-        changed_since=options.changed_since,
+    everything = files.select(
+        options.root, paths=options.paths, include=config.include, exclude=config.exclude
     )
+    selection = everything
     spec = build_spec(config, options)
+    if options.changed_since is not None:
+        changed = files.select(
+            options.root,
+            paths=options.paths,
+            include=config.include,
+            exclude=config.exclude,
+            changed_since=options.changed_since,
+        )
+        # A change to a schema, policy, data file or config can fail files the PR
+        # did not touch: then every file is checked (the cache keeps that cheap).
+        if not set(changed.paths) & _verdict_inputs(spec, config):
+            selection = changed
     if options.use_cache:
         cache_dir = options.root / ".cd-checks" / "cache"
         spec = replace(spec, cache_dir=cache_dir, fingerprint=fingerprint(spec, config))
@@ -200,7 +209,9 @@ def run(options: ValidateOptions) -> Report:
         if parsed is not None:
             parsed_by_path[path] = parsed
     if checker.policy is not None and spec.want_documents:
-        findings += checker.policy.check_combined(_entries(checker, candidates, parsed_by_path))
+        # Cross-file policies see the whole repository, also in PR mode.
+        every = [p for p in everything.paths if checker.kind(p) is not None]
+        findings += checker.policy.check_combined(_entries(checker, every, parsed_by_path))
     findings += [_escaping_link(p) for p in selection.escaping_links]
     whole_repository = not options.paths and options.changed_since is None
     findings = _apply_exceptions(findings, config, options.today, whole_repository)
@@ -229,16 +240,32 @@ def _entries(
     entries = []
     for path in paths:
         parsed = parsed_by_path.get(path)
-        if parsed is not None and parsed.kind in ("yaml", "json") and not parsed.nodes:
-            # It came from a worker without its node tree: parse again to locate findings.
+        # Not checked in this run (PR mode), or came from a worker without its node
+        # tree: parse it (without linting) to have documents that locate findings.
+        if parsed is None or (parsed.kind in ("yaml", "json") and not parsed.nodes):
+            kind = checker.kind(path)
             full = checker.spec.root / path
             source = syntax.Source(path, full, full.read_bytes())
-            parsed = checker.documents_only(source, parsed.kind) or parsed
+            parsed = (checker.documents_only(source, kind) if kind else None) or parsed
         if parsed is not None:
             entries += [
                 Entry(path, i, parsed) for i, d in enumerate(parsed.documents) if d is not None
             ]
     return entries
+
+
+def _verdict_inputs(spec: CheckSpec, config: Config) -> set[str]:
+    """Repo-relative paths of the files that decide other files' verdicts."""
+    inputs = {*_inputs_of(spec), config.root / config.policy.exceptions}
+    if config.source is not None:
+        inputs.add(config.source)
+    relative = set()
+    for path in inputs:
+        try:
+            relative.add(path.resolve().relative_to(config.root.resolve()).as_posix())
+        except ValueError:
+            continue  # shipped policies, outside the repository
+    return relative
 
 
 def _escaping_link(path: str) -> Finding:

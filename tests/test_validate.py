@@ -352,7 +352,24 @@ def test_cache_answers_unchanged_files_and_notices_policy_changes(
     first = cli("-C", root, "validate", "--format", "json")
     entries = list((root / ".cd-checks" / "cache").rglob("*.json"))
     assert len(entries) == 1
-    assert cli("-C", root, "validate", "--format", "json").out == first.out
+    # The second run is answered from the entry: a planted finding shows up.
+    planted = {
+        "path": "svc.yml",
+        "line": 1,
+        "column": 1,
+        "check": "policy",
+        "rule": "planted",
+        "severity": "warning",
+        "message": "from the cache",
+    }
+    entries[0].write_text(json.dumps([planted]))
+    assert findings(cli("-C", root, "validate", "--format", "json")) == [planted]
+    # --no-cache ignores it
+    assert cli("-C", root, "validate", "--no-cache", "--format", "json").out == first.out
+    # A restored cache in another checkout directory still answers.
+    moved = root.parent / "moved"
+    shutil.copytree(root, moved)
+    assert findings(cli("-C", moved, "validate", "--format", "json")) == [planted]
     # A corrupt cache entry is a miss, not an error.
     entries[0].write_text("{not json")
     assert cli("-C", root, "validate", "--format", "json").out == first.out
@@ -479,3 +496,36 @@ def test_started_in_a_subdirectory_uses_the_repository_config(cli: Cli, tmp_path
         run = cli("-C", where, "validate", "--format", "json", *args)
         assert run.code == 1, (where, args, run.out)
         assert [(f["path"], f["rule"]) for f in findings(run)] == [("services/a.yml", "type")]
+
+
+def test_pr_mode_sees_what_a_change_does_to_other_files(cli: Cli, tmp_path: Path) -> None:
+    rules = (
+        "---\ngroups:\n  - name: {group}\n    rules:\n      - alert: NodeDown\n"
+        "        expr: up == 0\n        for: 5m\n        labels: {{severity: critical}}\n"
+        "        annotations: {{summary: down, runbook_url: 'https://runbooks.example/x'}}\n"
+    )
+    root = write_tree(
+        tmp_path / "r",
+        {
+            "cd-checks.yml": "---\npolicy: {builtin: [monitoring]}\n"
+            "schema:\n  - {files: 'services/*.yml', schema: svc.json}\n",
+            "svc.json": '{"type": "object"}',
+            "services/a.yml": "---\nname: a\n",
+            "prometheus/node.rules.yml": rules.format(group="node"),
+        },
+    )
+    init_repo(root)
+    git(root, "checkout", "-q", "-b", "pr")
+    # 1. a new file that duplicates an alert name of an unchanged file
+    write_tree(root, {"prometheus/extra.rules.yml": rules.format(group="extra")})
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "duplicate alert")
+    run = cli("-C", root, "validate", "--changed-since", "main", "--format", "json")
+    assert run.code == 1 and "MON-007" in {f["rule"] for f in findings(run)}
+    git(root, "rm", "-q", "prometheus/extra.rules.yml")
+    # 2. a schema change that the unchanged service file no longer meets
+    write_tree(root, {"svc.json": '{"type": "object", "required": ["team"]}'})
+    git(root, "commit", "-qam", "require team")
+    run = cli("-C", root, "validate", "--changed-since", "main", "--format", "json")
+    assert run.code == 1
+    assert [(f["path"], f["rule"]) for f in findings(run)] == [("services/a.yml", "required")]
