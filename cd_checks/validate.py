@@ -24,7 +24,13 @@ from typing import Any
 from cd_checks import __version__, files
 from cd_checks import config as config_module
 from cd_checks.checks import schema, syntax
-from cd_checks.checks.policy import BuiltinScope, Entry, PolicyRunner, PolicySetup
+from cd_checks.checks.policy import (
+    BuiltinScope,
+    Entry,
+    PolicyRunner,
+    PolicySetup,
+    whole_documents,
+)
 from cd_checks.config import Config
 from cd_checks.documents import Parsed
 from cd_checks.errors import ConfigError
@@ -248,9 +254,7 @@ def _entries(
             source = syntax.Source(path, full, full.read_bytes())
             parsed = (checker.documents_only(source, kind) if kind else None) or parsed
         if parsed is not None:
-            entries += [
-                Entry(path, i, parsed) for i, d in enumerate(parsed.documents) if d is not None
-            ]
+            entries += whole_documents(path, parsed)
     return entries
 
 

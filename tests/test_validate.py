@@ -529,3 +529,16 @@ def test_pr_mode_sees_what_a_change_does_to_other_files(cli: Cli, tmp_path: Path
     run = cli("-C", root, "validate", "--changed-since", "main", "--format", "json")
     assert run.code == 1
     assert [(f["path"], f["rule"]) for f in findings(run)] == [("services/a.yml", "required")]
+
+
+def test_a_top_level_list_is_one_input_per_element_as_in_conftest(
+    cli: Cli, repo: Callable[..., Path]
+) -> None:
+    policy = (
+        'package main\n\ndeny contains {"msg": msg, "path": ["hosts"]} if {\n'
+        '\tinput.hosts == "all"\n\tmsg := sprintf("play %s targets all hosts", [input.name])\n}\n'
+    )
+    playbook = "---\n- name: one\n  hosts: web\n- name: two\n  hosts: all\n"
+    root = repo({"policy/main.rego": policy, "play.yml": playbook})
+    run = cli("-C", root, "validate", "--format", "json")
+    assert [(f["line"], f["message"]) for f in findings(run)] == [(5, "play two targets all hosts")]

@@ -11,7 +11,7 @@ engine evaluates is decided in `cd_checks.rego`; this module only maps.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from cd_checks.documents import Parsed
@@ -47,6 +47,34 @@ class Entry:
     path: str
     index: int
     parsed: Parsed
+    element: int | None = None  # an element of a top-level list, conftest-style
+
+    @property
+    def contents(self) -> Any:
+        document = self.parsed.documents[self.index]
+        return document if self.element is None else document[self.element]
+
+    def locate(self, where: Sequence[Any]) -> tuple[int, int | None] | None:
+        prefix = [] if self.element is None else [self.element]
+        return self.parsed.locate(self.index, [*prefix, *where])
+
+
+def whole_documents(path: str, parsed: Parsed) -> list[Entry]:
+    """One entry per non-empty document (empty and refused ones are no policy input)."""
+    return [Entry(path, i, parsed) for i, d in enumerate(parsed.documents) if d is not None]
+
+
+def conftest_inputs(entries: Sequence[Entry]) -> list[Entry]:
+    """conftest evaluates each element of a top-level list as an input of its own
+    (and combines them one by one); users' policies are written for that."""
+    split: list[Entry] = []
+    for entry in entries:
+        document = entry.contents
+        if isinstance(document, list):
+            split += [replace(entry, element=k) for k in range(len(document))]
+        else:
+            split.append(entry)
+    return split
 
 
 class PolicyRunner:
@@ -64,17 +92,19 @@ class PolicyRunner:
 
     def check(self, path: str, parsed: Parsed) -> list[Finding]:
         """Per-document policies; skipped for users' policies in combine mode (conftest does)."""
-        # Empty documents (and refused ones) are not policy input.
-        indices = [i for i, d in enumerate(parsed.documents) if d is not None]
-        documents = [parsed.documents[i] for i in indices]
+        documents = whole_documents(path, parsed)
         findings: list[Finding] = []
         if self.user is not None and not self.setup.combine and documents:
-            outcomes = self.user.evaluate(documents, namespaces=self.setup.user_namespaces)
-            findings += _findings(path, parsed, indices, outcomes)
+            inputs = conftest_inputs(documents)
+            outcomes = self.user.evaluate(
+                [e.contents for e in inputs], namespaces=self.setup.user_namespaces
+            )
+            findings += _findings(inputs, outcomes)
         packages = [s.package for s, spec in self._scopes if spec.match_file(path)]
         if self.builtin is not None and packages and documents:
-            outcomes = self.builtin.evaluate(documents, namespaces=packages)
-            findings += _findings(path, parsed, indices, outcomes)
+            # The shipped sets read whole documents (a playbook is a list of plays).
+            outcomes = self.builtin.evaluate([e.contents for e in documents], namespaces=packages)
+            findings += _findings(documents, outcomes)
         return findings
 
     @staticmethod
@@ -91,7 +121,8 @@ class PolicyRunner:
         """
         findings: list[Finding] = []
         if self.user is not None and self.setup.combine and entries:
-            findings += self._combined(self.user, entries, self.setup.user_namespaces)
+            users = conftest_inputs(entries)
+            findings += self._combined(self.user, users, self.setup.user_namespaces)
         for scope, spec in self._scopes:
             if self.builtin is None or not scope.combined_package:
                 continue
@@ -103,7 +134,7 @@ class PolicyRunner:
     def _combined(
         self, evaluator: Evaluator, entries: Sequence[Entry], namespaces: Sequence[str] | None
     ) -> list[Finding]:
-        document = [{"path": e.path, "contents": e.parsed.documents[e.index]} for e in entries]
+        document = [{"path": e.path, "contents": e.contents} for e in entries]
         (outcome,) = evaluator.evaluate([document], namespaces=namespaces)
         found = []
         for result in outcome.results:
@@ -114,9 +145,7 @@ class PolicyRunner:
             if entry is None:
                 found.append(_make(".", None, result))
                 continue
-            position = (
-                entry.parsed.locate(entry.index, where[2:]) if where[1:2] == ["contents"] else None
-            )
+            position = entry.locate(where[2:]) if where[1:2] == ["contents"] else None
             found.append(_make(entry.path, position, result))
         found += [_error(".", e.namespace, e.rule, e.message) for e in outcome.errors]
         return found
@@ -141,18 +170,15 @@ def _path_of(metadata: Any) -> list[Any]:
     return list(path) if isinstance(path, list) else []
 
 
-def _findings(
-    path: str, parsed: Parsed, indices: Sequence[int], outcomes: Sequence[Outcome]
-) -> list[Finding]:
+def _findings(inputs: Sequence[Entry], outcomes: Sequence[Outcome]) -> list[Finding]:
     found = []
-    for index, outcome in zip(indices, outcomes, strict=True):
+    for entry, outcome in zip(inputs, outcomes, strict=True):
         for result in outcome.results:
             if result.kind == "exception":
                 continue
             where = _path_of(dict(result.metadata))
-            position = parsed.locate(index, where) if where else None
-            found.append(_make(path, position, result))
-        found += [_error(path, e.namespace, e.rule, e.message) for e in outcome.errors]
+            found.append(_make(entry.path, entry.locate(where) if where else None, result))
+        found += [_error(entry.path, e.namespace, e.rule, e.message) for e in outcome.errors]
     return found
 
 
