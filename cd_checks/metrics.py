@@ -171,12 +171,16 @@ def _forced_past_a_gate(record: AuditRecord) -> bool:
     )
 
 
-def restores(records: Sequence[AuditRecord]) -> tuple[list[tuple[datetime, float]], int]:
-    """(detected_at, seconds to restore) of every restore, and the count of open incidents."""
+def restores(
+    records: Sequence[AuditRecord], environment: str = DEFAULT_ENVIRONMENT
+) -> tuple[list[tuple[datetime, float]], int]:
+    """(detected_at, seconds to restore) of each restore of `environment`; its open incidents."""
     resolved = {r.refs[0]: r for r in records if r.kind == "incident_resolve" and r.refs}
     found: list[tuple[datetime, float]] = []
     still_open = 0
     for record in records:
+        if record.environment != environment:
+            continue
         if record.kind == "incident_open":
             end = resolved.get(record.id)
             if end is None:
@@ -197,6 +201,21 @@ def restores(records: Sequence[AuditRecord]) -> tuple[list[tuple[datetime, float
 def _span(start: str | None, end: str | None) -> tuple[datetime, float]:
     begin = parse_time(start or "")
     return begin, (parse_time(end or "") - begin).total_seconds()
+
+
+def check_environment(
+    environment: str, records: Sequence[AuditRecord], configured: Sequence[str] | None
+) -> None:
+    """InputError for an environment the config's rollout stages (else the trail) never name."""
+    if configured is not None:
+        if environment not in configured:
+            raise InputError(
+                f"unknown environment {environment!r}: the rollout stages deploy to "
+                f"{', '.join(configured) or 'no environment'}"
+            )
+        return
+    if not any(r.environment == environment for r in records):
+        raise InputError(f"unknown environment {environment!r}: no audit record names it")
 
 
 def p90(values: Sequence[float]) -> float | None:
@@ -249,7 +268,7 @@ def compute(
     """All metrics for the window [since, until)."""
     every = deploys(records, environment)
     shipped = deployed_shas(commits, every)
-    spans, still_open = restores(records)
+    spans, still_open = restores(records, environment)
     days = (until - since).total_seconds() / 86400
     total = _slice(every, spans, commits, shipped, since, until)
     weeks = tuple(

@@ -343,6 +343,21 @@ def test_rollout_step_rolls_back_only_unfinished_environments(tmp_path: Path) ->
     ]
 
 
+def test_rollout_step_skips_environments_whose_record_is_closed(tmp_path: Path) -> None:
+    for environment, status in (("production", "rolled_back"), ("staging", "done")):
+        record = tmp_path / ".cd-checks" / "rollout" / environment / "rollout.json"
+        record.parent.mkdir(parents=True)
+        record.write_text(json.dumps({"environment": environment, "status": status}, indent=2))
+    done, calls = run_rollout_step(tmp_path, COMMAND="rollback")
+    assert done.returncode == 0 and calls == []
+    assert "nothing to roll back" in done.stdout
+    (tmp_path / ".cd-checks/rollout/staging/rollout.json").write_text(
+        json.dumps({"environment": "staging", "status": "open"}, indent=2)
+    )
+    done, calls = run_rollout_step(tmp_path, COMMAND="rollback")
+    assert calls == [["rollback", "--environment", "staging"]]
+
+
 def gitlab_jobs(template: Path, inputs: dict[str, str]) -> dict[str, Any]:
     spec_text, jobs_text = template.read_text().split("\n---\n", 1)
     spec = yaml.safe_load(spec_text)["spec"]["inputs"]
@@ -374,3 +389,28 @@ def test_example_gitlab_ci_includes_both_templates() -> None:
     for include in pipeline["include"]:
         spec_text = (REPO / include["local"]).read_text().split("\n---\n", 1)[0]
         assert set(include["inputs"]) <= set(yaml.safe_load(spec_text)["spec"]["inputs"])
+
+
+def test_gitlab_rollback_job_skips_environments_whose_record_is_closed(tmp_path: Path) -> None:
+    fake = tmp_path / "bin" / "cd-checks"
+    fake.parent.mkdir()
+    fake.write_text(FAKE_CD_CHECKS)
+    fake.chmod(0o755)
+    calls = tmp_path / "calls.jsonl"
+    script = "\n".join(gitlab_jobs(DEPLOY_TEMPLATE, {})["cd-checks-rollback"]["script"])
+    for environment, status in (("production", "rolled_back"), ("staging", "open")):
+        record = tmp_path / ".cd-checks" / "rollout" / environment / "rollout.json"
+        record.parent.mkdir(parents=True)
+        record.write_text(json.dumps({"environment": environment, "status": status}, indent=2))
+    env = {**os.environ, "CALLS": str(calls), "PATH": f"{fake.parent}:{os.environ['PATH']}"}
+    done = subprocess.run(
+        ["bash", "-e", "-c", "set --\n" + script],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    argv = [json.loads(line) for line in calls.read_text().splitlines()]
+    assert argv == [["rollback", "--environment", "staging"]]

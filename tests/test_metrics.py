@@ -202,3 +202,30 @@ def test_the_four_formats(generated: tuple[list, list]) -> None:  # type: ignore
     page = metrics.render_html(result)
     assert page.startswith("<!DOCTYPE html>") and page.count("<svg") == 4
     assert "<script" not in page and "http" not in page.replace("http://www.w3.org/2000/svg", "")
+
+
+def test_restores_of_other_environments_do_not_count(tmp_path: Path) -> None:
+    clock = Clock()
+    trail = AuditTrail(FileStore(tmp_path / "audit.jsonl"), tmp_path, clock)
+    restore = Rollback("r0", ("s1",), True, "gate", "2026-09-11T10:05:00Z", "2026-09-11T10:20:00Z")
+    _deploy(
+        trail, clock, "2026-09-11T10:00:00", "r1", {"staging": "rolled_back"}, "staging", restore
+    )
+    staged = _deploy(trail, clock, "2026-09-12T10:00:00", "r2", {"staging": "succeeded"}, "staging")
+    incident = open_incident(trail, staged, actor="oncall", detected_at=_at("2026-09-12T12:00:00"))
+    resolve(trail, incident.id, actor="oncall", restored_at=_at("2026-09-12T14:00:00"))
+    open_incident(trail, staged, actor="oncall", detected_at=_at("2026-09-13T12:00:00"))
+    records = trail.records()
+    production = metrics.compute(records, [], since=SINCE, until=UNTIL)
+    assert (production.restores, production.open_incidents) == (0, 0)
+    assert production.mttr_median_seconds is None
+    staging = metrics.compute(records, [], since=SINCE, until=UNTIL, environment="staging")
+    assert (staging.restores, staging.open_incidents) == (2, 1)
+
+
+def test_an_environment_must_be_configured_or_named_by_a_record() -> None:
+    with pytest.raises(Exception, match="unknown environment 'nosuchenv': the rollout stages"):
+        metrics.check_environment("nosuchenv", [], ("staging", "production"))
+    metrics.check_environment("staging", [], ("staging", "production"))
+    with pytest.raises(Exception, match="no audit record names it"):
+        metrics.check_environment("nosuchenv", [], None)

@@ -8,7 +8,12 @@ GITLAB_USER_LOGIN, CI_MERGE_REQUEST_* and, with a token (CD_CHECKS_GITLAB_TOKEN
 or GITLAB_TOKEN), the merge request's approvals from the API. Locally: git's
 user.name/user.email. On a push to the default branch the PR/MR number comes
 from the merge commit's message ("Merge pull request #12", "(#12)",
-"See merge request group/project!12"). Whatever is not found is `"unknown"`.
+"See merge request group/project!12"): anyone can write that in a direct
+commit, so with a token the API must confirm that the revision belongs to
+that PR/MR (GitHub: GET /repos/{repo}/commits/{sha}/pulls; GitLab: GET
+/projects/:id/repository/commits/:sha/merge_requests) before its approvers
+are read; unconfirmed, the number is recorded as claimed (`source`
+"commit message") with approvers unknown. Whatever is not found is `"unknown"`.
 Tokens are used for the API call and never returned, logged or stored.
 """
 
@@ -42,6 +47,9 @@ class ChangeRequest:
     approved: bool | None = None
     approvers: tuple[str, ...] | str = UNKNOWN
     merged_by: str | None = None
+    # Where the number comes from: event | ci variables | api (the commit, confirmed) |
+    # commit message (claimed by the message only, not confirmed).
+    source: str = UNKNOWN
 
     def to_json(self) -> dict[str, Json]:
         approvers = self.approvers if isinstance(self.approvers, str) else list(self.approvers)
@@ -52,6 +60,7 @@ class ChangeRequest:
             "approved": self.approved if self.approved is not None else UNKNOWN,
             "approvers": approvers,
             "merged_by": self.merged_by or UNKNOWN,
+            "source": self.source,
         }
 
 
@@ -138,7 +147,9 @@ def _github(env: Mapping[str, str], git: Git, http: Http | None, revision: str) 
     payload = _payload(env.get("GITHUB_EVENT_PATH"))
     pull = payload.get("pull_request") if isinstance(payload.get("pull_request"), dict) else None
     number = str(pull["number"]) if pull and "number" in pull else None
-    number = number or _number_from_message(_commit_message(git, revision), "github")
+    source = "event"
+    if number is None:
+        number, source = _number_from_message(_commit_message(git, revision), "github"), "api"
     if number is None:
         return Identity(actor, "github")
     repository = env.get("GITHUB_REPOSITORY")
@@ -146,11 +157,50 @@ def _github(env: Mapping[str, str], git: Git, http: Http | None, revision: str) 
     url = (pull or {}).get("html_url") or (
         f"{server}/{repository}/pull/{number}" if repository else None
     )
+    if source == "api":
+        confirmed, why = _github_confirms(env, http, repository, _sha(git, revision), number)
+        if not confirmed:
+            return Identity(actor, "github", _claimed("github", number, url), (why,))
     merged_by = ((pull or {}).get("merged_by") or {}).get("login")
     approvers, notes = _github_reviews(env, http, repository, number)
     approved = bool(approvers) if not isinstance(approvers, str) else None
-    request = ChangeRequest("github", number, url, approved, approvers, merged_by)
+    request = ChangeRequest("github", number, url, approved, approvers, merged_by, source)
     return Identity(actor, "github", request, notes)
+
+
+def _sha(git: Git, revision: str) -> str:
+    return git(["rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}"]) or revision
+
+
+def _claimed(system: str, number: str, url: str | None) -> ChangeRequest:
+    """A PR/MR number only the commit message names: approvers are not looked up."""
+    return ChangeRequest(system, number, url, None, UNKNOWN, None, "commit message")
+
+
+def _unconfirmed(what: str, why: str) -> str:
+    return f"{what} named by the commit message only, not confirmed ({why}): approvers unknown"
+
+
+def _github_confirms(
+    env: Mapping[str, str], http: Http | None, repository: str | None, sha: str, number: str
+) -> tuple[bool, str]:
+    """Whether the API lists pull request `number` among those of commit `sha`."""
+    what = f"pull request #{number}"
+    token = env.get("GITHUB_TOKEN")
+    if not token or http is None or not repository:
+        return False, _unconfirmed(what, "no GITHUB_TOKEN to ask the API")
+    api = env.get("GITHUB_API_URL", "https://api.github.com")
+    url = f"{api}/repos/{repository}/commits/{sha}/pulls?per_page=100"
+    headers = {"Authorization": f"Bearer {token}", "Accept": "application/vnd.github+json"}
+    try:
+        pulls = http(url, headers)
+    except AuditError as exc:
+        return False, _unconfirmed(what, str(exc))
+    for pull in pulls if isinstance(pulls, list) else ():
+        # The list holds the PRs the commit is part of, and the PR it is the merge of.
+        if isinstance(pull, dict) and str(pull.get("number")) == number:
+            return True, ""
+    return False, _unconfirmed(what, f"the API does not list it for commit {sha[:12]}")
 
 
 def _payload(path: str | None) -> dict[str, Any]:
@@ -186,20 +236,45 @@ def _github_reviews(
 
 def _gitlab(env: Mapping[str, str], git: Git, http: Http | None, revision: str) -> Identity:
     actor = env.get("GITLAB_USER_LOGIN") or UNKNOWN
-    number = env.get("CI_MERGE_REQUEST_IID")
-    number = number or _number_from_message(_commit_message(git, revision), "gitlab")
+    number, source = env.get("CI_MERGE_REQUEST_IID"), "ci variables"
+    if not number:
+        number, source = _number_from_message(_commit_message(git, revision), "gitlab"), "api"
     if not number:
         return Identity(actor, "gitlab")
     project_url = env.get("CI_MERGE_REQUEST_PROJECT_URL") or env.get("CI_PROJECT_URL")
     url = f"{project_url}/-/merge_requests/{number}" if project_url else None
+    if source == "api":
+        confirmed, why = _gitlab_confirms(env, http, _sha(git, revision), number)
+        if not confirmed:
+            return Identity(actor, "gitlab", _claimed("gitlab", number, url), (why,))
     flag = env.get("CI_MERGE_REQUEST_APPROVED")
-    approved = True if flag == "true" else None
+    approved = True if flag == "true" and source == "ci variables" else None
     approvers, notes = _gitlab_approvals(env, http, number)
     if not isinstance(approvers, str):
         approved = bool(approvers)
-    return Identity(
-        actor, "gitlab", ChangeRequest("gitlab", number, url, approved, approvers), notes
-    )
+    request = ChangeRequest("gitlab", number, url, approved, approvers, None, source)
+    return Identity(actor, "gitlab", request, notes)
+
+
+def _gitlab_confirms(
+    env: Mapping[str, str], http: Http | None, sha: str, number: str
+) -> tuple[bool, str]:
+    """Whether the API lists merge request !`number` among those of commit `sha`."""
+    what = f"merge request !{number}"
+    token = env.get("CD_CHECKS_GITLAB_TOKEN") or env.get("GITLAB_TOKEN")
+    api = env.get("CI_API_V4_URL")
+    project = env.get("CI_PROJECT_ID")
+    if not token or http is None or not api or not project:
+        return False, _unconfirmed(what, "no CD_CHECKS_GITLAB_TOKEN to ask the API")
+    url = f"{api}/projects/{project}/repository/commits/{sha}/merge_requests"
+    try:
+        requests = http(url, {"PRIVATE-TOKEN": token})
+    except AuditError as exc:
+        return False, _unconfirmed(what, str(exc))
+    for request in requests if isinstance(requests, list) else ():
+        if isinstance(request, dict) and str(request.get("iid")) == number:
+            return True, ""
+    return False, _unconfirmed(what, f"the API does not list it for commit {sha[:12]}")
 
 
 def _gitlab_approvals(

@@ -32,7 +32,16 @@ Json = Any
 ProblemKind = Literal["edited", "deleted", "inserted", "reordered"]
 
 # Outcomes a finished record can have; `started` marks the record written before work begins.
-OUTCOMES = ("started", "succeeded", "failed", "rolled_back", "rollback_failed", "recorded")
+# `interrupted`: the process running it was killed; refs name the run that took over.
+OUTCOMES = (
+    "started",
+    "succeeded",
+    "failed",
+    "rolled_back",
+    "rollback_failed",
+    "recorded",
+    "interrupted",
+)
 FAILED_OUTCOMES = ("failed", "rolled_back", "rollback_failed")
 RUN_KINDS = ("rollout", "stage", "rollback")
 

@@ -194,8 +194,14 @@ class AuditTrail:
         rollback: Rollback | None = None,
         ended_at: datetime | None = None,
         detail: Mapping[str, Json] | None = None,
+        *,
+        also: Sequence[str] = (),
     ) -> AuditRecord:
-        """Append the final record of the run `start_id`. AuditError: say so loudly, exit 1."""
+        """Append the final record of the run `start_id`. AuditError: say so loudly, exit 1.
+
+        `also`: more ids the final record refers to, after the start record's (the run
+        that took over an interrupted one).
+        """
         records = self.records()
         start = find(records, start_id)
         if start.kind not in RUN_KINDS or start.finished:
@@ -210,7 +216,7 @@ class AuditTrail:
             outcome=outcome,
             gates=[g.to_json() for g in gates],
             rollback=rollback.to_json() if rollback else None,
-            refs=(start.id,),
+            refs=(start.id, *also),
             detail={**(start.detail or {}), **detail} if detail else start.detail,
         )
         try:
@@ -307,10 +313,12 @@ def known_good(
 
     With `final_stages` ({environment: last stage}), only runs of the environment's
     last stage count: a revision is known-good once the whole environment has it.
-    A break-glass run whose gates failed is never known-good. A verified
+    A revision deployed by a break-glass run is never known-good if that run (same
+    `break_glass.run`) went past a failed gate in any stage, of any environment. A verified
     on-demand rollback (`cd-checks rollback`) makes its target known-good.
     """
     final = (final_stages or {}).get(environment)
+    forced = _forced_runs(records)
     for record in reversed(records):
         if record.environment != environment:
             continue
@@ -320,10 +328,15 @@ def known_good(
             continue
         if record.outcome != "succeeded" or (final is not None and record.stage != final):
             continue
-        if record.break_glass and _gates_failed(record):
+        if record.break_glass and run_of(record) in forced:
             continue
         return record.revision_to
     return None
+
+
+def _forced_runs(records: Sequence[AuditRecord]) -> set[str]:
+    """Break-glass runs that went past a failed gate in any stage of any environment."""
+    return {run_of(r) for r in records if r.break_glass and _gates_failed(r)}
 
 
 @dataclass(frozen=True)

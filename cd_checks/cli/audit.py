@@ -49,6 +49,14 @@ def _actor(ctx: click.Context) -> str:
     return identify(dict(os.environ), repo=root, git=git_runner(root)).actor
 
 
+def _environments(ctx: click.Context) -> tuple[str, ...] | None:
+    """The environments the config's rollout stages deploy to; None without a rollout section."""
+    from cd_checks.rollout.spec import from_section
+
+    section = _config(ctx).section("rollout")
+    return from_section(section).environments() if section else None
+
+
 def _write(text: str, output: Path | None) -> None:
     if output is None:
         click.echo(text, nl=False)
@@ -245,8 +253,10 @@ def metrics_command(
 ) -> None:
     """Deploy frequency, change failure rate, time to restore, % through the pipeline."""
     now = _now()
+    records = _trail(ctx).records()
+    metrics.check_environment(environment, records, _environments(ctx))
     result = metrics.compute(
-        _trail(ctx).records(),
+        records,
         metrics.history(_root(ctx), branch),
         since=metrics.parse_since(since, now),
         until=now,

@@ -340,10 +340,14 @@ def _step_summary(result: RolloutResult, recorder: AuditRecorder) -> None:
 
 def _resume_revision(context: Context, stages: list[str], revision: str) -> str:
     """--resume deploys what the interrupted run deployed, unless --revision says otherwise."""
+    from cd_checks.rollout import engine
+
     if revision != "HEAD":
         return revision
     for name in stages:
         record = context.state.record(context.spec.stage(name).environment)
+        if record is not None and record.status == "rolling_back":
+            raise RolloutError(engine.rolling_back_text(record))
         if record is not None and record.status == "running":
             return record.revision
     raise RolloutError("nothing to resume: no interrupted run in these environments")

@@ -44,10 +44,14 @@ class Observer(Protocol):
 
     An exception from a `*_started` call stops the run before any host of that stage
     (or rollback) is touched: no unaudited deploy. Automatic rollbacks are part of
-    the stage and reach `stage_finished`.
+    the stage and reach `stage_finished`. A `*_started` call returns the run's id
+    (kept in the run record); `run_interrupted` closes the run of a killed process
+    (`deploy_id`) on behalf of the run `by` that resumes or rolls it back.
     """
 
-    def stage_started(self, stage: StagePlan, revision: str, known_good: str | None) -> None: ...
+    def stage_started(
+        self, stage: StagePlan, revision: str, known_good: str | None
+    ) -> str | None: ...
 
     def stage_finished(
         self,
@@ -60,15 +64,17 @@ class Observer(Protocol):
 
     def rollback_started(
         self, environment: str, hosts: tuple[str, ...], target: str, current: str | None
-    ) -> None: ...
+    ) -> str | None: ...
 
     def rollback_finished(self, environment: str, result: RollbackResult) -> None: ...
+
+    def run_interrupted(self, environment: str, deploy_id: str, by: str | None) -> None: ...
 
 
 class NoObserver:
     """The observer that does nothing."""
 
-    def stage_started(self, stage: StagePlan, revision: str, known_good: str | None) -> None:
+    def stage_started(self, stage: StagePlan, revision: str, known_good: str | None) -> str | None:
         return None
 
     def stage_finished(
@@ -83,10 +89,13 @@ class NoObserver:
 
     def rollback_started(
         self, environment: str, hosts: tuple[str, ...], target: str, current: str | None
-    ) -> None:
+    ) -> str | None:
         return None
 
     def rollback_finished(self, environment: str, result: RollbackResult) -> None:
+        return None
+
+    def run_interrupted(self, environment: str, deploy_id: str, by: str | None) -> None:
         return None
 
 
@@ -206,6 +215,8 @@ def _refuse_unfinished(record: RunRecord | None) -> None:
     if record is None or record.status == "open":
         return
     what = f"rollout of {record.revision[:12]} to environment {record.environment}"
+    if record.status == "rolling_back":
+        raise RolloutError(rolling_back_text(record))
     if record.status == "running":
         raise RolloutError(
             f"an interrupted {what} (stage {record.stage}, pid {record.pid}, started "
@@ -218,10 +229,22 @@ def _refuse_unfinished(record: RunRecord | None) -> None:
     )
 
 
+def rolling_back_text(record: RunRecord) -> str:
+    """Why a run killed during its automatic rollback cannot be resumed."""
+    target = (record.target or "the known-good revision")[:12]
+    return (
+        f"the rollout of {record.revision[:12]} to environment {record.environment} failed "
+        f"({record.failure or 'unknown failure'}) and was killed while rolling back to "
+        f"{target}; it cannot be resumed: finish the rollback with `cd-checks rollback`"
+    )
+
+
 def _resume_points(parts: Parts, plan: Plan, stages: Sequence[str]) -> dict[str, _Start]:
     starts: dict[str, _Start] = {}
     for environment in dict.fromkeys(plan.stage(s).environment for s in stages):
         record = parts.state.record(environment)
+        if record is not None and record.status == "rolling_back":
+            raise RolloutError(rolling_back_text(record))
         if record is None or record.status != "running":
             continue
         if record.revision != plan.revision:
@@ -276,15 +299,18 @@ def _run_stages(
         stage = plan.stage(name)
         start = starts.pop(stage.environment, None) or _Start(_new_record(parts, plan, stage))
         known_good = parts.known_good.get(stage.environment)
-        parts.observer.stage_started(stage, plan.revision, known_good)
+        deploy_id = parts.observer.stage_started(stage, plan.revision, known_good)
+        _close_interrupted(parts, start.record, deploy_id)
+        start = replace(start, record=replace(start.record, audit_id=deploy_id))
         outcome, record = _run_stage(parts, plan, stage, start, override)
         waves += outcome
         if override:
             notes += tuple(_overridden(w) for w in outcome if _stops(w, override=True) is None)
         if outcome and _stops(outcome[-1], override=override):
             failure = _failure_text(outcome[-1])
-            rollback = _after_failure(parts, record)
+            rollback = _after_failure(parts, record, failure)
             parts.observer.stage_finished(stage, plan.revision, tuple(outcome), failure, rollback)
+            _forget_audit_id(parts, stage.environment)
             return RolloutResult(
                 plan.revision,
                 stage.environment,
@@ -297,6 +323,19 @@ def _run_stages(
         _finish_stage(parts, record, stage)
         parts.observer.stage_finished(stage, plan.revision, tuple(outcome), None, None)
     return RolloutResult(plan.revision, None, tuple(stages), tuple(waves), notes=notes)
+
+
+def _close_interrupted(parts: Parts, record: RunRecord, by: str | None) -> None:
+    """The killed run that left `record` still owes its final audit record: write it."""
+    if record.audit_id is not None:
+        parts.observer.run_interrupted(record.environment, record.audit_id, by)
+
+
+def _forget_audit_id(parts: Parts, environment: str) -> None:
+    """The stage's final record is written: a later rollback must not close it again."""
+    record = parts.state.record(environment)
+    if record is not None and record.audit_id is not None:
+        parts.state.save(replace(record, audit_id=None))
 
 
 def _stops(wave: WaveResult, *, override: bool) -> bool | None:
@@ -411,10 +450,10 @@ def _finish_stage(parts: Parts, record: RunRecord, stage: StagePlan) -> None:
     last = parts.spec.stages_of(stage.environment)[-1].name
     if stage.name == last:
         parts.known_good.set(stage.environment, record.revision)
-        parts.state.clear(stage.environment)
+        parts.state.close(stage.environment, "done", record.revision)
         parts.report(Event(stage.name, -1, "*", "known-good", "ok", record.revision[:12]))
     else:
-        parts.state.save(replace(record, status="open"))
+        parts.state.save(replace(record, status="open", audit_id=None))
 
 
 def _failure_text(wave: WaveResult) -> str:
@@ -430,9 +469,10 @@ def _failure_text(wave: WaveResult) -> str:
     )
 
 
-def _after_failure(parts: Parts, record: RunRecord) -> RollbackResult:
+def _after_failure(parts: Parts, record: RunRecord, failure: str) -> RollbackResult:
     environment, detected = record.environment, parts.state.now()
     target = parts.known_good.get(environment)
+    record = replace(record, failure=failure)
     if not parts.spec.automatic_rollback:
         parts.state.save(replace(record, status="failed"))
         reason = "automatic rollback is off: run `cd-checks rollback`"
@@ -448,9 +488,12 @@ def _after_failure(parts: Parts, record: RunRecord) -> RollbackResult:
         return RollbackResult(
             environment, None, record.applied, None, None, reason, detected_at=detected
         )
+    # Persisted first: a run killed mid-rollback must not be resumed (see state.py).
+    record = replace(record, status="rolling_back", target=target)
+    parts.state.save(record)
     result = roll_back(parts, environment, record.applied, target, stage=record.stage)
     if result.verified:
-        parts.state.clear(environment)
+        parts.state.close(environment, "rolled_back", target)
     else:
         parts.state.save(replace(record, status="failed"))
     return result
@@ -512,24 +555,31 @@ def _rollback_locked(
     parts: Parts, environment: str, to: str | None, all_hosts: Sequence[str], notes: tuple[str, ...]
 ) -> RolloutResult:
     record = parts.state.record(environment)
-    target = to or parts.known_good.get(environment)
+    target = to or (record.target if record is not None else None)
+    target = target or parts.known_good.get(environment)
     if target is None:
         raise RolloutError(
             f"environment {environment} has no known-good revision yet: pass --to REV"
         )
     if record is None and to is None:
+        closed = parts.state.closed(environment)
+        last = f" (its last rollout is {closed.replace('_', ' ')})" if closed else ""
         raise RolloutError(
-            f"nothing to roll back: environment {environment} has no unfinished rollout and runs "
-            f"known-good {target[:12]}; pass --to REV to deploy an older revision"
+            f"nothing to roll back: environment {environment} has no unfinished rollout{last} "
+            f"and runs known-good {target[:12]}; pass --to REV to deploy an older revision"
         )
     hosts = record.applied if record is not None else tuple(all_hosts)
     stage = record.stage if record is not None else environment
     current = record.revision if record is not None else None
-    parts.observer.rollback_started(environment, tuple(hosts), target, current)
+    deploy_id = parts.observer.rollback_started(environment, tuple(hosts), target, current)
+    if record is not None:
+        _close_interrupted(parts, record, deploy_id)
+        record = replace(record, audit_id=None)
+        parts.state.save(record)
     result = roll_back(parts, environment, hosts, target, stage=stage)
     parts.observer.rollback_finished(environment, result)
     if result.verified:
-        parts.state.clear(environment)
+        parts.state.close(environment, "rolled_back", target)
         if record is None:
             parts.known_good.set(environment, target)
     elif record is not None:

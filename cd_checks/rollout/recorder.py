@@ -46,7 +46,7 @@ class AuditRecorder:
     _open: Written | None = None
     _obliged: set[str] = field(default_factory=set)
 
-    def stage_started(self, stage: StagePlan, revision: str, known_good: str | None) -> None:
+    def stage_started(self, stage: StagePlan, revision: str, known_good: str | None) -> str:
         self._refuse_after_lost_final(f"stage {stage.name}")
         deploy_id = self.trail.start(
             "stage",
@@ -65,6 +65,7 @@ class AuditRecorder:
                 self.break_glass = replace(self.break_glass, run=deploy_id)
         self._open = Written(deploy_id, "stage", stage.environment, stage.name)
         self.runs.append(self._open)
+        return deploy_id
 
     def stage_finished(
         self,
@@ -84,13 +85,23 @@ class AuditRecorder:
 
     def rollback_started(
         self, environment: str, hosts: tuple[str, ...], target: str, current: str | None
-    ) -> None:
+    ) -> str:
         self._refuse_after_lost_final(f"the rollback of {environment}")
         deploy_id = self.trail.start(
             "rollback", environment, None, current, target, [list(hosts)], self.identity
         )
         self._open = Written(deploy_id, "rollback", environment, None)
         self.runs.append(self._open)
+        return deploy_id
+
+    def run_interrupted(self, environment: str, deploy_id: str, by: str | None) -> None:
+        """Close the run of a killed process; AuditError stops the new run (nothing touched)."""
+        taken = [by] if by else []
+        detail: dict[str, Json] = {"interrupted": "the process running it was killed"}
+        if by:
+            detail["taken_over_by"] = by
+        self.trail.finish(deploy_id, "interrupted", detail=detail, also=taken)
+        self.runs.append(Written(deploy_id, "stage", environment, None, "interrupted"))
 
     def rollback_finished(self, environment: str, result: RollbackResult) -> None:
         outcome = "succeeded" if result.verified else "rollback_failed"

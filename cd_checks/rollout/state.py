@@ -3,17 +3,28 @@
 Both live under the state directory (`<repo>/.cd-checks/rollout/` by
 default), one subdirectory per environment:
 
-- `lock`: one rollout per environment at a time. Created atomically
-  (O_CREAT|O_EXCL) with the holder's pid, pid start time, hostname and
-  command. It survives a crash; it is broken only explicitly or when its
-  holder is provably dead (same hostname and the pid is gone, a zombie, or
-  now a different process).
+- `lock`: one rollout per environment at a time. Created atomically (written
+  to a temporary file, then hard-linked into place) with the holder's pid,
+  pid start time, hostname and command. It survives a crash; it is broken
+  only explicitly or when its holder is provably dead (same hostname and
+  the pid is gone, a zombie, or now a different process). An empty lock
+  (debris of an older version killed between creating and writing it) is
+  broken with --break-lock or once it is older than a few seconds.
 - `rollout.json`: the run record of the environment's open rollout: the
   revision, the current stage's waves, how far applying got, and every host
   that received (or may have received) the revision. `running` while a run
   works on it; a record still `running` when the next run starts means that
   run was killed midway. `open` between the stages of one environment (the
-  canary job passed, the production job has not run yet).
+  canary job passed, the production job has not run yet). `rolling_back`
+  from the moment an automatic rollback starts (with its target and the
+  failure that called for it) until it verifies: a run killed then must not
+  be resumed (its gate would pass on the old revision and bless the bad
+  one); only `cd-checks rollback` finishes it. `failed` when the rollout
+  stopped and was not rolled back and verified. `audit_id` is the deploy id
+  of the stage run still owed its final audit record: a killed run leaves
+  it, and the run that resumes or rolls back closes it as `interrupted`.
+  A finished rollout leaves a closed marker (`done`, or `rolled_back` once
+  verified) in place of the record: never an unfinished rollout.
 
 The last known-good revision is not kept here: it is read from the audit
 trail (`cd_checks.audit.trail.AuditKnownGood` implements `KnownGoodStore`).
@@ -25,7 +36,9 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -33,7 +46,12 @@ from typing import Any, Literal, Protocol
 
 from cd_checks.errors import RolloutError
 
-Status = Literal["running", "open", "failed"]
+# An empty lock older than this is debris of a crash, not a lock being created.
+EMPTY_LOCK_SECONDS = 5.0
+
+Status = Literal["running", "open", "failed", "rolling_back"]
+Closed = Literal["done", "rolled_back"]
+CLOSED: tuple[Closed, ...] = ("done", "rolled_back")
 
 
 class KnownGoodStore(Protocol):
@@ -72,6 +90,9 @@ class RunRecord:
     pid: int = 0
     started: str = ""
     notes: tuple[str, ...] = field(default=())
+    target: str | None = None  # the revision a rollback is putting back (rolling_back)
+    failure: str | None = None  # why the rollout stopped (rolling_back, failed)
+    audit_id: str | None = None  # the deploy id of the stage run whose final record is owed
 
     def with_applied(self, hosts: tuple[str, ...]) -> RunRecord:
         return replace(
@@ -135,7 +156,7 @@ class StateDir:
     ) -> str:
         other = _read_holder(path)
         if other is None:
-            raise RolloutError(f"environment {environment}: lock {path} is being created")
+            return self._break_empty(environment, path, break_lock=break_lock)
         dead = other.hostname == me.hostname and not process_alive(other.pid, other.pid_start)
         if not (dead or break_lock):
             raise RolloutError(
@@ -145,6 +166,18 @@ class StateDir:
         path.unlink(missing_ok=True)
         why = "its holder is no longer running" if dead else "--break-lock"
         return f"broke the lock of environment {environment} held by {other.describe()}: {why}"
+
+    def _break_empty(self, environment: str, path: Path, *, break_lock: bool) -> str:
+        """An empty lock (left by an older version killed between create and write)."""
+        try:
+            age = time.time() - path.stat().st_mtime
+        except FileNotFoundError:
+            return f"the lock of environment {environment} went away while it was read"
+        if not (break_lock or age > EMPTY_LOCK_SECONDS):
+            raise RolloutError(f"environment {environment}: lock {path} is being created")
+        path.unlink(missing_ok=True)
+        why = "--break-lock" if break_lock else f"empty for {age:.0f}s"
+        return f"broke the empty lock of environment {environment}: {why}"
 
     def release(self, environment: str, holder: LockHolder) -> None:
         path = self._env(environment) / "lock"
@@ -156,25 +189,49 @@ class StateDir:
         return _read_holder(self._env(environment) / "lock")
 
     def record(self, environment: str) -> RunRecord | None:
+        """The environment's unfinished rollout; None when there is none (or it is closed)."""
         data = _read_json(self._env(environment) / "rollout.json")
-        if not data:
+        if not data or data.get("status") in CLOSED:
             return None
         return _record_from(data)
+
+    def closed(self, environment: str) -> Closed | None:
+        """How the environment's last rollout ended, when its record says it is closed."""
+        status = _read_json(self._env(environment) / "rollout.json").get("status")
+        return next((c for c in CLOSED if c == status), None)
 
     def save(self, record: RunRecord) -> None:
         _write_json(self._env(record.environment) / "rollout.json", _record_to(record))
 
-    def clear(self, environment: str) -> None:
-        (self._env(environment) / "rollout.json").unlink(missing_ok=True)
+    def close(self, environment: str, status: Closed, revision: str) -> None:
+        """Mark the environment's rollout finished: `done`, or `rolled_back` and verified.
+
+        A marker rather than no file, so that an older open record carried between CI
+        jobs (artifacts of earlier jobs) is overwritten, not resurrected.
+        """
+        marker = {
+            "environment": environment,
+            "status": status,
+            "revision": revision,
+            "closed": self.now(),
+        }
+        _write_json(self._env(environment) / "rollout.json", marker)
 
 
 def _create_exclusive(path: Path, text: str) -> bool:
+    """Create `path` holding `text` unless it exists; never visible empty or half-written.
+
+    The content goes to a private temporary file first, then a hard link puts it in
+    place atomically (link fails if the name exists, as O_EXCL would).
+    """
+    temporary = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        temporary.write_text(text, "utf-8")
+        os.link(temporary, path)
     except FileExistsError:
         return False
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
+    finally:
+        temporary.unlink(missing_ok=True)
     return True
 
 
@@ -225,4 +282,7 @@ def _record_from(data: dict[str, Any]) -> RunRecord:
         pid=int(data["pid"]),
         started=data["started"],
         notes=tuple(data.get("notes", ())),
+        target=data.get("target"),
+        failure=data.get("failure"),
+        audit_id=data.get("audit_id"),
     )

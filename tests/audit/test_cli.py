@@ -228,3 +228,28 @@ def test_verify_with_an_anchor_catches_a_cut_off_end(
         f"deleted: no record has the anchor hash {head}: records were deleted from the end of "
         "the trail (or the anchor belongs to another trail)\n"
     )
+
+
+def test_metrics_of_an_unknown_environment_is_a_user_error(
+    trail: Deploys, cli: Callable[..., Run]
+) -> None:
+    trail.run("production", 5, "succeeded")
+    wrong = cli("-C", trail.root, "metrics", "-e", "nosuchenv")
+    assert wrong.code == 2
+    assert (
+        wrong.err == "cd-checks: error: unknown environment 'nosuchenv': no audit record names it\n"
+    )
+    assert cli("-C", trail.root, "metrics", "-e", "production").code == 0
+
+
+def test_metrics_environments_come_from_the_rollout_stages_when_configured(
+    trail: Deploys, cli: Callable[..., Run]
+) -> None:
+    (trail.root / "cd-checks.yml").write_text(
+        "rollout:\n  inventory: hosts.yml\n  apply: {command: [deploy, '{hosts}']}\n"
+        "  stages:\n    - {name: staging, hosts: staging}\n"
+        "    - {name: production, hosts: production}\n"
+    )
+    assert cli("-C", trail.root, "metrics", "-e", "staging").code == 0  # no record yet: zeroes
+    wrong = cli("-C", trail.root, "metrics", "-e", "prod")
+    assert wrong.code == 2 and "the rollout stages deploy to staging, production" in wrong.err

@@ -61,7 +61,13 @@ def test_github_pull_request_event_with_token_reads_the_approvers(tmp_path: Path
         "bob",
         "github",
         ChangeRequest(
-            "github", "42", "https://github.com/acme/ops/pull/42", True, ("carol", "dave"), "bob"
+            "github",
+            "42",
+            "https://github.com/acme/ops/pull/42",
+            True,
+            ("carol", "dave"),
+            "bob",
+            "event",
         ),
     )
     assert api.calls == [
@@ -74,7 +80,7 @@ def test_github_without_a_token_records_approvers_as_unknown(tmp_path: Path) -> 
     root = _repo(tmp_path, "unrelated")
     found = identify(_github_env(), repo=root, git=git_runner(root), http=FakeApi({}))
     assert found.change_request == ChangeRequest(
-        "github", "42", "https://github.com/acme/ops/pull/42", None, UNKNOWN, "bob"
+        "github", "42", "https://github.com/acme/ops/pull/42", None, UNKNOWN, "bob", "event"
     )
     assert found.change_request_json()["approvers"] == UNKNOWN
     assert found.change_request_json()["approved"] == UNKNOWN
@@ -96,7 +102,11 @@ def test_github_push_after_merge_finds_the_pr_in_the_merge_commit(tmp_path: Path
     env = {"GITHUB_ACTOR": "bob", "GITHUB_REPOSITORY": "acme/ops"}
     found = identify(env, repo=root, git=git_runner(root))
     assert found.change_request == ChangeRequest(
-        "github", "57", "https://github.com/acme/ops/pull/57", None, UNKNOWN, None
+        "github", "57", "https://github.com/acme/ops/pull/57", None, UNKNOWN, None, "commit message"
+    )
+    assert found.notes == (
+        "pull request #57 named by the commit message only, not confirmed "
+        "(no GITHUB_TOKEN to ask the API): approvers unknown",
     )
 
 
@@ -143,6 +153,8 @@ def test_gitlab_merge_request_variables_with_token_read_the_approvers(tmp_path: 
             "https://gitlab.example.com/acme/ops/-/merge_requests/17",
             True,
             ("frank", "grace"),
+            None,
+            "ci variables",
         ),
     )
     assert api.calls == [(url, {"PRIVATE-TOKEN": "glpat-s3cr3t"})]
@@ -153,7 +165,13 @@ def test_gitlab_without_a_token_keeps_the_approved_flag_only(tmp_path: Path) -> 
     root = _repo(tmp_path, "unrelated")
     found = identify(_gitlab_env(), repo=root, git=git_runner(root))
     assert found.change_request == ChangeRequest(
-        "gitlab", "17", "https://gitlab.example.com/acme/ops/-/merge_requests/17", True, UNKNOWN
+        "gitlab",
+        "17",
+        "https://gitlab.example.com/acme/ops/-/merge_requests/17",
+        True,
+        UNKNOWN,
+        None,
+        "ci variables",
     )
     assert found.change_request_json()["merged_by"] == UNKNOWN
 
@@ -163,7 +181,9 @@ def test_gitlab_push_pipeline_finds_the_mr_in_the_merge_commit(tmp_path: Path) -
     root = _repo(tmp_path, message)
     env = {"GITLAB_CI": "true", "GITLAB_USER_LOGIN": "heidi"}
     found = identify(env, repo=root, git=git_runner(root))
-    assert found.change_request == ChangeRequest("gitlab", "17", None, None, UNKNOWN)
+    assert found.change_request == ChangeRequest(
+        "gitlab", "17", None, None, UNKNOWN, None, "commit message"
+    )
 
 
 def test_local_identity_comes_from_git_config(tmp_path: Path) -> None:
@@ -177,3 +197,80 @@ def test_local_identity_comes_from_git_config(tmp_path: Path) -> None:
 def test_nothing_known_is_unknown_never_guessed(tmp_path: Path) -> None:
     found = identify({}, repo=tmp_path, git=lambda args: None)
     assert found == Identity(UNKNOWN, UNKNOWN)
+
+
+def _push_env(**extra: str) -> dict[str, str]:
+    return {
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_ACTOR": "bob",
+        "GITHUB_REPOSITORY": "acme/ops",
+        "GITHUB_API_URL": "http://127.0.0.1:1/api",
+        "GITHUB_TOKEN": TOKEN,
+        **extra,
+    }
+
+
+def _github_urls(sha: str, number: str) -> tuple[str, str]:
+    api = "http://127.0.0.1:1/api/repos/acme/ops"
+    return f"{api}/commits/{sha}/pulls?per_page=100", f"{api}/pulls/{number}/reviews?per_page=100"
+
+
+def test_github_direct_commit_claiming_a_pr_in_its_title_gets_no_approvers(
+    tmp_path: Path,
+) -> None:
+    root = _repo(tmp_path, "hotfix (#12)")
+    sha = git(root, "rev-parse", "HEAD").strip()
+    pulls, reviews = _github_urls(sha, "12")
+    api = FakeApi({pulls: [], reviews: _fixture("github_pull_request_reviews.json")})
+    found = identify(_push_env(), repo=root, git=git_runner(root), http=api)
+    request = found.change_request
+    assert request is not None and request.number == "12"
+    assert (request.approvers, request.approved, request.source) == (
+        UNKNOWN,
+        None,
+        "commit message",
+    )
+    assert found.change_request_json()["source"] == "commit message"
+    assert [url for url, _ in api.calls] == [pulls]  # the PR's reviews are never read
+    assert "not confirmed (the API does not list it for commit" in found.notes[0]
+
+
+def test_github_squash_commit_confirmed_by_the_api_reads_the_approvers(tmp_path: Path) -> None:
+    root = _repo(tmp_path, "nginx: gzip on (#12)")
+    sha = git(root, "rev-parse", "HEAD").strip()
+    pulls, reviews = _github_urls(sha, "12")
+    listed = [{"number": 12, "merge_commit_sha": sha}]
+    api = FakeApi({pulls: listed, reviews: _fixture("github_pull_request_reviews.json")})
+    found = identify(_push_env(), repo=root, git=git_runner(root), http=api)
+    assert found.change_request == ChangeRequest(
+        "github", "12", "https://github.com/acme/ops/pull/12", True, ("carol", "dave"), None, "api"
+    )
+    assert [url for url, _ in api.calls] == [pulls, reviews]
+
+
+def _gitlab_push_env() -> dict[str, str]:
+    return {
+        "GITLAB_CI": "true",
+        "GITLAB_USER_LOGIN": "heidi",
+        "CI_API_V4_URL": "http://127.0.0.1:1/api/v4",
+        "CI_PROJECT_ID": "314",
+        "CD_CHECKS_GITLAB_TOKEN": "glpat-s3cr3t",
+    }
+
+
+def test_gitlab_direct_commit_claiming_an_mr_gets_no_approvers(tmp_path: Path) -> None:
+    root = _repo(tmp_path, "hotfix\n\nSee merge request acme/ops!17")
+    sha = git(root, "rev-parse", "HEAD").strip()
+    mrs = f"http://127.0.0.1:1/api/v4/projects/314/repository/commits/{sha}/merge_requests"
+    approvals = "http://127.0.0.1:1/api/v4/projects/314/merge_requests/17/approvals"
+    api = FakeApi({mrs: [{"iid": 3}], approvals: _fixture("gitlab_mr_approvals.json")})
+    found = identify(_gitlab_push_env(), repo=root, git=git_runner(root), http=api)
+    assert found.change_request == ChangeRequest(
+        "gitlab", "17", None, None, UNKNOWN, None, "commit message"
+    )
+    assert [url for url, _ in api.calls] == [mrs]
+    api = FakeApi({mrs: [{"iid": 17}], approvals: _fixture("gitlab_mr_approvals.json")})
+    found = identify(_gitlab_push_env(), repo=root, git=git_runner(root), http=api)
+    assert found.change_request == ChangeRequest(
+        "gitlab", "17", None, True, ("frank", "grace"), None, "api"
+    )

@@ -358,3 +358,59 @@ def test_break_glass_still_stops_and_rolls_back_when_the_applier_fails(world: Wo
     assert not result.ok and "apply failed" in (result.failure or "")
     assert result.rollback is not None and result.rollback.verified
     assert [w.stage for w in result.waves] == ["staging"]
+
+
+class Killed(BaseException):
+    """What SIGKILL does to a run: it stops mid-step, without any cleanup."""
+
+
+def test_a_run_killed_during_its_automatic_rollback_cannot_be_resumed_into_known_good(
+    world: World,
+) -> None:
+    world.run("good", ALL)
+    world.fleet.bad.add("bad")
+    apply = world.applier.apply
+
+    def killed_after_rollback_apply(hosts, *, revision, stage, wave, workdir):  # type: ignore[no-untyped-def]
+        result = apply(hosts, revision=revision, stage=stage, wave=wave, workdir=workdir)
+        if revision == "good":
+            raise Killed
+        return result
+
+    world.applier.apply = killed_after_rollback_apply  # type: ignore[method-assign]
+    with pytest.raises(Killed):
+        world.run("bad", ALL)
+    record = world.state.record("staging")
+    assert record is not None and record.status == "rolling_back"
+    assert record.target == "good" and "stage staging wave 1" in (record.failure or "")
+    world.applier.apply = apply  # type: ignore[method-assign]
+    world.state.release("staging", world.holder())
+    with pytest.raises(RolloutError, match="cannot be resumed: .*`cd-checks rollback`"):
+        world.run("bad", ALL, resume=True)
+    with pytest.raises(RolloutError, match="killed while rolling back"):
+        world.run("bad", ALL)
+    assert world.known_good.get("staging") == "good"
+    assert not world.fleet.received("bad") & set(PRODUCTION)
+    result = engine.rollback(world.parts, "staging", holder=world.holder())
+    assert result.ok and result.rollback is not None and result.rollback.revision == "good"
+    assert world.state.record("staging") is None
+    assert world.known_good.get("staging") == "good"
+
+
+def test_a_finished_or_rolled_back_environment_leaves_a_closed_marker_not_no_file(
+    world: World, tmp_path: Path
+) -> None:
+    world.run("good", ALL)
+    assert world.state.closed("staging") == "done" and world.state.closed("production") == "done"
+    world.run("bad", ["staging", "canary"])
+    assert world.state.record("production") is not None  # open between the CI jobs
+    world.fleet.bad.add("bad")
+    result = world.run("bad", ["production"])
+    assert result.rollback is not None and result.rollback.verified
+    marker = tmp_path / "state" / "production" / "rollout.json"
+    assert marker.is_file() and world.state.closed("production") == "rolled_back"
+    assert world.state.record("production") is None
+    with pytest.raises(
+        RolloutError, match=r"nothing to roll back: .*\(its last rollout is rolled back\)"
+    ):
+        engine.rollback(world.parts, "production", holder=world.holder())

@@ -17,7 +17,9 @@ from cd_checks.errors import AuditError
 from cd_checks.rollout import engine
 from cd_checks.rollout.recorder import AuditRecorder
 from cd_checks.rollout.render import render_markdown
-from tests.rollout.test_engine import ALL, PRODUCTION, STAGING, World
+from cd_checks.rollout.spec import from_section
+from tests.rollout.fakes import FakeApplier
+from tests.rollout.test_engine import ALL, PRODUCTION, SECTION, STAGING, Killed, World
 
 IDENTITY = Identity(actor="ci-bot", source="github")
 
@@ -136,3 +138,94 @@ def test_break_glass_marks_every_stage_and_owes_one_post_mortem_per_environment(
 
 def test_no_observer_is_the_default(tmp_path: Path) -> None:
     assert isinstance(World(tmp_path).parts.observer, engine.NoObserver)
+
+
+def _kill_when(world: World, revision: str, stage: str) -> None:
+    apply = world.applier.apply
+
+    def killed(hosts, *, revision: str, stage: str, wave: int, workdir: Path):  # type: ignore[no-untyped-def]
+        result = apply(hosts, revision=revision, stage=stage, wave=wave, workdir=workdir)
+        if (revision, stage) == (revision_killed, stage_killed):
+            raise Killed
+        return result
+
+    revision_killed, stage_killed = revision, stage
+    world.applier.apply = killed  # type: ignore[method-assign]
+
+
+def test_a_killed_stage_is_closed_as_interrupted_by_the_run_that_resumes_it(
+    tmp_path: Path,
+) -> None:
+    world, store = World(tmp_path), FileStore(tmp_path / "audit.jsonl")
+    audited(world, trail(store, tmp_path))
+    assert world.run("good", ALL).ok
+    _kill_when(world, "new", "production")
+    with pytest.raises(Killed):
+        world.run("new", ALL)
+    killed = store.records()[-1]
+    assert (killed.stage, killed.outcome) == ("production", "started")
+    record = world.state.record("production")
+    assert record is not None and record.audit_id == killed.id
+    world.applier.apply = FakeApplier.apply.__get__(world.applier)  # type: ignore[method-assign]
+    recorder = audited(world, trail(store, tmp_path))
+    assert world.run("new", ["production"], resume=True).ok
+    records = store.records()
+    later = records[records.index(killed) + 1 :]
+    resumed = next(r for r in later if r.outcome == "started")
+    closed = [r for r in records if r.refs[:1] == (killed.id,)]
+    assert [(r.outcome, r.refs) for r in closed] == [("interrupted", (killed.id, resumed.id))]
+    assert [w.outcome for w in recorder.runs] == ["succeeded", "interrupted"]
+    assert world.state.record("production") is None
+
+
+def test_a_run_killed_while_rolling_back_is_closed_by_the_rollback_command(
+    tmp_path: Path,
+) -> None:
+    world, store = World(tmp_path), FileStore(tmp_path / "audit.jsonl")
+    audited(world, trail(store, tmp_path))
+    assert world.run("good", ALL).ok
+    world.fleet.bad.add("bad")
+    _kill_when(world, "good", "staging")
+    with pytest.raises(Killed):
+        world.run("bad", ALL)
+    killed = store.records()[-1]
+    assert (killed.stage, killed.outcome) == ("staging", "started")
+    world.applier.apply = FakeApplier.apply.__get__(world.applier)  # type: ignore[method-assign]
+    audited(world, trail(store, tmp_path))
+    result = engine.rollback(world.parts, "staging", holder=world.holder())
+    assert result.ok
+    records = store.records()
+    rollback_start = next(r for r in records if r.kind == "rollback" and r.outcome == "started")
+    closed = next(r for r in records if r.refs[:1] == (killed.id,))
+    assert (closed.outcome, closed.refs) == ("interrupted", (killed.id, rollback_start.id))
+    assert records[-1].kind == "rollback" and records[-1].outcome == "succeeded"
+
+
+def test_a_failed_stage_is_not_closed_twice_by_a_later_rollback(tmp_path: Path) -> None:
+    spec = from_section({**SECTION, "rollback": {"automatic": False}})
+    world, store = World(tmp_path, spec), FileStore(tmp_path / "audit.jsonl")
+    audited(world, trail(store, tmp_path))
+    assert world.run("good", ALL).ok
+    world.fleet.bad.add("bad")
+    assert not world.run("bad", ALL).ok
+    record = world.state.record("staging")
+    assert record is not None and record.status == "failed" and record.audit_id is None
+    assert engine.rollback(world.parts, "staging", holder=world.holder()).ok
+    assert not [r for r in store.records() if r.outcome == "interrupted"]
+
+
+def test_a_break_glass_run_that_failed_a_gate_in_any_stage_is_never_known_good(
+    tmp_path: Path,
+) -> None:
+    world, store = World(tmp_path), FileStore(tmp_path / "audit.jsonl")
+    audited(world, trail(store, tmp_path))
+    assert world.run("good", ALL).ok
+    audited(world, trail(store, tmp_path), BreakGlass("outage", "INC-1"))
+    world.fleet.bad.add("bad")
+    world.fleet.fragile = set(STAGING)  # fails staging's gate only; production passes
+    assert world.run("bad", ALL, override_gates=True).ok
+    production = [r for r in store.records() if r.stage == "production" and r.finished]
+    assert production[-1].outcome == "succeeded" and production[-1].revision_to == "bad"
+    assert all(g["passed"] for g in production[-1].gates)
+    assert world.parts.known_good.get("production") == "good"
+    assert world.parts.known_good.get("staging") == "good"

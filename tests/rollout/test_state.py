@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -78,8 +81,10 @@ def test_run_record_round_trip(tmp_path: Path) -> None:
     )
     store.save(record.with_applied(("h1", "h2")))
     assert store.record("production") == record.with_applied(("h2",))
-    store.clear("production")
-    assert store.record("production") is None
+    store.close("production", "done", "abc")
+    assert store.record("production") is None and store.closed("production") == "done"
+    marker = json.loads((tmp_path / "production" / "rollout.json").read_text())
+    assert marker["status"] == "done" and marker["revision"] == "abc"
 
 
 def test_a_corrupt_file_is_a_clear_error(tmp_path: Path) -> None:
@@ -87,3 +92,37 @@ def test_a_corrupt_file_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "production" / "rollout.json").write_text("{nope")
     with pytest.raises(RolloutError, match="rollout.json is corrupt"):
         state(tmp_path).record("production")
+
+
+def test_the_lock_is_never_visible_empty(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = state(tmp_path)
+    seen: list[str] = []
+    real_link = os.link
+
+    def link(source: str | Path, target: str | Path) -> None:
+        real_link(source, target)
+        seen.append(Path(target).read_text())
+
+    monkeypatch.setattr(os, "link", link)
+    me = store.me("run")
+    store.acquire("production", me, break_lock=False)
+    assert seen and seen[0].strip() and store.holder("production") == me
+    assert [p.name for p in (tmp_path / "production").iterdir()] == ["lock"]  # no temp left
+
+
+def test_an_empty_lock_is_broken_with_break_lock_or_once_stale(tmp_path: Path) -> None:
+    store = state(tmp_path)
+    lock = tmp_path / "staging" / "lock"
+    lock.parent.mkdir()
+    lock.write_text("")
+    with pytest.raises(RolloutError, match="is being created"):
+        store.acquire("staging", store.me("now"), break_lock=False)
+    notes = store.acquire("staging", store.me("now"), break_lock=True)
+    assert notes == ["broke the empty lock of environment staging: --break-lock"]
+    store.release("staging", store.me("now"))
+    lock.write_text("")
+    old = time.time() - 60
+    os.utime(lock, (old, old))
+    notes = store.acquire("staging", store.me("now"), break_lock=False)
+    assert len(notes) == 1 and "empty for 60s" in notes[0]
+    assert store.holder("staging") == store.me("now")
