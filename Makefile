@@ -1,21 +1,51 @@
 # The two Quick start commands, plus what they need. `make demo` and `make test`
-# each do all of their own set-up on a fresh clone.
+# each do all of their own set-up on a fresh clone, inside a virtual environment
+# (.venv), so a stock Debian/Ubuntu python3 (PEP 668, "externally managed") works.
+#
+# Dependencies resolve to the newest releases the ranges in pyproject.toml allow,
+# as a user's `pip install` would. For a reproducible run against the versions
+# last known to pass, use the constraints file:
+#   make test CONSTRAINTS=constraints.txt
 PYTHON ?= python3
-PIP := $(PYTHON) -m pip install --quiet --disable-pip-version-check
+VENV ?= .venv
+VPY := $(VENV)/bin/python
+CONSTRAINTS ?=
+PIP := $(VPY) -m pip install --quiet --disable-pip-version-check --upgrade --upgrade-strategy eager \
+	$(if $(CONSTRAINTS),--constraint $(CONSTRAINTS))
 # Debian packages the lab fleet (sshd + nginx on loopback) and the tests use.
 DEBIAN_PACKAGES := openssh-server openssh-client nginx-light rsync git libatomic1 procps
+# Tools installed into the venv (ansible-playbook, cd-checks, ...) are found by
+# the tests and by the commands below without activating it.
+export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: demo test setup system-packages ci-tools bench lint
+.PHONY: demo test setup setup-test venv system-packages ci-tools bench lint
 
 demo: setup
-	$(PYTHON) -m cd_checks -C examples validate
-	$(PYTHON) -m cd_checks -C examples rollout plan
+	$(VENV)/bin/cd-checks -C examples validate
+	$(VENV)/bin/cd-checks -C examples rollout plan
 
-test: setup system-packages ci-tools
-	$(PYTHON) -m pytest -q -n 2 --dist loadgroup
+test: setup-test system-packages ci-tools
+	$(VPY) -m pytest -q -n 2 --dist loadgroup
 
-setup:
+setup: venv
+	$(PIP) -e .
+
+setup-test: venv
 	$(PIP) -e '.[test]'
+
+# Debian/Ubuntu ship venv's pip (ensurepip) in a separate package: install it when root.
+venv: $(VPY)
+$(VPY):
+	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian package python3-venv"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv >/dev/null || \
+	    { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv >/dev/null; }; \
+	  else \
+	    echo "python3 cannot create virtual environments: sudo apt-get install python3-venv" >&2; exit 2; \
+	  fi; }
+	$(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install --quiet --disable-pip-version-check --upgrade pip
 
 # Installs what is missing when run as root (CI, containers); otherwise says what to install.
 system-packages:
@@ -34,9 +64,10 @@ system-packages:
 ci-tools:
 	@command -v gitlab-ci-local >/dev/null || { command -v npm >/dev/null && npm install -g --silent gitlab-ci-local@4.73.0; } || echo "no npm: the gitlab-ci-local tests will be skipped" >&2
 
-bench: setup
-	$(PYTHON) bench/validate_vs_yamllint.py
+bench: setup-test
+	$(VPY) bench/validate_vs_yamllint.py
 
-lint: setup
-	$(PYTHON) -m ruff check cd_checks tests bench
-	$(PYTHON) -m mypy cd_checks
+lint: venv
+	$(PIP) -e '.[dev]'
+	$(VPY) -m ruff check cd_checks tests bench
+	$(VPY) -m mypy cd_checks

@@ -1,3 +1,3 @@
 """cd-checks: continuous deployment for IT operations."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

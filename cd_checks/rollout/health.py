@@ -177,11 +177,14 @@ class Testinfra:
         path = workdir / self.tests
         folder = path if path.is_dir() else path.parent
         argv = [self.python, "-m", "pytest", str(path), "-p", "no:cacheprovider", "-q"]
-        argv += ["-c", str(folder / ".cd-checks-no-ini"), "--rootdir", str(folder)]
+        # A real, empty config of our own: the repository's pytest.ini/pyproject.toml must not
+        # change how the gate runs, and pytest >= 9.2 refuses a `-c` file that does not exist.
+        argv += ["-c", str(xml.parent / "pytest.ini"), "--rootdir", str(folder)]
         argv += ["--confcutdir", str(folder), f"--junitxml={xml}"]
         argv += ["--hosts=" + ",".join(self.spec(h) for h in hosts)]
         workers = min(self.workers, len(hosts))
-        argv += ["-n", str(workers if workers > 1 else 0)]
+        if workers > 1:  # pytest-xdist (the rollout extra) spreads hosts over processes
+            argv += ["-n", str(workers)]
         if self.backend == "ansible":
             argv += ["--ansible-inventory", str(self.inventory), "--force-ansible"]
         elif self.ssh_config is not None:
@@ -191,6 +194,7 @@ class Testinfra:
     def run(self, hosts: Sequence[Host], workdir: Path) -> dict[str, list[CheckResult]]:
         with tempfile.TemporaryDirectory(prefix="cd-checks-testinfra-") as scratch:
             xml = Path(scratch) / "junit.xml"
+            (Path(scratch) / "pytest.ini").write_text("[pytest]\n", "utf-8")
             argv = self.command(hosts, workdir, xml)
             try:
                 done = subprocess.run(  # noqa: S603 - an argument list, never a shell
