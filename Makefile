@@ -17,8 +17,10 @@ DEBIAN_PACKAGES := openssh-server openssh-client nginx-light rsync git libatomic
 # Tools installed into the venv (ansible-playbook, cd-checks, ...) are found by
 # the tests and by the commands below without activating it.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
+# The wheel-in-a-fresh-venv test resolves with the same constraints (none by default).
+export CD_CHECKS_CONSTRAINTS := $(if $(CONSTRAINTS),$(abspath $(CONSTRAINTS)))
 
-.PHONY: demo test setup setup-test venv system-packages ci-tools bench lint
+.PHONY: demo test setup setup-test venv system-packages ci-tools bench lint constraints
 
 demo: setup
 	$(VENV)/bin/cd-checks -C examples validate
@@ -71,3 +73,8 @@ lint: venv
 	$(PIP) -e '.[dev]'
 	$(VPY) -m ruff check cd_checks tests bench
 	$(VPY) -m mypy cd_checks
+
+# Refresh constraints.txt (known-good versions) from the .venv of a green `make test`.
+constraints:
+	@{ grep '^#' constraints.txt; $(VPY) -m pip freeze --exclude-editable --disable-pip-version-check; } > constraints.txt.new
+	@mv constraints.txt.new constraints.txt

@@ -14,6 +14,7 @@ testinfra both use that file: `-F ssh_config` with connection sharing.
 from __future__ import annotations
 
 import datetime
+import os
 import shlex
 import sys
 from collections.abc import Mapping
@@ -59,13 +60,24 @@ def now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
+def with_own_tools(env: Mapping[str, str]) -> dict[str, str]:
+    """`env` with the directory of cd-checks' own interpreter at the end of PATH.
+
+    The rollout extra installs ansible-playbook beside cd-checks; in a venv that is not
+    activated (pipx, `.venv/bin/cd-checks`) it is not on PATH. The caller's PATH still wins.
+    """
+    own = str(Path(sys.executable).parent)
+    path = [p for p in env.get("PATH", os.defpath).split(os.pathsep) if p]
+    return {**env, "PATH": os.pathsep.join([*path, own] if own not in path else path)}
+
+
 def load(
     root: Path, *, config_path: Path | None, inventory_path: Path | None, env: Mapping[str, str]
 ) -> Context:
     config = config_module.load(root, config_path)
     spec = from_section(config.section("rollout"))
     path = (inventory_path or root / spec.inventory).resolve()
-    context_env = dict(env)
+    context_env = with_own_tools(env)
     ssh_config = path.parent / SSH_CONFIG_NAME
     if "ANSIBLE_SSH_ARGS" not in context_env and ssh_config.is_file():
         quoted = shlex.quote(str(ssh_config))

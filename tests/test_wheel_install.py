@@ -1,0 +1,120 @@
+"""What a user gets: the built wheel, installed with only its `rollout` extra into a fresh
+virtual environment resolved from the declared ranges (today's releases, or the
+constraints file when CD_CHECKS_CONSTRAINTS names one), runs a staged rollout of
+`examples/` on a 3-host lab through the real testinfra gate.
+
+Nothing from the test environment leaks in: the rollout runs the fresh venv's
+`cd-checks` by its path, unactivated (as pipx or `.venv/bin/cd-checks` users do), with
+only the system's directories on PATH, so `ansible-playbook` and pytest must be the
+ones the extra installed beside it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cd_checks.lab import Lab
+from tests.conftest import EXAMPLES, REPO, git, init_repo
+from tests.lab_fixture import lab_fleet
+
+pytestmark = [pytest.mark.lab, pytest.mark.xdist_group("wheel-install")]
+
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def _base_python() -> str:
+    """The machine's own python3, as a user on stock Debian/Ubuntu has it."""
+    system = Path("/usr/bin/python3")
+    return str(system) if system.exists() else getattr(sys, "_base_executable", sys.executable)
+
+
+def _run(argv: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(argv, capture_output=True, text=True, check=False, **kwargs)  # type: ignore[call-overload]  # noqa: S603
+    assert done.returncode == 0, f"{argv[:4]} exit {done.returncode}\n{done.stdout}\n{done.stderr}"
+    return done  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="module")
+def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh venv with the wheel built from this checkout and its `rollout` extra."""
+    work = tmp_path_factory.mktemp("wheel")
+    source = work / "source"
+    # Build from a copy so the checkout's build/ and egg-info are neither used nor touched.
+    shutil.copytree(
+        REPO,
+        source,
+        ignore=shutil.ignore_patterns(".git", ".venv", ".cd-checks", "build", "*.egg-info"),
+    )
+    dist = work / "dist"
+    _run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(dist), str(source)])
+    (wheel,) = dist.glob("cd_checks-*.whl")
+    env_dir = work / "venv"
+    _run([_base_python(), "-m", "venv", str(env_dir)])
+    pip = [str(env_dir / "bin/python"), "-m", "pip", "install", "--quiet", "--upgrade"]
+    constraints = os.environ.get("CD_CHECKS_CONSTRAINTS")
+    if constraints:
+        pip += ["--constraint", constraints]
+    _run([*pip, "--disable-pip-version-check", f"{wheel}[rollout]"])
+    return env_dir
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    yield from lab_fleet(tmp_path_factory, hosts=3, staging=1)
+
+
+def _example_repo(root: Path) -> Path:
+    shutil.copytree(
+        EXAMPLES, root, ignore=shutil.ignore_patterns(".cd-checks", "bad-change", "ci")
+    )
+    config = root / "cd-checks.yml"
+    # The example's own gate with a short bake: the only change (a PIPE-005 warning).
+    text = config.read_text()
+    assert "bake_seconds: 60" in text
+    config.write_text(text.replace("bake_seconds: 60", "bake_seconds: 1"))
+    return init_repo(root)
+
+
+def test_the_wheel_in_a_fresh_venv_rolls_out_the_example_through_testinfra(
+    venv: Path, lab: Lab, tmp_path: Path
+) -> None:
+    root = _example_repo(tmp_path / "ops")
+    revision = git(root, "rev-parse", "HEAD").strip()
+    env = {
+        "PATH": SYSTEM_PATH,
+        "HOME": os.environ.get("HOME", str(tmp_path)),
+        "LANG": "C.UTF-8",
+    }
+    argv = [str(venv / "bin/cd-checks"), "-C", str(root), "rollout", "run", "--all"]
+    argv += ["--inventory", str(lab.inventory), "--format", "json"]
+    done = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=tmp_path, check=False)  # noqa: S603
+
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    result = json.loads(done.stdout)
+    checks = {
+        check["check"].split("::")[-1]
+        for wave in result["waves"]
+        for host_checks in wave["gate"]["hosts"].values()
+        for check in host_checks
+    }
+    assert "test_healthz_answers_200" in checks, checks  # the testinfra gate really ran
+    for host in lab.hosts:
+        assert _served(f"http://{host.address}/") == (
+            200,
+            f"cd-checks example site on {host.name}, revision {revision}\n",
+        )
+
+
+def _served(url: str) -> tuple[int, str]:
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(url, timeout=5) as response:
+        return response.status, response.read().decode()
