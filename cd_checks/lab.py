@@ -30,6 +30,7 @@ from typing import Any
 
 import yaml
 
+from cd_checks import state_dir
 from cd_checks.errors import InputError, ToolError
 
 SSHD = Path("/usr/sbin/sshd")
@@ -178,7 +179,7 @@ def up(
         raise InputError(f"--staging must be between 0 and {hosts}, got {staging}")
     ensure_tools(is_root=os.geteuid() == 0)
     files = _Files(directory.resolve())
-    files.directory.mkdir(parents=True, exist_ok=True)
+    state_dir.make_dirs(files.directory)
     _PRIVSEP_DIR.mkdir(mode=0o755, parents=True, exist_ok=True)
     _ensure_client_key(files)
     records = _retire_extra_hosts(files, addresses)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from cd_checks import __version__, files
+from cd_checks import __version__, files, state_dir
 from cd_checks import config as config_module
 from cd_checks.checks import schema, syntax
 from cd_checks.checks.policy import (
@@ -494,7 +494,7 @@ class Cache:
     def put(self, key: str, findings: Sequence[Finding]) -> None:
         entry = self._entry(key)
         try:
-            entry.parent.mkdir(parents=True, exist_ok=True)
+            state_dir.make_dirs(entry.parent)
             temporary = entry.with_suffix(f".{os.getpid()}.tmp")
             temporary.write_text(json.dumps([f.to_dict() for f in findings]), "utf-8")
             temporary.replace(entry)

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from cd_checks import state_dir
 from cd_checks.audit.record import AuditRecord, chain
 from cd_checks.errors import AuditError
 
@@ -101,7 +102,7 @@ class FileStore:
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        state_dir.make_dirs(self.path.parent)
         with open(self.path.with_name(self.path.name + ".lock"), "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:

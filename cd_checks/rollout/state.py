@@ -44,6 +44,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from cd_checks import state_dir
 from cd_checks.errors import RolloutError
 
 # An empty lock older than this is debris of a crash, not a lock being created.
@@ -143,7 +144,7 @@ class StateDir:
     def acquire(self, environment: str, holder: LockHolder, *, break_lock: bool) -> list[str]:
         """Take the environment's lock; return notes about any lock broken on the way."""
         path = self._env(environment) / "lock"
-        path.parent.mkdir(parents=True, exist_ok=True)
+        state_dir.make_dirs(path.parent)
         notes: list[str] = []
         for _ in range(3):
             if _create_exclusive(path, json.dumps(asdict(holder))):
@@ -256,7 +257,7 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    state_dir.make_dirs(path.parent)
     temporary = path.with_name(path.name + f".{os.getpid()}.tmp")
     temporary.write_text(json.dumps(data, indent=2) + "\n", "utf-8")
     os.replace(temporary, path)
