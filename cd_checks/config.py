@@ -7,6 +7,7 @@ the key and the file. This module may not run checks or touch the network.
 
 from __future__ import annotations
 
+import difflib
 import json
 from dataclasses import dataclass, field
 from importlib import resources
@@ -98,10 +99,24 @@ def _raise_first(
         return
     where = [*prefix, *error.absolute_path]
     if error.validator == "additionalProperties":
-        unknown = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        known = sorted(error.schema.get("properties", {}))
+        unknown = sorted(set(error.instance) - set(known))
         keys = ", ".join(map(repr, unknown))
-        raise ConfigError(f"{source}: unknown key {keys} in {_where(where)}")
+        raise ConfigError(
+            f"{source}: unknown key {keys} in {_where(where)}{_did_you_mean(unknown, known)}"
+        )
     raise ConfigError(f"{source}: {_where(where)}: {error.message}")
+
+
+def _did_you_mean(unknown: list[str], known: list[str]) -> str:
+    """`; did you mean 'include'?` for the unknown keys that look like typos."""
+    close = {key: difflib.get_close_matches(key, known, n=1) for key in unknown}
+    guesses = [(key, match[0]) for key, match in close.items() if match]
+    if not guesses:
+        return ""
+    if len(unknown) == 1:
+        return f"; did you mean {guesses[0][1]!r}?"
+    return "; did you mean " + ", ".join(f"{m!r} for {k!r}" for k, m in guesses) + "?"
 
 
 def find_root(start: Path) -> Path:

@@ -20,6 +20,7 @@ from cd_checks.audit import listing
 from cd_checks.audit.identity import git_runner, identify
 from cd_checks.audit.record import OUTCOMES, missing_anchor, parse_time, verify
 from cd_checks.audit.trail import AuditTrail, open_trail
+from cd_checks.cli import examples
 from cd_checks.errors import AuditError, InputError
 
 
@@ -81,12 +82,25 @@ _OUTPUT = click.option(
 )
 
 
-@click.group()
+@click.group(
+    epilog=examples(
+        "cd-checks audit log -e production --since 30d",
+        "cd-checks audit show 20250301T101500Z-3fa2c1",
+        "cd-checks audit verify",
+    )
+)
 def audit() -> None:
     """The audit trail: list, show, export and verify deploy records."""
 
 
-@audit.command("log")
+@audit.command(
+    "log",
+    epilog=examples(
+        "cd-checks audit log",
+        "cd-checks audit log -e production --outcome failed --since 30d",
+        "cd-checks audit log --since 2025-01-01 --format json",
+    ),
+)
 @click.option("--environment", "-e", help="Only this environment.")
 @click.option(
     "--outcome", type=click.Choice(OUTCOMES + ("open", "resolved")), help="Only this outcome."
@@ -110,7 +124,12 @@ def log(
     click.echo(render(chosen), nl=False)
 
 
-@audit.command()
+@audit.command(
+    epilog=examples(
+        "cd-checks audit show 20250301T101500Z-3fa2c1    # a deploy id from `cd-checks audit log`",
+        "cd-checks audit show 20250301T113000Z-9b0e47    # an incident, with its deploy",
+    )
+)
 @click.argument("record_id", metavar="ID")
 @click.pass_context
 def show(ctx: click.Context, record_id: str) -> None:
@@ -118,7 +137,12 @@ def show(ctx: click.Context, record_id: str) -> None:
     click.echo(listing.render_show(_trail(ctx).records(), record_id), nl=False)
 
 
-@audit.command()
+@audit.command(
+    epilog=examples(
+        "cd-checks audit export > audit.json",
+        "cd-checks audit export --format csv -o audit.csv",
+    )
+)
 @click.option("--format", "output_format", type=click.Choice(("json", "csv")), default="json")
 @_OUTPUT
 @click.pass_context
@@ -129,7 +153,13 @@ def export(ctx: click.Context, output_format: str, output: Path | None) -> None:
     _write(text, output)
 
 
-@audit.command("verify")
+@audit.command(
+    "verify",
+    epilog=examples(
+        "cd-checks audit verify                # exit 1 naming any tampered record",
+        "cd-checks audit verify --anchor HASH  # HASH: a `head` printed earlier, e.g. in CI",
+    ),
+)
 @click.option(
     "--anchor",
     metavar="HASH",
@@ -157,12 +187,23 @@ def verify_command(ctx: click.Context, anchor: str | None) -> int:
     return 0
 
 
-@click.group()
+@click.group(
+    epilog=examples(
+        'cd-checks incident open --deploy 20250301T101500Z-3fa2c1 --summary "5xx on /api"',
+        "cd-checks incident resolve 20250301T113000Z-9b0e47",
+    )
+)
 def incident() -> None:
     """Deploy-caused incidents found after a rollout (for time to restore)."""
 
 
-@incident.command("open")
+@incident.command(
+    "open",
+    epilog=examples(
+        'cd-checks incident open --deploy 20250301T101500Z-3fa2c1 --summary "5xx on /api"',
+        "cd-checks incident open --deploy 20250301T101500Z-3fa2c1 --detected-at 2025-03-01T10:40Z",
+    ),
+)
 @click.option("--deploy", "deploy_id", required=True, help="The deploy that caused it.")
 @click.option("--summary", default="", help="What is broken.")
 @click.option("--detected-at", help="When it was detected (ISO 8601; default now).")
@@ -179,7 +220,12 @@ def open_command(ctx: click.Context, deploy_id: str, summary: str, detected_at: 
     click.echo(record.id)
 
 
-@incident.command()
+@incident.command(
+    epilog=examples(
+        "cd-checks incident resolve 20250301T113000Z-9b0e47",
+        "cd-checks incident resolve 20250301T113000Z-9b0e47 --restored-at 2025-03-01T11:05Z",
+    )
+)
 @click.argument("incident_id", metavar="ID")
 @click.option("--restored-at", help="When service was restored (ISO 8601; default now).")
 @click.pass_context
@@ -191,12 +237,23 @@ def resolve(ctx: click.Context, incident_id: str, restored_at: str | None) -> No
     click.echo(f"incident {incident_id} resolved at {record.ended_at} ({record.id})")
 
 
-@click.group()
+@click.group(
+    epilog=examples(
+        "cd-checks postmortem list",
+        "cd-checks postmortem record 20250301T101500Z-3fa2c1 --file postmortem.md",
+    )
+)
 def postmortem() -> None:
     """Post-mortems owed by break-glass deploys."""
 
 
-@postmortem.command("record")
+@postmortem.command(
+    "record",
+    epilog=examples(
+        "cd-checks postmortem record 20250301T101500Z-3fa2c1 --file postmortem.md",
+        "cd-checks postmortem record DEPLOY_ID --file docs/postmortems/INC-123.md",
+    ),
+)
 @click.argument("deploy_id", metavar="DEPLOY_ID")
 @click.option(
     "--file",
@@ -218,7 +275,10 @@ def record_command(ctx: click.Context, deploy_id: str, path: Path) -> None:
     click.echo(f"post-mortem recorded for deploy {record.refs[0]} ({record.id})")
 
 
-@postmortem.command("list")
+@postmortem.command(
+    "list",
+    epilog=examples("cd-checks postmortem list", "cd-checks postmortem list -e production"),
+)
 @click.option("--environment", "-e", help="Only this environment.")
 @click.pass_context
 def list_command(ctx: click.Context, environment: str | None) -> None:
@@ -230,7 +290,14 @@ def list_command(ctx: click.Context, environment: str | None) -> None:
         click.echo("no post-mortem owed")
 
 
-@click.command("metrics")
+@click.command(
+    "metrics",
+    epilog=examples(
+        "cd-checks metrics                          # the last 90 days of production",
+        "cd-checks metrics --since 12w -e staging --format json",
+        "cd-checks metrics --format html -o metrics.html",
+    ),
+)
 @click.option("--since", default="90d", show_default=True, help="Window: 90d, 12w or an ISO date.")
 @click.option("--environment", "-e", default=metrics.DEFAULT_ENVIRONMENT, show_default=True)
 @click.option("--branch", default="main", show_default=True, help="The default branch.")

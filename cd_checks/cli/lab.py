@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from cd_checks import lab as fleet
+from cd_checks.cli import examples
 from cd_checks.lab import DEFAULT_DIRECTORY, DEFAULT_FIRST_ADDRESS, HostStatus, Lab
 
 _directory_option = click.option(
@@ -23,12 +24,24 @@ _directory_option = click.option(
 )
 
 
-@click.group()
+@click.group(
+    epilog=examples(
+        "cd-checks lab up --hosts 10      # 10 hosts on 127.0.0.11-20, 2 of them staging",
+        "cd-checks lab status",
+        "cd-checks lab down               # stops exactly the processes it started",
+    )
+)
 def lab() -> None:
     """Start/stop a local fleet (sshd + nginx on loopback) for rehearsals and tests."""
 
 
-@lab.command()
+@lab.command(
+    epilog=examples(
+        "cd-checks lab up                         # 10 hosts, lab-01 and lab-02 are staging",
+        "cd-checks lab up --hosts 3 --staging 1",
+        "cd-checks lab up --first-address 127.0.1.11 --dir /tmp/lab2   # a second lab",
+    )
+)
 @_directory_option
 @click.option("--hosts", type=click.IntRange(1, 200), default=10, show_default=True)
 @click.option(
@@ -50,7 +63,7 @@ def up(directory: Path, hosts: int, staging: int | None, first_address: str) -> 
     click.echo(_render_up(running))
 
 
-@lab.command()
+@lab.command(epilog=examples("cd-checks lab down", "cd-checks lab down --dir /tmp/lab2"))
 @_directory_option
 def down(directory: Path) -> None:
     """Stop every process the lab started."""
@@ -61,7 +74,12 @@ def down(directory: Path) -> None:
         click.echo(f"lab: nothing was running in {directory}")
 
 
-@lab.command()
+@lab.command(
+    epilog=examples(
+        "cd-checks lab status",
+        "cd-checks lab status --dir /tmp/lab2 || cd-checks lab up --dir /tmp/lab2",
+    )
+)
 @_directory_option
 @click.pass_context
 def status(ctx: click.Context, directory: Path) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 import click
 
 from cd_checks import config as config_module
+from cd_checks.cli import examples
 from cd_checks.rego import PolicySource, TestResult, run_tests
 from cd_checks.rego.model import RegoVersion
 
@@ -31,12 +32,25 @@ class TestOptions:
     output_format: str
 
 
-@click.group("policy")
+@click.group(
+    "policy",
+    epilog=examples(
+        "cd-checks policy test              # the Rego unit tests under policy/",
+        "cd-checks policy test --run nginx  # only tests whose namespace.name matches",
+    ),
+)
 def policy() -> None:
     """Rego policy tools."""
 
 
-@policy.command("test")
+@policy.command(
+    "test",
+    epilog=examples(
+        "cd-checks policy test                          # policy.paths, else policy/",
+        "cd-checks policy test policy/ --run 'deny|port'",
+        "cd-checks policy test --data data/ports.yaml --format json",
+    ),
+)
 @click.argument("dirs", nargs=-1, type=click.Path(path_type=Path))
 @click.option(
     "--rego-version",

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from cd_checks.cli import examples
 from cd_checks.errors import CdChecksError, RolloutError
 
 if TYPE_CHECKING:
@@ -60,12 +61,24 @@ _FORMAT = click.option(
 )
 
 
-@click.group()
+@click.group(
+    epilog=examples(
+        "cd-checks rollout plan --format markdown   # the exact hosts of every wave, for the PR",
+        "cd-checks rollout run --stage staging      # one CI job per stage",
+        "cd-checks rollout run --all --inventory .cd-checks/lab/inventory.yml",
+    )
+)
 def rollout() -> None:
     """Staged, health-gated rollouts: show the plan, run stages."""
 
 
-@rollout.command()
+@rollout.command(
+    epilog=examples(
+        "cd-checks rollout plan",
+        "cd-checks rollout plan --revision origin/main --format markdown",
+        "cd-checks rollout plan --inventory .cd-checks/lab/inventory.yml --format json",
+    )
+)
 @_CONFIG
 @_INVENTORY
 @click.option("--revision", default="HEAD", show_default=True, help="Git revision to plan.")
@@ -92,7 +105,13 @@ def plan(
     return 0
 
 
-@rollout.command()
+@rollout.command(
+    epilog=examples(
+        "cd-checks rollout run --stage canary      # one stage: its waves, each gated",
+        "cd-checks rollout run --stage canary --resume   # go on after an interrupted run",
+        'cd-checks rollout run --stage production --break-glass --reason "TEXT" --ticket INC-123',
+    )
+)
 @_CONFIG
 @_INVENTORY
 @click.option("--stage", "stage_name", metavar="NAME", help="Run this stage (one CI job each).")
@@ -165,7 +184,12 @@ def run(
     return _finish(result, output_format, recorder)
 
 
-@click.command()
+@click.command(
+    epilog=examples(
+        "cd-checks rollback --stage production      # back to its last known-good revision",
+        "cd-checks rollback --environment staging --to v1.4.0",
+    )
+)
 @_CONFIG
 @_INVENTORY
 @click.option(
@@ -225,13 +249,15 @@ def _context(ctx: click.Context, config_path: Path | None, inventory_path: Path 
 
 
 def _parts(context: Context, trail: AuditTrail, recorder: AuditRecorder) -> Parts:
+    from cd_checks.cli import colour_for
     from cd_checks.rollout import context as context_module
     from cd_checks.rollout.render import progress_line
 
-    colour = sys.stderr.isatty() and "NO_COLOR" not in os.environ
+    colour = colour_for(sys.stderr)  # as --color and the environment decided
 
     def report(event: Event) -> None:
-        click.echo(progress_line(event, colour=colour), err=True)
+        # color=: events may come from worker threads, which have no click context to ask.
+        click.echo(progress_line(event, colour=colour), err=True, color=colour)
 
     return context_module.parts(
         context,

@@ -8,13 +8,20 @@ from pathlib import Path
 
 import click
 
+from cd_checks.cli import examples
 from cd_checks.errors import InputError
 from cd_checks.findings import FAIL_ON
 
 FORMAT_NAMES = ("text", "json", "junit", "sarif", "github", "gitlab")
 
 
-@click.command()
+@click.command(
+    epilog=examples(
+        "cd-checks validate                              # the whole repository",
+        "cd-checks validate --changed-since origin/main  # PR mode: the files the PR changed",
+        "cd-checks validate nginx/ --format sarif -o cd-checks.sarif",
+    )
+)
 @click.argument("paths", nargs=-1, type=click.Path(path_type=str))
 @click.option(
     "--config",
@@ -105,6 +112,7 @@ def validate(
     usage, config or engine error.
     """
     from cd_checks import report as report_formats
+    from cd_checks.cli import colour_for
     from cd_checks.validate import ValidateOptions, run
 
     root: Path = ctx.obj["root"]
@@ -125,7 +133,7 @@ def validate(
         jobs=jobs,
     )
     result = run(options)
-    color = output is None and sys.stdout.isatty() and "NO_COLOR" not in os.environ
+    color = output is None and colour_for(sys.stdout, ctx)
     rendered = report_formats.FORMATS[output_format](result, color=color)
     if output is None:
         click.echo(rendered, nl=not rendered.endswith("\n"))

@@ -2,8 +2,8 @@
 
 One line per finding, `path:line:col  severity  check/rule  message` (further
 lines of a multi-line message indented), a blank line between files, then the
-summary line. ANSI colour only when the caller asks for it (the CLI decides: a
-TTY and no NO_COLOR).
+summary line. ANSI colour only when the caller asks for it (the CLI decides
+from --color, NO_COLOR, FORCE_COLOR, TERM and whether stdout is a TTY).
 """
 
 from __future__ import annotations
