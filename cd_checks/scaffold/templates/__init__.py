@@ -1,0 +1,1 @@
+"""The files `cd-checks init` writes, as templates with @TOKEN@ placeholders (package data)."""
