@@ -10,11 +10,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-Check = Literal["syntax", "schema", "policy"]
+Check = Literal["syntax", "schema", "policy", "rollout"]
 Severity = Literal["error", "warning"]
 FailOn = Literal["error", "warning", "never"]
 
-CHECKS: tuple[Check, ...] = ("syntax", "schema", "policy")
+CHECKS: tuple[Check, ...] = ("syntax", "schema", "policy", "rollout")
 SEVERITIES: tuple[Severity, ...] = ("error", "warning")
 FAIL_ON: tuple[FailOn, ...] = ("error", "warning", "never")
 

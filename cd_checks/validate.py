@@ -23,7 +23,7 @@ from typing import Any
 
 from cd_checks import __version__, files, state_dir
 from cd_checks import config as config_module
-from cd_checks.checks import schema, syntax
+from cd_checks.checks import rollout, schema, syntax
 from cd_checks.checks.policy import (
     BuiltinScope,
     Entry,
@@ -60,6 +60,7 @@ class ValidateOptions:
     use_cache: bool = True
     jobs: int | None = None
     today: datetime.date = field(default_factory=datetime.date.today)
+    inventory: Path | None = None  # used instead of rollout.inventory (`rollout run --inventory`)
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,7 @@ class CheckSpec:
     want_documents: bool
     cache_dir: Path | None = None
     fingerprint: str = ""
+    inventories: tuple[str, ...] = ()  # named by rollout.inventory and ansible.cfg files
 
 
 class Checker:
@@ -107,7 +109,8 @@ class Checker:
 
     def kind(self, path: str) -> str | None:
         """The kind of file `path` is checked as; None: not checked at all."""
-        kind = "nginx" if self.nginx.match_file(path) else syntax.kind_of(path)
+        nginx = self.nginx.match_file(path)
+        kind = "nginx" if nginx else syntax.kind_of(path, self.spec.inventories)
         if kind in self.spec.disabled:
             return None
         if kind == "yaml" and self.yamllint_conf.is_file_ignored(path):
@@ -191,6 +194,11 @@ def run(options: ValidateOptions) -> Report:
     )
     selection = everything
     spec = build_spec(config, options)
+    named = syntax.named_inventories(
+        config.root, config.section("rollout").get("inventory"), everything.paths
+    )
+    spec = replace(spec, inventories=named)
+    touched: set[str] | None = set(everything.paths) if options.paths else None
     if options.changed_since is not None:
         changed = files.select(
             options.root,
@@ -201,7 +209,8 @@ def run(options: ValidateOptions) -> Report:
         )
         # A change to a schema, policy, data file or config can fail files the PR
         # did not touch: then every file is checked (the cache keeps that cheap).
-        if not set(changed.paths) & _verdict_inputs(spec, config):
+        touched = set(changed.paths)
+        if not touched & _verdict_inputs(spec, config):
             selection = changed
     if options.use_cache:
         cache_dir = options.root / ".cd-checks" / "cache"
@@ -219,6 +228,10 @@ def run(options: ValidateOptions) -> Report:
         every = [p for p in everything.paths if checker.kind(p) is not None]
         findings += checker.policy.check_combined(_entries(checker, every, parsed_by_path))
     findings += [_escaping_link(p) for p in selection.escaping_links]
+    reported = {f.path for f in findings if f.check == "syntax"}
+    findings += rollout.check(
+        config, spec.config_path, changed=touched, reported=reported, inventory=options.inventory
+    )
     whole_repository = not options.paths and options.changed_since is None
     findings = _apply_exceptions(findings, config, options.today, whole_repository)
     return Report.build(findings, len(candidates))
@@ -401,7 +414,8 @@ def fingerprint(spec: CheckSpec, config: Config) -> str:
     import yamllint
 
     digest = hashlib.sha256()
-    versions = [__version__, yamllint.__version__, _regorus_version()]
+    # ansible-core reads inventories: another release can change their verdict.
+    versions = [__version__, yamllint.__version__, _regorus_version(), _version_of("ansible-core")]
     digest.update(json.dumps(versions).encode())
     digest.update(json.dumps(config.raw, sort_keys=True, default=str).encode())
     # Paths are hashed relative to the repository (and to the shipped policies),
@@ -447,10 +461,14 @@ def _yamllint_files(spec: CheckSpec) -> list[Path]:
 
 
 def _regorus_version() -> str:
+    return _version_of("gordon-to-regorus")
+
+
+def _version_of(distribution: str) -> str:
     from importlib import metadata
 
     try:
-        return metadata.version("gordon-to-regorus")
+        return metadata.version(distribution)
     except metadata.PackageNotFoundError:
         return "unknown"
 

@@ -3,9 +3,11 @@
 YAML goes through yamllint (its rules and config honoured) and is then
 composed once with libyaml, keeping the node tree for locating findings.
 JSON, TOML, INI and NGINX (crossplane) parse errors become findings with
-line and column. The parsed documents are returned for the schema and
-policy checks. Bad bytes (binary, invalid UTF-8, alias bombs, deep nesting,
-files too large to lint) become findings, never exceptions.
+line and column; Ansible INI inventories are not INI, they are read the way
+Ansible reads them (`cd_checks.rollout.inventory`). The parsed documents
+are returned for the schema and policy checks. Bad bytes (binary, invalid
+UTF-8, alias bombs, deep nesting, files too large to lint) become findings,
+never exceptions.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ from __future__ import annotations
 import configparser
 import gc
 import json
+import posixpath
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +43,13 @@ EXTENSIONS = {
 # `.cfg` is INI only for these well-known names: haproxy.cfg or a Nagios
 # object file is not INI, and would fail an INI parse.
 INI_NAMES = frozenset({"ansible.cfg", "setup.cfg", "tox.cfg", "pip.cfg", "mypy.cfg"})
+# Ansible inventories by name and place, as Ansible's docs and kubespray lay them out:
+# `hosts`, `hosts.ini`, `inventory*.ini`, any `.ini` under inventory/ or inventories/.
+INVENTORY_DIRS = frozenset({"inventory", "inventories"})
+INVENTORY_NAME_PREFIXES = ("hosts", "inventory")
+# Suffixes a file named by `rollout.inventory` or ansible.cfg keeps its own kind for.
+STRUCTURED_SUFFIXES = frozenset({".yml", ".yaml", ".json", ".toml"})
+VARS_DIRS = frozenset({"group_vars", "host_vars"})
 # More expanded nodes than this in one document is treated as an alias bomb.
 MAX_EXPANDED_NODES = 2_000_000
 
@@ -87,12 +97,63 @@ def finding(
     return Finding(source.path, line, column, "syntax", rule, severity, message)
 
 
-def kind_of(path: str) -> str | None:
-    """The file kind by name (NGINX files are chosen by globs, elsewhere)."""
+def kind_of(path: str, inventories: Collection[str] = ()) -> str | None:
+    """The file kind by name (NGINX files are chosen by globs, elsewhere).
+
+    `inventories` are the repo-relative files and directories named as Ansible
+    inventories by `rollout.inventory` or an ansible.cfg (see `named_inventories`).
+    """
+    if is_inventory(path, inventories):
+        return "inventory"
     name = path.rsplit("/", 1)[-1]
     if name in INI_NAMES:
         return "ini"
     return EXTENSIONS.get(Path(name).suffix.lower())
+
+
+def is_inventory(path: str, named: Collection[str] = ()) -> bool:
+    """True for an Ansible INI inventory (YAML, JSON and TOML ones keep their own kind)."""
+    parts = path.split("/")
+    suffix = Path(parts[-1]).suffix.lower()
+    if suffix in STRUCTURED_SUFFIXES or VARS_DIRS & set(parts[:-1]):
+        return False
+    if path in named or any(path.startswith(d.rstrip("/") + "/") for d in named):
+        return True
+    by_name = parts[-1].lower().startswith(INVENTORY_NAME_PREFIXES)
+    in_inventory_dir = bool(INVENTORY_DIRS & set(parts[:-1]))
+    if suffix == ".ini":
+        return by_name or in_inventory_dir
+    # Without a suffix only where an inventory lives: a `hosts` file under a role's
+    # files/ is more likely an /etc/hosts than an inventory.
+    return suffix == "" and by_name and (len(parts) == 1 or in_inventory_dir)
+
+
+def named_inventories(root: Path, configured: str | None, paths: Iterable[str]) -> tuple[str, ...]:
+    """Inventories named by `rollout.inventory` and by `inventory =` in each ansible.cfg.
+
+    ansible.cfg paths are relative to the file's own directory and may be a
+    comma-separated list, as Ansible reads them; paths outside the repository
+    are left out.
+    """
+    named = [configured] if configured else []
+    for path in paths:
+        if path.rsplit("/", 1)[-1] == "ansible.cfg":
+            base = posixpath.dirname(path)
+            named += [posixpath.join(base, entry) for entry in _cfg_inventories(root / path)]
+    inside = (posixpath.normpath(entry) for entry in named)
+    return tuple(
+        dict.fromkeys(e for e in inside if not e.startswith(("/", "../", "~")) and e != "..")
+    )
+
+
+def _cfg_inventories(full: Path) -> list[str]:
+    parser = configparser.RawConfigParser(inline_comment_prefixes=(";", "#"), strict=False)
+    try:
+        parser.read_string(full.read_text("utf-8"))
+        value = parser.get("defaults", "inventory", fallback="")
+    except (OSError, UnicodeDecodeError, configparser.Error):
+        return []  # a broken ansible.cfg is reported by its own INI check
+    return [entry.strip() for entry in value.split(",") if entry.strip()]
 
 
 def parse(source: Source, kind: str, options: SyntaxOptions) -> tuple[Parsed | None, list[Finding]]:
@@ -257,6 +318,31 @@ def parse_ini(
     return Parsed("ini", (document,)), []
 
 
+def parse_inventory(
+    source: Source, text: str, options: SyntaxOptions
+) -> tuple[Parsed | None, list[Finding]]:
+    """An Ansible inventory, read by ansible-core's own inventory plugins.
+
+    Without ansible-core (a validate-only install, no `rollout` extra) the file
+    is read by cd-checks' reader of the same rules, so it is still checked and
+    never reported as an INI error; no finding nags about the missing extra,
+    since its verdict rarely differs (`cd_checks.rollout.inventory`).
+    """
+    from cd_checks.errors import CdChecksError
+    from cd_checks.rollout import inventory
+
+    try:
+        found = inventory.read_static(source.full)
+    except inventory.InventoryError as exc:
+        line = exc.problem.line
+        return None, [finding(source, line, 1 if line else None, "inventory", exc.problem.message)]
+    except CdChecksError as exc:
+        return None, [finding(source, None, None, "inventory", str(exc))]
+    if found is None:  # a script or plugin config: nothing to read without running it
+        return Parsed("inventory", ()), []
+    return Parsed("inventory", (to_json_compatible(inventory.to_document(found)),)), []
+
+
 # A file whose top level has none of these is a fragment included inside `http {}`
 # (a conf.d site file); it is checked in that context.
 NGINX_MAIN_CONTEXT = frozenset({"http", "events", "stream", "mail", "user", "worker_processes"})
@@ -359,5 +445,6 @@ PARSERS: dict[str, Callable[[Source, str, SyntaxOptions], tuple[Parsed | None, l
     "json": parse_json,
     "toml": parse_toml,
     "ini": parse_ini,
+    "inventory": parse_inventory,
     "nginx": parse_nginx,
 }

@@ -313,7 +313,9 @@ def _preflight(
     from cd_checks.report import FORMATS
     from cd_checks.rollout import preflight
 
-    report = preflight.validate_revision(context.workspace, revision, config_path=config_path)
+    report = preflight.validate_revision(
+        context.workspace, revision, config_path=config_path, inventory=context.inventory_path
+    )
     if not report.failed("error"):
         return emergency, False
     click.echo(FORMATS["text"](report, color=False), nl=False)

@@ -86,7 +86,7 @@ def load(
     return Context(
         root=root,
         spec=spec,
-        inventory=inventory.load(path),
+        inventory=inventory.load(path, env=context_env, cwd=root),
         inventory_path=path,
         workspace=GitWorkspace(root, context_env),
         state=StateDir(root / spec.state_dir, now),

@@ -18,12 +18,20 @@ from cd_checks.rollout.workspace import Workspace
 SHOWN_FINDINGS = 20
 
 
-def validate_revision(workspace: Workspace, revision: str, *, config_path: Path | None) -> Report:
-    """`cd-checks validate` on a worktree of `revision` (no cache: it is thrown away)."""
+def validate_revision(
+    workspace: Workspace, revision: str, *, config_path: Path | None, inventory: Path | None = None
+) -> Report:
+    """`cd-checks validate` on a worktree of `revision` (no cache: it is thrown away).
+
+    `inventory` is the one the rollout uses; its stages' groups are checked against it.
+    """
     from cd_checks.validate import ValidateOptions, run
 
     with workspace.checkout(revision) as tree:
-        return run(ValidateOptions(root=tree, config_path=config_path, use_cache=False))
+        options = ValidateOptions(
+            root=tree, config_path=config_path, use_cache=False, inventory=inventory
+        )
+        return run(options)
 
 
 def summary(report: Report, revision: str) -> dict[str, Json]:
