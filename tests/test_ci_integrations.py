@@ -1,10 +1,9 @@
-"""The GitHub Action, the GitLab template and the pre-commit hooks, checked as CI would read them.
+"""The GitHub Action and the pre-commit hooks, checked as CI would read them.
 
 The composite action cannot run outside GitHub's runner, so its validate step's
 script is run with bash exactly as written, with the inputs in its environment.
-The GitLab job's script lines run the same way, after GitLab's input
-interpolation; both are also validated against the CI systems' schemas
-(offline, via check-jsonschema's vendored copies).
+It is also validated against GitHub's schemas (offline, via check-jsonschema's
+vendored copies). The GitLab components are tested in tests/ci/.
 """
 
 from __future__ import annotations
@@ -15,9 +14,7 @@ import re
 import shutil
 import subprocess
 import sys
-import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
@@ -25,7 +22,6 @@ import yaml
 from tests.conftest import EXAMPLES, REPO
 
 ACTION = REPO / "github-action" / "action.yml"
-TEMPLATE = REPO / "gitlab-template" / "cd-checks.yml"
 BIN = str(Path(sys.executable).parent)
 
 
@@ -96,36 +92,6 @@ def test_action_validate_step(tmp_path: Path, bad: bool) -> None:
         assert "NGINX-003" in done.stdout
 
 
-def gitlab_job(inputs: dict[str, str]) -> dict[str, object]:
-    spec_text, job_text = TEMPLATE.read_text().split("\n---\n", 1)
-    spec = yaml.safe_load(spec_text)["spec"]["inputs"]
-    values = {name: inputs.get(name, field.get("default", "")) for name, field in spec.items()}
-    interpolated = re.sub(r"\$\[\[ inputs\.([\w-]+) \]\]", lambda m: values[m[1]], job_text)
-    job: dict[str, object] = yaml.safe_load(interpolated)["cd-checks-validate"]
-    return job
-
-
-def test_gitlab_template_is_valid_gitlab_ci(tmp_path: Path) -> None:
-    jobs = tmp_path / "jobs.json"
-    jobs.write_text(json.dumps({"cd-checks-validate": gitlab_job({})}))
-    check_jsonschema("vendor.gitlab-ci", jobs)
-
-
-def test_gitlab_job_script_publishes_reports(tmp_path: Path) -> None:
-    root = example_copy(tmp_path, bad=True)
-    job = gitlab_job({"builtin": "nginx"})
-    variables = {k: str(v) for k, v in dict(job["variables"]).items()}  # type: ignore[call-overload]
-    # The image's set-up lines (git, pip install) are the runner's business here.
-    lines = [line for line in job["script"] if "pip install" not in line and "apt-get" not in line]  # type: ignore[attr-defined]
-    done = bash("\n".join(lines), root, variables)
-    assert done.returncode == 1, done.stdout + done.stderr
-    quality = json.loads((root / "gl-code-quality.json").read_text())
-    assert {"NGINX-003", "NGINX-002"} <= {issue["check_name"].split("/")[-1] for issue in quality}
-    suites = ET.parse(root / "cd-checks-junit.xml").getroot()
-    assert int(suites.get("failures", "0")) > 0
-    assert set(dict(job["artifacts"])["reports"]) == {"junit", "codequality"}  # type: ignore[call-overload]
-
-
 def test_pre_commit_hooks_name_real_commands() -> None:
     hooks = yaml.safe_load((REPO / ".pre-commit-hooks.yaml").read_text())
     assert {h["id"] for h in hooks} == {"cd-checks-validate", "cd-checks-policy-test"}
@@ -137,10 +103,9 @@ def test_pre_commit_hooks_name_real_commands() -> None:
         assert done.returncode == 0, done.stderr
 
 
-# --- the deploy pipeline: rollout action, GitLab deploy template, example CI files -------
+# --- the deploy pipeline: rollout action, example workflows ---------------------------
 
 ROLLOUT_ACTION = REPO / "github-action" / "rollout" / "action.yml"
-DEPLOY_TEMPLATE = REPO / "gitlab-template" / "cd-checks-deploy.yml"
 GITHUB_EXAMPLES = REPO / "examples" / "ci" / "github"
 WORKFLOWS = [GITHUB_EXAMPLES / "deploy.yml", GITHUB_EXAMPLES / "pr.yml"]
 ACTIONS = [ACTION, ROLLOUT_ACTION]
@@ -356,61 +321,3 @@ def test_rollout_step_skips_environments_whose_record_is_closed(tmp_path: Path) 
     )
     done, calls = run_rollout_step(tmp_path, COMMAND="rollback")
     assert calls == [["rollback", "--environment", "staging"]]
-
-
-def gitlab_jobs(template: Path, inputs: dict[str, str]) -> dict[str, Any]:
-    spec_text, jobs_text = template.read_text().split("\n---\n", 1)
-    spec = yaml.safe_load(spec_text)["spec"]["inputs"]
-    values = {name: inputs.get(name, field.get("default", "")) for name, field in spec.items()}
-    interpolated = re.sub(r"\$\[\[ inputs\.([\w-]+) \]\]", lambda m: values[m[1]], jobs_text)
-    jobs: dict[str, Any] = yaml.safe_load(interpolated)
-    return jobs
-
-
-def test_gitlab_deploy_template_is_valid_gitlab_ci(tmp_path: Path) -> None:
-    jobs = gitlab_jobs(DEPLOY_TEMPLATE, {})
-    target = tmp_path / "jobs.json"
-    target.write_text(json.dumps(jobs))
-    check_jsonschema("vendor.gitlab-ci", target)
-    assert jobs["cd-checks-staging"]["variables"]["CD_CHECKS_STAGE"] == "staging"
-    # An empty input stays a string once interpolated.
-    assert jobs[".cd-checks-deploy"]["variables"]["CD_CHECKS_INVENTORY"] == ""
-    assert jobs["cd-checks-production"]["rules"][0]["when"] == "manual"
-    on_success = gitlab_jobs(DEPLOY_TEMPLATE, {"production-when": "on_success"})
-    assert on_success["cd-checks-production"]["rules"][0]["when"] == "on_success"
-
-
-def test_example_gitlab_ci_includes_both_templates() -> None:
-    pipeline = yaml.safe_load((REPO / "examples/ci/gitlab/.gitlab-ci.yml").read_text())
-    assert [i["local"] for i in pipeline["include"]] == [
-        "gitlab-template/cd-checks.yml",
-        "gitlab-template/cd-checks-deploy.yml",
-    ]
-    for include in pipeline["include"]:
-        spec_text = (REPO / include["local"]).read_text().split("\n---\n", 1)[0]
-        assert set(include["inputs"]) <= set(yaml.safe_load(spec_text)["spec"]["inputs"])
-
-
-def test_gitlab_rollback_job_skips_environments_whose_record_is_closed(tmp_path: Path) -> None:
-    fake = tmp_path / "bin" / "cd-checks"
-    fake.parent.mkdir()
-    fake.write_text(FAKE_CD_CHECKS)
-    fake.chmod(0o755)
-    calls = tmp_path / "calls.jsonl"
-    script = "\n".join(gitlab_jobs(DEPLOY_TEMPLATE, {})["cd-checks-rollback"]["script"])
-    for environment, status in (("production", "rolled_back"), ("staging", "open")):
-        record = tmp_path / ".cd-checks" / "rollout" / environment / "rollout.json"
-        record.parent.mkdir(parents=True)
-        record.write_text(json.dumps({"environment": environment, "status": status}, indent=2))
-    env = {**os.environ, "CALLS": str(calls), "PATH": f"{fake.parent}:{os.environ['PATH']}"}
-    done = subprocess.run(
-        ["bash", "-e", "-c", "set --\n" + script],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    argv = [json.loads(line) for line in calls.read_text().splitlines()]
-    assert argv == [["rollback", "--environment", "staging"]]

@@ -1,28 +1,48 @@
-"""The GitLab templates, really run by gitlab-ci-local on this machine.
+"""The GitLab components, adopted as the README says and really run by gitlab-ci-local.
 
-gitlab-ci-local reads the pipeline as GitLab would (`include: local:` with
-`inputs:`, `spec:`, `needs`, `rules`, `resource_group`, artifacts between
-jobs) and runs each job's script in a shell (`--force-shell-executor`: the
-jobs name an image; `--shell-isolation`: each job gets its own copy of the
-repository under `.gitlab-ci-local/builds/<job>/`). The jobs install
-cd-checks the way a user's do, with pip, from a wheel of this checkout
-(`pip-args: --no-deps --no-index`, so nothing is fetched) into a throwaway
-virtualenv that sees the machine's packages.
+Each scratch repository gets the README's GitLab snippet as its
+`.gitlab-ci.yml`, unchanged but for inputs that make cd-checks install offline
+(`install`: a wheel of this checkout, `pip-args: --no-deps --no-index`), and
+gitlab-ci-local (4.73.0) reads the pipeline as GitLab would: it resolves
+`include: component:` (`$CI_SERVER_FQDN/cd-checks/cd-checks/validate@0.2.0`),
+`include: project:` (`ref: v0.2.0`) and `include: local:`, checks the inputs
+against each `spec:`, interpolates them, and runs `needs`, `rules`,
+`resource_group`, artifacts and the cache between jobs, each job's script in a
+shell (`--force-shell-executor`: the jobs name an image; `--shell-isolation`:
+each job in its own copy of the repository under `.gitlab-ci-local/builds/`).
 
-- validate: the example repository's good change passes; the bad change
-  fails the job, and its JUnit and Code Quality files say which file:line
-  broke which rule.
-- deploy: a real staging -> canary -> production pipeline against a lab
-  fleet (real ansible-playbook, testinfra over ssh, nginx), the audit trail
-  on a git branch pushed to a bare "origin" so known-good survives from one
-  pipeline to the next; a change that breaks production's /healthz fails the
-  canary job, which rolls its host back; the rollback job's script puts an
-  unfinished environment back on known-good.
+What is not GitLab's own: gitlab-ci-local would fetch a component or project
+include from the server of the repository's remote (here `gitlab.com`, the
+`gcl-origin` remote) with a sparse `git clone` of the ref. Offline, the tests
+put this checkout's `templates/` where that clone lands, its include cache
+`.gitlab-ci-local/includes/gitlab.com/cd-checks/cd-checks/<ref>/templates/`,
+so the include lines run as written but the fetch itself does not. The
+component form is also checked against GitLab's schema in
+test_gitlab_template.py. gitlab-ci-local shows no `artifacts:reports`: the tests
+read the report files in the job's build directory.
 
-gitlab-ci-local (4.73.0) never starts a `when: on_failure` job after a job
-was skipped for a failed need (GitLab does: a skipped job is finished there),
-so the rollback job's script is run as gitlab-ci-local resolved it
-(`--preview`), in the failed pipeline's build directory.
+Jobs run in a throwaway virtualenv of their own that sees a second one holding
+cd-checks' dependencies (its `rollout` extra, installed from the declared
+ranges) but never cd-checks itself: what a job runs is what its own
+`pip install` put there.
+
+- validate: each of the README's three include forms passes the example
+  repository's good change; the bad change fails the job, its JUnit and Code
+  Quality files say which file:line broke which rule, and the content cache is
+  saved although the job failed; a config error fails it with cd-checks' one
+  error line; by default the job installs cd-checks from the component's own
+  project (`$CI_SERVER_URL/cd-checks/cd-checks.git`) at the release's tag.
+- deploy: the README's whole pipeline (validate, then staging -> canary ->
+  production) against a lab fleet (real ansible-playbook, testinfra over ssh,
+  nginx), the audit trail on a git branch pushed to a bare "origin" so
+  known-good survives from one pipeline to the next; a change that breaks
+  production's /healthz fails the canary job, which rolls its host back; the
+  rollback job's script puts an unfinished environment back on known-good.
+
+gitlab-ci-local never starts a `when: on_failure` job after a job was skipped
+for a failed need (GitLab does: a skipped job is finished there), so the
+rollback job's script is run as gitlab-ci-local resolved it (`--preview`), in
+the failed pipeline's build directory.
 
 The GitHub rollout action cannot run outside GitHub's runner; its rollout
 step's script is run with bash as written, inputs in the environment, on the
@@ -50,13 +70,24 @@ from typing import Any
 import pytest
 import yaml
 
+from cd_checks import __version__
 from cd_checks.lab import Lab
+from tests.ci.gitlab_components import (
+    COMPONENT,
+    TEMPLATES,
+    component_of,
+    include_ref,
+    readme_snippets,
+)
 from tests.conftest import EXAMPLES, REPO, git
 from tests.lab_fixture import lab_fleet
 from tests.rollout.repo_files import YAMLLINT
 
 GITLAB_CI_LOCAL = shutil.which("gitlab-ci-local")
 INSTALL_HINT = "npm install -g gitlab-ci-local@4.73.0 (4.73.0 is the last release for Node 20)"
+# The scratch repositories' GitLab: $CI_SERVER_FQDN and $CI_SERVER_URL come from it.
+GITLAB = "gitlab.com"
+REMOTE = f"https://{GITLAB}/acme/ops.git"
 
 pytestmark = pytest.mark.xdist_group("gitlab-ci-local")
 needs_gitlab_ci_local = pytest.mark.skipif(
@@ -81,46 +112,68 @@ class Pipeline:
 
 @dataclass(frozen=True)
 class Installer:
-    """A virtualenv whose `python -m pip install` of `wheel` works offline."""
+    """A wheel of this checkout, and cd-checks' dependencies for the jobs' virtualenvs."""
 
-    venv: Path
     wheel: Path
+    dependencies: Path  # a virtualenv with the rollout extra's packages, without cd-checks
 
     def inputs(self) -> dict[str, str]:
-        return {"requirement": str(self.wheel), "pip-args": "--no-deps --no-index"}
+        return {"install": str(self.wheel), "pip-args": "--no-deps --no-index"}
 
-    def env(self) -> dict[str, str]:
-        path = os.pathsep.join([str(self.venv / "bin"), str(Path(sys.executable).parent)])
-        return {**os.environ, "PATH": f"{path}{os.pathsep}{os.environ['PATH']}"}
+    def job_venv(self, directory: Path) -> Path:
+        """A virtualenv without cd-checks that sees the dependencies (and their pip)."""
+        venv.create(directory, with_pip=False)
+        (site,) = directory.glob("lib/python*/site-packages")
+        (deps,) = self.dependencies.glob("lib/python*/site-packages")
+        (site / "cd-checks-dependencies.pth").write_text(f"{deps}\n")
+        return directory
+
+    def env(self, job_venv: Path) -> dict[str, str]:
+        """The jobs' environment: their python first, then the dependencies' programs."""
+        ours = str(Path(sys.executable).parent)  # the test run's own venv stays out
+        rest = [p for p in os.environ["PATH"].split(os.pathsep) if p and p != ours]
+        path = [str(job_venv / "bin"), str(self.dependencies / "bin"), *rest]
+        return {**os.environ, "PATH": os.pathsep.join(path)}
+
+
+def source_copy(target: Path) -> Path:
+    """What a build of cd-checks needs from this checkout (as the working tree has it)."""
+    target.mkdir(parents=True)
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(REPO / name, target / name)
+    for name in ("cd_checks", "policies", "templates"):
+        shutil.copytree(REPO / name, target / name, ignore=shutil.ignore_patterns("__pycache__"))
+    return target
 
 
 @pytest.fixture(scope="module")
 def installer(tmp_path_factory: pytest.TempPathFactory) -> Installer:
     base = tmp_path_factory.mktemp("cd-checks-install")
-    source = base / "src"
-    source.mkdir()
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy2(REPO / name, source / name)
-    for name in ("cd_checks", "policies"):
-        shutil.copytree(REPO / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+    source = source_copy(base / "src")
+    pip = [sys.executable, "-m", "pip"]
     subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--quiet",
-            "--no-deps",
-            "-w",
-            str(base),
-            str(source),
-        ],
+        [*pip, "wheel", "--quiet", "--no-deps", "-w", str(base), str(source)],
         check=True,
         capture_output=True,
     )
     (wheel,) = base.glob("cd_checks-*.whl")
-    venv.create(base / "venv", system_site_packages=True, with_pip=False)
-    return Installer(base / "venv", wheel)
+    python = getattr(sys, "_base_executable", sys.executable)
+    dependencies = base / "dependencies"
+    subprocess.run([python, "-m", "venv", str(dependencies)], check=True, capture_output=True)
+    install = [str(dependencies / "bin/python"), "-m", "pip", "install", "--quiet"]
+    # Today's pip, as a python image has it (ensurepip's may be too old for `git+file:`).
+    subprocess.run([*install, "--upgrade", "pip"], check=True, capture_output=True)
+    if os.environ.get("CD_CHECKS_CONSTRAINTS"):
+        install += ["--constraint", os.environ["CD_CHECKS_CONSTRAINTS"]]
+    subprocess.run([*install, f"{wheel}[rollout]"], check=True, capture_output=True)
+    uninstall = [str(dependencies / "bin/python"), "-m", "pip", "uninstall", "--quiet", "-y"]
+    subprocess.run([*uninstall, "cd-checks"], check=True, capture_output=True)
+    return Installer(wheel, dependencies)
+
+
+@pytest.fixture(scope="module")
+def job_venv(installer: Installer, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return installer.job_venv(tmp_path_factory.mktemp("jobs") / "venv")
 
 
 def commit_all(root: Path, message: str) -> str:
@@ -129,19 +182,54 @@ def commit_all(root: Path, message: str) -> str:
     return git(root, "rev-parse", "HEAD").strip()
 
 
-def write_pipeline(root: Path, includes: list[tuple[str, dict[str, str]]]) -> None:
-    """`.gitlab-ci.yml` including the given templates (copied into the repository)."""
-    (root / "gitlab-template").mkdir(exist_ok=True)
-    lines = ["include:"]
-    for template, inputs in includes:
-        shutil.copy2(REPO / "gitlab-template" / template, root / "gitlab-template" / template)
-        lines += [f"  - local: gitlab-template/{template}", "    inputs:"]
-        lines += [f"      {name}: {json.dumps(value)}" for name, value in inputs.items()]
-    (root / ".gitlab-ci.yml").write_text("\n".join(lines) + "\n")
+def new_repository(root: Path) -> None:
+    (root / ".gitignore").write_text(".gitlab-ci-local/\n")
+    git(root, "init", "-q", "-b", "main")
+    # gitlab-ci-local takes the GitLab server from `gcl-origin` before `origin`.
+    git(root, "remote", "add", "gcl-origin", REMOTE)
 
 
-def gitlab_ci_local(root: Path, installer: Installer, *args: str) -> Pipeline:
+def adopt(root: Path, snippet: str, inputs: dict[str, dict[str, str]]) -> dict[str, Any]:
+    """The README's snippet as `.gitlab-ci.yml`, `inputs[component]` added to its includes.
+
+    A `local:` include gets its copy of the component, as the README says.
+    """
+    pipeline: dict[str, Any] = yaml.safe_load(snippet)
+    for include in pipeline["include"]:
+        name = component_of(include)
+        include["inputs"] = {**include.get("inputs", {}), **inputs.get(name, {})}
+        if "local" in include:
+            copy = root / include["local"]
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(TEMPLATES[name], copy)
+    text = yaml.dump(pipeline, Dumper=IndentedDumper, sort_keys=False)
+    (root / ".gitlab-ci.yml").write_text(text)
+    return pipeline
+
+
+class IndentedDumper(yaml.SafeDumper):
+    """Block sequences indented under their key, as the README writes `include:`."""
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        super().increase_indent(flow, False)
+
+
+def seed_includes(root: Path) -> None:
+    """This checkout's templates/ where gitlab-ci-local's fetch of a remote include lands."""
+    pipeline = yaml.safe_load((root / ".gitlab-ci.yml").read_text())
+    for include in pipeline["include"]:
+        ref = include_ref(include)
+        if ref is None:
+            continue
+        match = COMPONENT.fullmatch(include.get("component", ""))
+        project = match["project"] if match else include["project"]
+        fetched = root / ".gitlab-ci-local/includes" / GITLAB / project / ref / "templates"
+        shutil.copytree(REPO / "templates", fetched, dirs_exist_ok=True)
+
+
+def gitlab_ci_local(root: Path, env: dict[str, str], *args: str) -> Pipeline:
     shutil.rmtree(root / ".gitlab-ci-local", ignore_errors=True)
+    seed_includes(root)
     done = subprocess.run(
         [
             str(GITLAB_CI_LOCAL),
@@ -153,7 +241,7 @@ def gitlab_ci_local(root: Path, installer: Installer, *args: str) -> Pipeline:
             *args,
         ],
         cwd=root,
-        env=installer.env(),
+        env=env,
         capture_output=True,
         text=True,
         timeout=600,
@@ -164,6 +252,7 @@ def gitlab_ci_local(root: Path, installer: Installer, *args: str) -> Pipeline:
 
 def preview(root: Path) -> dict[str, Any]:
     """The pipeline as gitlab-ci-local resolved it: includes merged, inputs interpolated."""
+    seed_includes(root)
     done = subprocess.run(
         [str(GITLAB_CI_LOCAL), "--preview"], cwd=root, capture_output=True, text=True, check=True
     )
@@ -173,37 +262,54 @@ def preview(root: Path) -> dict[str, Any]:
 
 # --- validate ----------------------------------------------------------------------------
 
+FORMS = {"component": 0, "project": 1, "local": 2}  # the README's snippets, in order
 
-@pytest.fixture
-def ops_repo(tmp_path: Path, installer: Installer) -> Path:
-    root = tmp_path / "ops"
+
+def ops_repo(root: Path, form: str, inputs: dict[str, str], *, bad: bool = False) -> Path:
+    """The example repository, adopting the validate component in the README's `form`."""
     shutil.copytree(EXAMPLES, root, ignore=shutil.ignore_patterns(".cd-checks", "ci"))
-    write_pipeline(root, [("cd-checks.yml", {**installer.inputs(), "builtin": "nginx monitoring"})])
-    (root / ".gitignore").write_text(".cd-checks/\n.gitlab-ci-local/\n")
-    git(root, "init", "-q", "-b", "main")
+    if bad:
+        shutil.copytree(root / "bad-change", root, dirs_exist_ok=True)
+    snippet = readme_snippets()[FORMS[form]]
+    assert component_of(yaml.safe_load(snippet)["include"][0]) == "validate"
+    adopt(root, snippet, {"validate": inputs})
+    new_repository(root)
     commit_all(root, "ops repository")
     return root
 
 
 @needs_gitlab_ci_local
-def test_validate_job_passes_the_good_change(ops_repo: Path, installer: Installer) -> None:
-    pipeline = gitlab_ci_local(ops_repo, installer)
+@pytest.mark.parametrize("form", FORMS)
+def test_validate_component_passes_the_good_change(
+    form: str, tmp_path: Path, installer: Installer, job_venv: Path
+) -> None:
+    root = ops_repo(tmp_path / "ops", form, {**installer.inputs(), "builtin": "nginx monitoring"})
+    pipeline = gitlab_ci_local(root, installer.env(job_venv))
     assert pipeline.code == 0, pipeline.log
     assert "PASS  cd-checks-validate" in pipeline.log
     build = pipeline.build("cd-checks-validate")
     assert json.loads((build / "gl-code-quality.json").read_text()) == []
     suites = ET.parse(build / "cd-checks-junit.xml").getroot()
     assert suites.get("failures") == "0"
-    assert git(ops_repo, "status", "--porcelain") == ""  # the work tree stays clean
+    assert git(root, "status", "--porcelain") == ""  # the work tree stays clean
+
+
+@pytest.fixture(scope="module")
+def failed_validate(
+    tmp_path_factory: pytest.TempPathFactory, installer: Installer, job_venv: Path
+) -> tuple[Path, Pipeline]:
+    """The bad change, validated by the component as the README includes it."""
+    root = tmp_path_factory.mktemp("bad") / "ops"
+    inputs = {**installer.inputs(), "builtin": "nginx monitoring"}
+    ops_repo(root, "component", inputs, bad=True)
+    return root, gitlab_ci_local(root, installer.env(job_venv))
 
 
 @needs_gitlab_ci_local
-def test_validate_job_fails_the_bad_change_and_its_reports_say_where(
-    ops_repo: Path, installer: Installer
+def test_validate_component_fails_the_bad_change_and_its_reports_say_where(
+    failed_validate: tuple[Path, Pipeline],
 ) -> None:
-    shutil.copytree(ops_repo / "bad-change", ops_repo, dirs_exist_ok=True)
-    commit_all(ops_repo, "the bad change")
-    pipeline = gitlab_ci_local(ops_repo, installer)
+    _, pipeline = failed_validate
     assert pipeline.code != 0
     assert "FAIL  cd-checks-validate" in pipeline.log
     build = pipeline.build("cd-checks-validate")
@@ -217,6 +323,64 @@ def test_validate_job_fails_the_bad_change_and_its_reports_say_where(
     assert any(
         "nginx/sites/files.conf" in (c.get("name", "") + c.get("classname", "")) for c in failed
     )
+    assert re.search(r"cd-checks-validate\s+> nginx/sites/files\.conf:\d+", pipeline.log)
+
+
+@needs_gitlab_ci_local
+def test_validate_cache_is_saved_although_the_job_failed(
+    failed_validate: tuple[Path, Pipeline],
+) -> None:
+    root, pipeline = failed_validate
+    assert "FAIL  cd-checks-validate" in pipeline.log
+    saved = [p for p in (root / ".gitlab-ci-local/cache").glob("*/.cd-checks/cache/**/*")]
+    assert any(p.is_file() for p in saved), pipeline.log
+
+
+@needs_gitlab_ci_local
+def test_a_config_error_fails_the_validate_job_with_one_readable_line(
+    tmp_path: Path, installer: Installer, job_venv: Path
+) -> None:
+    root = ops_repo(tmp_path / "ops", "component", installer.inputs())
+    (root / "cd-checks.yml").write_text("fles:\n  exclude: []\n")
+    commit_all(root, "a typo in the config")
+    pipeline = gitlab_ci_local(root, installer.env(job_venv))
+    assert "FAIL  cd-checks-validate" in pipeline.log
+    # gitlab-ci-local shows a failed job's output twice: as it runs, then in its summary.
+    errors = set(re.findall(r"cd-checks-validate\s+> (cd-checks: error: .*)", pipeline.log))
+    assert len(errors) == 1 and "unknown key 'fles'" in errors.pop(), pipeline.log
+    assert "cd-checks stopped with exit 2" in pipeline.log
+    assert "Traceback" not in pipeline.log
+
+
+@needs_gitlab_ci_local
+def test_by_default_the_job_installs_cd_checks_from_the_components_project_at_its_tag(
+    tmp_path: Path, installer: Installer
+) -> None:
+    """The `install` default, as GitLab expands it: `$CI_SERVER_URL/cd-checks/cd-checks.git`.
+
+    The "server" is a directory: its cd-checks/cd-checks.git holds this checkout,
+    tagged as the release, and a later commit that must not be what gets installed.
+    """
+    source = source_copy(tmp_path / "cd-checks")
+    new_repository(source)
+    release = commit_all(source, "cd-checks release")
+    git(source, "tag", f"v{__version__}")
+    (source / "CHANGELOG.md").write_text("unreleased\n")
+    commit_all(source, "after the release")
+    server = tmp_path / "server"
+    git(tmp_path, "clone", "-q", "--bare", str(source), str(server / "cd-checks/cd-checks.git"))
+
+    root = ops_repo(tmp_path / "ops", "component", {"pip-args": "--no-deps"})
+    jobs = installer.job_venv(tmp_path / "venv")
+    pipeline = gitlab_ci_local(
+        root, installer.env(jobs), "--variable", f"CI_SERVER_URL=file://{server}"
+    )
+    assert pipeline.code == 0, pipeline.log
+    (record,) = jobs.glob("lib/python*/site-packages/cd_checks-*.dist-info/direct_url.json")
+    installed = json.loads(record.read_text())
+    assert installed["url"] == f"file://{server}/cd-checks/cd-checks.git"
+    assert installed["vcs_info"]["requested_revision"] == f"v{__version__}"
+    assert installed["vcs_info"]["commit_id"] == release
 
 
 # --- deploy ------------------------------------------------------------------------------
@@ -232,10 +396,10 @@ class DeployRepo:
     root: Path
     origin: Path
     lab: Lab
-    installer: Installer
+    env: dict[str, str]
 
     def run(self, *args: str) -> Pipeline:
-        return gitlab_ci_local(self.root, self.installer, *args)
+        return gitlab_ci_local(self.root, self.env, *args)
 
     def served(self, host: str, path: str = "/") -> tuple[int, str]:
         url = f"http://{self.lab.host(host).address}{path}"
@@ -279,7 +443,6 @@ def deploy_config() -> str:
         "rollback": {"automatic": True},
     }
     config = {
-        "files": {"exclude": [".gitlab-ci.yml", "gitlab-template/**"]},
         "rollout": rollout,
         # Known-good must outlive the pipeline: the audit branch is pushed to origin.
         "audit": {"store": "git", "remote": "origin"},
@@ -289,23 +452,31 @@ def deploy_config() -> str:
 
 @pytest.fixture(scope="module")
 def deploy_repo(
-    lab: Lab, installer: Installer, tmp_path_factory: pytest.TempPathFactory
+    lab: Lab, installer: Installer, job_venv: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> DeployRepo:
+    """The README's whole GitLab pipeline (validate, then the deploy component)."""
     base = tmp_path_factory.mktemp("deploy")
     root, origin = base / "ops", base / "origin.git"
     shutil.copytree(EXAMPLES / "deploy", root / "deploy")
     shutil.copytree(EXAMPLES / "tests/health", root / "tests/health")
+    # The repository's own inventory, as validate checks it; the jobs are handed the
+    # lab's (its ssh_config lies beside it) through the `inventory` input.
+    (root / "inventory").mkdir()
+    shutil.copy2(lab.inventory, root / "inventory/hosts.yml")
     (root / "cd-checks.yml").write_text(deploy_config())
     (root / ".yamllint").write_text(YAMLLINT)
-    (root / ".gitignore").write_text(".cd-checks/\n.gitlab-ci-local/\n")
-    inputs = {**installer.inputs(), "inventory": str(lab.inventory)}
-    write_pipeline(root, [("cd-checks-deploy.yml", inputs)])
-    git(root, "init", "-q", "-b", "main")
+    inputs = {
+        "validate": installer.inputs(),
+        "deploy": {**installer.inputs(), "inventory": str(lab.inventory)},
+    }
+    pipeline = adopt(root, readme_snippets()[-1], inputs)
+    assert [component_of(include) for include in pipeline["include"]] == ["validate", "deploy"]
+    new_repository(root)
     commit_all(root, "ops repository")
     git(base, "init", "-q", "--bare", str(origin))
     git(root, "remote", "add", "origin", str(origin))
     git(root, "push", "-q", "origin", "main")
-    return DeployRepo(root, origin, lab, installer)
+    return DeployRepo(root, origin, lab, installer.env(job_venv))
 
 
 @pytest.fixture(scope="module")
@@ -317,8 +488,9 @@ def first_deploy(deploy_repo: DeployRepo) -> tuple[str, Pipeline]:
 
 @needs_gitlab_ci_local
 @pytest.mark.lab
-def test_deploy_template_resolves_to_the_guarded_pipeline(deploy_repo: DeployRepo) -> None:
+def test_deploy_component_resolves_to_the_guarded_pipeline(deploy_repo: DeployRepo) -> None:
     jobs = preview(deploy_repo.root)
+    assert jobs["cd-checks-validate"]["stage"] == "test"
     assert jobs["cd-checks-canary"]["needs"][0]["job"] == "cd-checks-staging"
     assert jobs["cd-checks-production"]["needs"][0]["job"] == "cd-checks-canary"
     assert jobs["cd-checks-production"]["rules"][0]["when"] == "manual"
@@ -346,8 +518,8 @@ def test_a_good_change_goes_staging_canary_production(
 ) -> None:
     revision, pipeline = first_deploy
     assert pipeline.code == 0, pipeline.log
-    for job in ("cd-checks-staging", "cd-checks-canary", "cd-checks-production"):
-        assert f"PASS  {job}" in pipeline.log
+    for job in ("validate", "staging", "canary", "production"):
+        assert f"PASS  cd-checks-{job}" in pipeline.log
     jobs = ("staging", "canary", "production")
     succeeded = [re.search(rf"cd-checks-{job}\s+> rollout succeeded", pipeline.log) for job in jobs]
     assert all(succeeded), pipeline.log
@@ -417,7 +589,7 @@ def run_rollback_job(repo: DeployRepo, build: Path) -> subprocess.CompletedProce
     return subprocess.run(
         ["sh", "-e", "-c", script],
         cwd=build,
-        env={**repo.installer.env(), **variables},
+        env={**repo.env, **variables},
         capture_output=True,
         text=True,
         timeout=300,
@@ -432,7 +604,7 @@ def github_rollout_step(
     repo: DeployRepo, checkout: Path, **inputs: str
 ) -> subprocess.CompletedProcess[str]:
     """The rollout action's `cd-checks rollout` step as written, its inputs in the environment."""
-    steps = yaml.safe_load((REPO / "github-action/rollout/action.yml").read_text())["runs"]["steps"]
+    steps = yaml.safe_load((REPO / "rollout/action.yml").read_text())["runs"]["steps"]
     (step,) = [s for s in steps if s.get("name") == "cd-checks rollout"]
     env = {"COMMAND": "run", "STAGE": "", "ALL": "false", "ROLLBACK_TO": "", "CONFIG": ""}
     env |= {"BREAK_GLASS": "false", "REASON": "", "TICKET": "", "GITHUB_TOKEN": ""}
@@ -440,7 +612,7 @@ def github_rollout_step(
     return subprocess.run(
         ["bash", "-e", "-c", step["run"]],
         cwd=checkout,
-        env={**repo.installer.env(), **env},
+        env={**repo.env, **env},
         capture_output=True,
         text=True,
         timeout=300,

@@ -1,0 +1,343 @@
+"""The GitLab CI/CD components and the README's GitLab snippets, checked as GitLab reads them.
+
+GitLab looks for a component `NAME` of a project in `templates/NAME.yml` or
+`templates/NAME/template.yml`; both components live there, a `spec:` header
+then the jobs. The jobs are validated against GitLab's CI schema (offline,
+check-jsonschema's vendored copy) once interpolated as GitLab does it, the
+header as it is; the README's snippets likewise. A scratch repository holding
+the components and the README's snippets passes cd-checks' own default checks,
+so a team that follows the README keeps its pipeline green.
+
+The validate job's script runs with bash as written, after interpolation, on
+the example repository (the install lines aside: cd-checks is already on PATH);
+gitlab-ci-local runs the whole pipelines in test_gitlab_ci_local.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from packaging.requirements import Requirement
+
+from cd_checks import __version__
+from tests.ci.gitlab_components import (
+    PROJECT,
+    TEMPLATES,
+    component_of,
+    documents,
+    include_ref,
+    interpolate,
+    readme_snippets,
+    spec_inputs,
+)
+from tests.conftest import EXAMPLES, REPO, git
+
+BIN = str(Path(sys.executable).parent)
+# argv of each call, one JSON list a line: stands in for cd-checks where only the
+# arguments a job builds are under test.
+FAKE_CD_CHECKS = f"""#!{sys.executable}
+import json, os, sys
+with open(os.environ["CALLS"], "a") as calls:
+    calls.write(json.dumps(sys.argv[1:]) + "\\n")
+"""
+
+
+def check_jsonschema(target: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.gitlab-ci"]
+        + ["--data-transform", "gitlab-ci", str(target)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def assert_valid_gitlab_ci(tmp_path: Path, data: dict[str, Any], name: str) -> None:
+    target = tmp_path / f"{name}.json"
+    target.write_text(json.dumps(data))
+    done = check_jsonschema(target)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def bash(script: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", **env}
+    return subprocess.run(
+        ["bash", "-e", "-c", script], cwd=cwd, env=full_env, capture_output=True, text=True
+    )
+
+
+# --- where GitLab finds them, what they are --------------------------------------------
+
+
+def test_components_live_where_gitlab_looks_for_them() -> None:
+    assert sorted(p.relative_to(REPO).as_posix() for p in (REPO / "templates").rglob("*.yml")) == [
+        "templates/deploy/template.yml",
+        "templates/validate/template.yml",
+    ]
+    assert not (REPO / "gitlab-template").exists()
+    for template in TEMPLATES.values():
+        header, jobs = documents(template)
+        assert list(header) == ["spec"]  # the header holds nothing else
+        assert template.read_text().startswith("---\n")
+        assert {"cd-checks-validate"} <= set(jobs) or {"cd-checks-staging"} <= set(jobs)
+    assert set(documents(TEMPLATES["validate"])[1]) == {"cd-checks-validate"}
+    assert {job for job in documents(TEMPLATES["deploy"])[1] if not job.startswith(".")} == {
+        "cd-checks-staging",
+        "cd-checks-canary",
+        "cd-checks-production",
+        "cd-checks-rollback",
+    }
+
+
+@pytest.mark.parametrize("name", TEMPLATES)
+def test_components_are_valid_gitlab_ci(name: str, tmp_path: Path) -> None:
+    header, _ = documents(TEMPLATES[name])
+    assert_valid_gitlab_ci(tmp_path, header, f"{name}-spec")
+    assert_valid_gitlab_ci(tmp_path, interpolate(TEMPLATES[name], {}), f"{name}-jobs")
+
+
+def test_deploy_inputs_interpolate_into_the_guarded_pipeline(tmp_path: Path) -> None:
+    jobs = interpolate(TEMPLATES["deploy"], {})
+    assert jobs["cd-checks-staging"]["variables"]["CD_CHECKS_STAGE"] == "staging"
+    # An empty input stays a string once interpolated.
+    assert jobs[".cd-checks-deploy"]["variables"]["CD_CHECKS_INVENTORY"] == ""
+    assert jobs["cd-checks-production"]["rules"][0]["when"] == "manual"
+    on_success = interpolate(TEMPLATES["deploy"], {"production-when": "on_success"})
+    assert on_success["cd-checks-production"]["rules"][0]["when"] == "on_success"
+    assert_valid_gitlab_ci(tmp_path, on_success, "on-success")
+
+
+@pytest.mark.parametrize("name", TEMPLATES)
+def test_inputs_reach_the_scripts_only_through_quoted_variables(name: str) -> None:
+    _, jobs = documents(TEMPLATES[name])
+    for job in jobs.values():
+        for line in [*job.get("before_script", []), *job.get("script", [])]:
+            assert "$[[" not in line and "${{" not in line, line
+        for variable, value in job.get("variables", {}).items():
+            if "$[[" in str(value) and variable.startswith("CD_CHECKS_"):
+                # used in scripts as "$VAR", or split on purpose under `set -f`
+                assert re.fullmatch(r"\$\[\[ inputs\.[\w-]+ \]\]", value), value
+
+
+# --- how cd-checks gets installed ------------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "extras"), [("validate", set()), ("deploy", {"rollout"})])
+def test_install_defaults_to_this_release_from_the_components_own_project(
+    name: str, extras: set[str]
+) -> None:
+    """cd-checks is on no package index: pip installs it from the project, at the release tag."""
+    default = spec_inputs(TEMPLATES[name])["install"]["default"]
+    requirement = Requirement(default.replace("$CI_SERVER_URL", "https://gitlab.example.com"))
+    assert requirement.name == "cd-checks"
+    assert requirement.extras == extras
+    assert requirement.url == f"git+https://gitlab.example.com/{PROJECT}.git@v{__version__}"
+    # The job hands it to pip as one quoted word, after GitLab expanded $CI_SERVER_URL.
+    jobs = interpolate(TEMPLATES[name], {})
+    job = jobs["cd-checks-validate" if name == "validate" else ".cd-checks-deploy"]
+    assert job["variables"]["CD_CHECKS_INSTALL"] == default
+    install = [line for line in [*job.get("before_script", []), *job["script"]] if "pip" in line]
+    assert len(install) == 1 and '"$CD_CHECKS_INSTALL"' in install[0]
+
+
+def test_validate_cache_is_saved_when_the_job_fails() -> None:
+    cache = interpolate(TEMPLATES["validate"], {})["cd-checks-validate"]["cache"]
+    assert cache["when"] == "always"
+    assert ".cd-checks/cache" in cache["paths"]
+
+
+# --- the README's snippets -------------------------------------------------------------
+
+
+def test_readme_includes_each_component_three_ways_all_at_this_release() -> None:
+    snippets = [yaml.safe_load(text) for text in readme_snippets()]
+    includes = [include for snippet in snippets for include in snippet["include"]]
+    kinds = ("component", "project", "local")
+    forms = {(component_of(i), next(k for k in kinds if k in i)) for i in includes}
+    assert {("validate", "component"), ("validate", "project"), ("validate", "local")} <= forms
+    assert ("deploy", "component") in forms
+    for include in includes:
+        name = component_of(include)
+        if "component" in include:
+            assert include["component"].startswith(f"$CI_SERVER_FQDN/{PROJECT}/")
+            assert include_ref(include) == __version__  # the CI/CD Catalog's form of the tag
+        if "project" in include:
+            assert include["project"] == PROJECT
+            assert include_ref(include) == f"v{__version__}"
+            assert (REPO / include["file"]) == TEMPLATES[name]
+        assert set(include.get("inputs", {})) <= set(spec_inputs(TEMPLATES[name]))
+    text = (REPO / "README.md").read_text()
+    assert "file: templates/deploy/template.yml" in text
+    assert "gitlab-template" not in text
+
+
+def test_readme_deploy_snippet_is_the_example_pipeline() -> None:
+    example = yaml.safe_load((REPO / "examples/ci/gitlab/.gitlab-ci.yml").read_text())
+    assert yaml.safe_load(readme_snippets()[-1]) == example
+
+
+@pytest.mark.parametrize("index", range(4), ids=["component", "project", "local", "deploy"])
+def test_readme_snippets_are_valid_gitlab_ci(index: int, tmp_path: Path) -> None:
+    snippet = tmp_path / ".gitlab-ci.yml"
+    snippet.write_text(readme_snippets()[index])
+    done = check_jsonschema(snippet)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_a_repository_following_the_readme_passes_cd_checks_default_checks(
+    tmp_path: Path,
+) -> None:
+    """The copied components and every GitLab snippet: no finding under the defaults."""
+    root = tmp_path / "ops"
+    shutil.copytree(REPO / "templates", root / "templates")
+    snippets = readme_snippets()
+    (root / ".gitlab-ci.yml").write_text(snippets[-1])
+    for number, text in enumerate(snippets[:-1]):
+        (root / f"snippets/gitlab-{number}.yml").parent.mkdir(exist_ok=True)
+        (root / f"snippets/gitlab-{number}.yml").write_text(text)
+    local = yaml.safe_load(snippets[2])["include"][0]["local"]
+    (root / local).parent.mkdir(parents=True)
+    shutil.copy2(TEMPLATES["validate"], root / local)
+    git(root, "init", "-q")
+    git(root, "add", "-A")
+    done = subprocess.run(
+        [sys.executable, "-m", "cd_checks", "validate", "--format", "json"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    findings = json.loads(done.stdout)["findings"]
+    assert findings == [], findings
+
+
+# --- the jobs' scripts, run as written -----------------------------------------------
+
+
+def example_copy(tmp_path: Path, *, bad: bool = False) -> Path:
+    root = tmp_path / "ops"
+    shutil.copytree(EXAMPLES, root, ignore=shutil.ignore_patterns(".cd-checks"))
+    if bad:
+        shutil.copytree(root / "bad-change", root, dirs_exist_ok=True)
+    return root
+
+
+def validate_script(inputs: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """The validate job's script as GitLab hands it to the shell, and its variables."""
+    job = interpolate(TEMPLATES["validate"], inputs)["cd-checks-validate"]
+    variables = {k: str(v) for k, v in job["variables"].items()}
+    # The image's set-up lines (git, pip install) are the runner's business here.
+    lines = [line for line in job["script"] if "pip install" not in line and "apt-get" not in line]
+    return "\n".join(lines), variables
+
+
+def test_validate_job_script_publishes_reports(tmp_path: Path) -> None:
+    root = example_copy(tmp_path, bad=True)
+    script, variables = validate_script({"builtin": "nginx"})
+    done = bash(script, root, variables)
+    assert done.returncode == 1, done.stdout + done.stderr
+    quality = json.loads((root / "gl-code-quality.json").read_text())
+    assert {"NGINX-003", "NGINX-002"} <= {issue["check_name"].split("/")[-1] for issue in quality}
+    suites = ET.parse(root / "cd-checks-junit.xml").getroot()
+    assert int(suites.get("failures", "0")) > 0
+    assert "nginx/sites/files.conf" in done.stdout  # the log's text report says where
+    job = interpolate(TEMPLATES["validate"], {})["cd-checks-validate"]
+    assert set(job["artifacts"]["reports"]) == {"junit", "codequality"}
+    assert job["artifacts"]["when"] == "always"
+
+
+def test_validate_job_script_splits_paths_and_sets_but_never_globs_them(tmp_path: Path) -> None:
+    root = example_copy(tmp_path, bad=True)
+    script, variables = validate_script({"paths": "nginx/sites/files.conf *", "builtin": "nginx"})
+    done = bash(script, root, variables)
+    # `*` reaches cd-checks as a path that does not exist, not as every file here.
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert re.search(r"^cd-checks: error: .*/ops/\*$", done.stderr, re.M), done.stderr
+
+
+def test_a_config_error_fails_the_validate_job_with_one_readable_line(tmp_path: Path) -> None:
+    root = example_copy(tmp_path)
+    (root / "cd-checks.yml").write_text("fles:\n  exclude: []\n")
+    script, variables = validate_script({})
+    done = bash(script, root, variables)
+    assert done.returncode == 2
+    errors = [line for line in done.stderr.splitlines() if line.startswith("cd-checks: error:")]
+    assert len(errors) == 1 and "fles" in errors[0], done.stderr
+    assert "Traceback" not in done.stderr
+    assert "cd-checks-validate: cd-checks stopped with exit 2" in done.stderr
+    assert not (root / "gl-code-quality.json").exists()  # no report that claims "no findings"
+
+
+def test_gitlab_rollback_job_skips_environments_whose_record_is_closed(tmp_path: Path) -> None:
+    fake = tmp_path / "bin" / "cd-checks"
+    fake.parent.mkdir()
+    fake.write_text(FAKE_CD_CHECKS)
+    fake.chmod(0o755)
+    calls = tmp_path / "calls.jsonl"
+    script = "\n".join(interpolate(TEMPLATES["deploy"], {})["cd-checks-rollback"]["script"])
+    for environment, status in (("production", "rolled_back"), ("staging", "open")):
+        record = tmp_path / ".cd-checks" / "rollout" / environment / "rollout.json"
+        record.parent.mkdir(parents=True)
+        record.write_text(json.dumps({"environment": environment, "status": status}, indent=2))
+    env = {**os.environ, "CALLS": str(calls), "PATH": f"{fake.parent}:{os.environ['PATH']}"}
+    done = subprocess.run(
+        ["bash", "-e", "-c", "set --\n" + script],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    argv = [json.loads(line) for line in calls.read_text().splitlines()]
+    assert argv == [["rollback", "--environment", "staging"]]
+
+
+def test_deploy_job_passes_break_glass_variables_as_plain_arguments(tmp_path: Path) -> None:
+    fake = tmp_path / "bin" / "cd-checks"
+    fake.parent.mkdir()
+    fake.write_text(FAKE_CD_CHECKS)
+    fake.chmod(0o755)
+    calls = tmp_path / "calls.jsonl"
+    jobs = interpolate(TEMPLATES["deploy"], {"inventory": "lab/inventory.yml"})
+    base = jobs[".cd-checks-deploy"]
+    setup = [line for line in base["before_script"] if "pip install" not in line]
+    setup = [line for line in setup if "apt-get" not in line]
+    reason = 'outage "$(touch pwned)"; `touch pwned2`'
+    env = {
+        **os.environ,
+        **{k: str(v) for k, v in base["variables"].items()},
+        **jobs["cd-checks-production"]["variables"],
+        "CD_CHECKS_BREAK_GLASS": "true",
+        "CD_CHECKS_REASON": reason,
+        "CD_CHECKS_TICKET": "INC-7",
+        "CI_COMMIT_SHA": "abc123",
+        "CALLS": str(calls),
+        "PATH": f"{fake.parent}:{os.environ['PATH']}",
+    }
+    done = subprocess.run(
+        ["bash", "-e", "-c", "\n".join([*setup, *base["script"]])],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert [json.loads(line) for line in calls.read_text().splitlines()] == [
+        ["rollout", "run", "--inventory", "lab/inventory.yml", "--break-glass"]
+        + ["--reason", reason, "--ticket", "INC-7"]
+        + ["--revision", "abc123", "--stage", "production"]
+    ]
+    assert not (tmp_path / "pwned").exists() and not (tmp_path / "pwned2").exists()
