@@ -157,3 +157,14 @@ def test_policies_see_groups_and_host_vars(cli: Cli, repo: Repo) -> None:
         "one.example.com has no ansible_user",
         "three.example.com has no ansible_user",
     ]
+
+
+def test_inventories_can_be_disabled_like_any_kind(cli: Cli, repo: Repo) -> None:
+    root = repo(
+        {
+            "inventory/hosts.ini": "[web\n",
+            "cd-checks.yml": "syntax: {disable: [inventory]}\n",
+            ".yamllint": YAMLLINT,
+        }
+    )
+    assert validate(cli, root).code == 0
