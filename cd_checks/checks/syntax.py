@@ -27,6 +27,7 @@ import yaml
 
 from cd_checks.documents import Parsed, is_alias_bomb, to_json_compatible
 from cd_checks.findings import Finding, Severity
+from cd_checks.rollout.inventory import ignored_in_directory
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -117,8 +118,12 @@ def is_inventory(path: str, named: Collection[str] = ()) -> bool:
     suffix = Path(parts[-1]).suffix.lower()
     if suffix in STRUCTURED_SUFFIXES or VARS_DIRS & set(parts[:-1]):
         return False
-    if path in named or any(path.startswith(d.rstrip("/") + "/") for d in named):
+    if path in named:
         return True
+    for directory in named:
+        inside = path.removeprefix(directory.rstrip("/") + "/")
+        if inside != path:  # in a named directory: the files Ansible reads there
+            return not any(ignored_in_directory(part) for part in inside.split("/"))
     by_name = parts[-1].lower().startswith(INVENTORY_NAME_PREFIXES)
     in_inventory_dir = bool(INVENTORY_DIRS & set(parts[:-1]))
     if suffix == ".ini":

@@ -244,10 +244,13 @@ def _source_files(path: Path) -> Iterator[Path]:
         yield path
         return
     for entry in sorted(path.iterdir()):
-        name = entry.name
-        if name.startswith(".") or name in _IGNORED_NAMES or name.endswith(_IGNORED_SUFFIXES):
-            continue
-        yield from _source_files(entry)
+        if not ignored_in_directory(entry.name):
+            yield from _source_files(entry)
+
+
+def ignored_in_directory(name: str) -> bool:
+    """True for a file or directory Ansible skips in a directory inventory."""
+    return name.startswith(".") or name in _IGNORED_NAMES or name.endswith(_IGNORED_SUFFIXES)
 
 
 def _is_dynamic(path: Path) -> bool:

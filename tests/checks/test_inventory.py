@@ -74,6 +74,12 @@ def test_named_inventories_come_from_the_config_and_ansible_cfg(tmp_path: Path) 
     assert named == ("fleet/servers.list", "ansible/environments/prod.hosts")
     assert syntax.kind_of("fleet/servers.list", named) == "inventory"
     assert syntax.kind_of("ansible/environments/prod.hosts", named) == "inventory"
+    in_directory = ("fleet",)
+    assert syntax.kind_of("fleet/web.inv", in_directory) == "inventory"
+    assert syntax.kind_of("fleet/README.md", in_directory) is None  # Ansible skips it
+    assert syntax.kind_of("fleet/.hidden", in_directory) is None
+    assert syntax.kind_of("fleet/group_vars/web", in_directory) is None
+    assert syntax.kind_of("fleet/servers.yml", in_directory) == "yaml"
 
 
 def test_docs_and_kubespray_inventories_validate_clean(cli: Cli, repo: Repo, reader: str) -> None:
