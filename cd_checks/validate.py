@@ -228,9 +228,12 @@ def run(options: ValidateOptions) -> Report:
         every = [p for p in everything.paths if checker.kind(p) is not None]
         findings += checker.policy.check_combined(_entries(checker, every, parsed_by_path))
     findings += [_escaping_link(p) for p in selection.escaping_links]
-    reported = {f.path for f in findings if f.check == "syntax"}
     findings += rollout.check(
-        config, spec.config_path, changed=touched, reported=reported, inventory=options.inventory
+        config,
+        spec.config_path,
+        changed=touched,
+        reported=rollout.unparsed(findings),
+        inventory=options.inventory,
     )
     whole_repository = not options.paths and options.changed_since is None
     findings = _apply_exceptions(findings, config, options.today, whole_repository)

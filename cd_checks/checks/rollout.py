@@ -15,7 +15,7 @@ from __future__ import annotations
 import difflib
 import os
 import posixpath
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +29,8 @@ from cd_checks.rollout import inventory as inventory_module
 from cd_checks.rollout.spec import AnsibleApply, RolloutSpec, from_section
 
 SHOWN_GROUPS = 12
+# Syntax findings that mean a file could not be read as its kind at all.
+UNPARSED_RULES = frozenset({"syntax", "inventory", "encoding", "binary", "unreadable", "too-deep"})
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,11 @@ def check(
             )
         )
     return findings
+
+
+def unparsed(findings: Iterable[Finding]) -> set[str]:
+    """Files the syntax check found unparsable (not merely unstyled): their error is shown."""
+    return {f.path for f in findings if f.check == "syntax" and f.rule in UNPARSED_RULES}
 
 
 def _located(source: Path) -> Parsed:

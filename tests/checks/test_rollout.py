@@ -190,3 +190,11 @@ def test_stage_config_errors_are_findings(cli: Cli, root: Path) -> None:
     edit(root, "percent: 10", "percent: 10\n      waves: ['50%', '10%']")
     code, found = validate(cli, root)
     assert (code, found) == (1, [("cd-checks.yml", 2, 3, "rollout/invalid")])
+
+
+def test_a_style_warning_does_not_hide_a_broken_inventory(cli: Cli, root: Path) -> None:
+    long_comment = "# " + "x" * 90 + "\n"  # yamllint: line-length warning, the file parses
+    (root / "inventory/hosts.yml").write_text("---\n" + long_comment + "- atlanta\n")
+    edit(root, "inventory/hosts.ini", "inventory/hosts.yml")
+    code, found = validate(cli, root)
+    assert code == 1 and ("inventory/hosts.yml", None, None, "rollout/inventory-invalid") in found
