@@ -55,7 +55,7 @@ VARS_DIRS = frozenset({"group_vars", "host_vars"})
 MAX_EXPANDED_NODES = 2_000_000
 
 
-class _Loader(yaml.CSafeLoader):  # type: ignore[misc]
+class _Loader(yaml.CSafeLoader):
     """libyaml's safe loader, reading application tags (`!vault`, `!reference`, `!Ref`)
     as their plain value: they are valid YAML, and policies see the string/list/map."""
 
@@ -65,7 +65,7 @@ def _plain(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
         return loader.construct_mapping(node, deep=True)
     if isinstance(node, yaml.SequenceNode):
         return loader.construct_sequence(node, deep=True)
-    return loader.construct_scalar(node)
+    return loader.construct_scalar(node) if isinstance(node, yaml.ScalarNode) else None
 
 
 _Loader.add_multi_constructor("!", _plain)
@@ -201,6 +201,8 @@ def parse_yaml(
     try:
         while loader.check_node():
             node = loader.get_node()
+            if node is None:  # check_node() said there is one
+                break
             if may_alias and is_alias_bomb(node, MAX_EXPANDED_NODES):
                 line = node.start_mark.line + 1
                 findings.append(
