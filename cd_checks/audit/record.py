@@ -12,7 +12,10 @@ hash published earlier (`missing_anchor`).
 Unknown values: a value that applies but is not known (no PR found, no token
 to ask for approvers, no git history) is the string `"unknown"`, for lists
 too; a value that does not apply (no rollback happened, no stage for an
-incident) is null. Nothing is ever guessed. This module does no I/O.
+incident) is null. Nothing is ever guessed. `base_revision` (stage runs
+from 0.2.0 on: the revision a rollback goes back to while the environment
+has no known-good one) is left out of a record that has none, so records
+written before it existed keep their hashes. This module does no I/O.
 """
 
 from __future__ import annotations
@@ -70,6 +73,7 @@ class AuditRecord:
     stage: str | None = None
     revision_from: str | None = None
     revision_to: str | None = None
+    base_revision: str | None = None  # the fallback without known-good (see the docstring)
     changed_files: Json = None  # [{path, added, deleted}] ("-" counts of binary files are null)
     diffstat: Json = None  # {files, added, deleted}
     authors: Json = None  # ["Name <email>", ...]
@@ -93,6 +97,8 @@ class AuditRecord:
     def to_dict(self) -> dict[str, Json]:
         data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
         data["refs"] = list(self.refs)
+        if self.base_revision is None:
+            del data["base_revision"]
         data.update(self.extra)
         return data
 

@@ -136,11 +136,13 @@ class AuditTrail:
         break_glass: BreakGlass | None = None,
         *,
         owes_postmortem: bool = True,
+        base_revision: str | None = None,
     ) -> str:
         """Append the `started` record of a run; its id is the deploy id. AuditError: don't run.
 
         With `break_glass`, a `break_glass` record (the post-mortem obligation) follows
         unless `owes_postmortem` is false (a later stage of a run that already owes one).
+        `base_revision`: where a rollback goes while the environment has no known-good.
         """
         if kind not in RUN_KINDS:
             raise AuditError(f"not a run kind: {kind!r} (one of {', '.join(RUN_KINDS)})")
@@ -157,6 +159,7 @@ class AuditTrail:
             stage=stage,
             revision_from=revision_from or UNKNOWN,
             revision_to=revision_to,
+            base_revision=base_revision,
             changed_files=files,
             diffstat=diffstat(files),
             authors=authors(git, revision_from, revision_to),

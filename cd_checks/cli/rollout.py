@@ -196,7 +196,8 @@ def run(
     "--to",
     "to_revision",
     metavar="REV",
-    help="Revision to go back to (default: the environment's last known-good revision).",
+    help="Revision to go back to (default: the environment's last known-good revision, "
+    "else the failed deploy's base revision).",
 )
 @click.option(
     "--stage", "stage_name", metavar="NAME", help="Roll back the environment of this stage."
@@ -215,18 +216,23 @@ def rollback(
     break_lock: bool,
     output_format: str,
 ) -> int:
-    """Put the hosts of an unfinished or failed rollout back on the known-good revision."""
+    """Put the hosts of an unfinished or failed rollout back on the known-good revision.
+
+    Before the environment has one (a failed first rollout), on the deploy's base
+    revision, which the run recorded in its state and in the audit trail.
+    """
     from cd_checks.rollout import engine
 
     context = _context(ctx, config_path, inventory_path)
-    chosen = _environment(context, stage_name, environment)
     target = context.workspace.resolve(to_revision) if to_revision else None
-    all_hosts = context.plan(target or "HEAD").environment_hosts(chosen)
     trail = _trail(context)
     recorder = _recorder(context, trail, target or "HEAD", None)
+    parts = _parts(context, trail, recorder)
+    chosen = _environment(context, stage_name, environment, parts)
+    all_hosts = context.plan(target or "HEAD").environment_hosts(chosen)
     try:
         result = engine.rollback(
-            _parts(context, trail, recorder),
+            parts,
             chosen,
             holder=context.state.me(_command_line()),
             to=target,
@@ -381,7 +387,11 @@ def _resume_revision(context: Context, stages: list[str], revision: str) -> str:
     raise RolloutError("nothing to resume: no interrupted run in these environments")
 
 
-def _environment(context: Context, stage_name: str | None, environment: str | None) -> str:
+def _environment(
+    context: Context, stage_name: str | None, environment: str | None, parts: Parts
+) -> str:
+    from cd_checks.rollout import engine
+
     if stage_name and environment:
         raise CdChecksError("rollback: give --stage or --environment, not both")
     if stage_name:
@@ -393,7 +403,8 @@ def _environment(context: Context, stage_name: str | None, environment: str | No
                 f"rollback: unknown environment {environment!r} ({', '.join(known)})"
             )
         return environment
-    open_ones = [e for e in known if context.state.record(e) is not None]
+    # From the state directory or, in a fresh checkout without it, from the audit trail.
+    open_ones = [e for e in known if engine.unfinished(parts, e) is not None]
     if len(open_ones) == 1:
         return open_ones[0]
     if len(known) == 1:

@@ -3,8 +3,8 @@
 Reads cd-checks.yml's `rollout:` section, the inventory (from the config,
 relative to the repository, or an override), and builds the real parts:
 git worktrees, the applier, the health gate and the state directory; the
-last known-good revision comes from the audit trail the caller opens. The
-environment is passed in by the CLI.
+last known-good revision and a deploy's base revision come from the audit
+trail the caller opens (and git). The environment is passed in by the CLI.
 
 When the environment sets no ANSIBLE_SSH_ARGS and the inventory's directory
 holds an `ssh_config` (as a `cd-checks lab` fleet does), ansible and
@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cd_checks import config as config_module
+from cd_checks.audit.identity import git_runner
 from cd_checks.audit.trail import AuditKnownGood, AuditTrail
 from cd_checks.config import Config
 from cd_checks.rollout import apply, inventory, plan
@@ -29,6 +30,7 @@ from cd_checks.rollout.engine import NoObserver, Observer, Parts
 from cd_checks.rollout.health import HealthGate, Testinfra
 from cd_checks.rollout.inventory import Inventory
 from cd_checks.rollout.progress import Reporter
+from cd_checks.rollout.recorder import TrailHistory
 from cd_checks.rollout.spec import RolloutSpec, from_section
 from cd_checks.rollout.state import StateDir
 from cd_checks.rollout.workspace import GitWorkspace
@@ -129,6 +131,7 @@ def parts(
         workspace=context.workspace,
         state=context.state,
         known_good=known_good(context, trail),
+        history=TrailHistory(trail, git_runner(context.root)),
         report=report,
         observer=observer or NoObserver(),
     )

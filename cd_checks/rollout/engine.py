@@ -9,6 +9,12 @@ known-good revision to every host that received the change in this rollout
 (earlier stages of the same environment included, later waves never),
 then gates those hosts again. `rollback` does the same on demand.
 
+Before its first rollout verifies, an environment has no known-good
+revision: the rollback target is then the deploy's base revision, which
+each run finds (`History.base`) and keeps in its run record and audit start
+record before it touches a host. A root commit has none: then only
+`cd-checks rollback --to REV` can undo it.
+
 Break-glass (`override_gates`): a failed health gate is recorded in the
 wave's result and in the notes, and the rollout goes on to the next wave
 and stage without rolling back; an applier failure still stops the rollout
@@ -16,7 +22,7 @@ and stage without rolling back; an applier failure still stops the rollout
 be gated meaningfully.
 
 Every side effect is a part passed in (applier, gate, git workspace, state
-directory, known-good store, progress reporter), so unit tests run the real
+directory, known-good store, history, progress reporter), so unit tests run the real
 state machine on fakes and end-to-end tests on ansible, testinfra and ssh.
 The engine returns a frozen `RolloutResult`; it never prints or exits.
 """
@@ -50,7 +56,7 @@ class Observer(Protocol):
     """
 
     def stage_started(
-        self, stage: StagePlan, revision: str, known_good: str | None
+        self, stage: StagePlan, revision: str, known_good: str | None, base: str | None
     ) -> str | None: ...
 
     def stage_finished(
@@ -74,7 +80,9 @@ class Observer(Protocol):
 class NoObserver:
     """The observer that does nothing."""
 
-    def stage_started(self, stage: StagePlan, revision: str, known_good: str | None) -> str | None:
+    def stage_started(
+        self, stage: StagePlan, revision: str, known_good: str | None, base: str | None
+    ) -> str | None:
         return None
 
     def stage_finished(
@@ -100,6 +108,31 @@ class NoObserver:
 
 
 @dataclass(frozen=True)
+class Base:
+    """The revision to fall back to while an environment has no known-good one, and how
+    it was found (e.g. "the parent of 1a2b3c4d5e6f")."""
+
+    revision: str
+    reason: str
+
+
+class History(Protocol):
+    """What the engine asks about an environment's past beyond its state directory.
+
+    `base`: the revision the hosts of `environment` ran before `revision` (the deploy's
+    base revision: what the environment was last rolled back to, else the first parent
+    of `revision`); None when there is none (a root commit). `failed_run`: the
+    environment's last rollout as the audit trail tells it, when it failed and was not
+    rolled back and verified (a rollback job in a fresh CI checkout has no state
+    directory); None otherwise.
+    """
+
+    def base(self, environment: str, revision: str) -> Base | None: ...
+
+    def failed_run(self, environment: str) -> RunRecord | None: ...
+
+
+@dataclass(frozen=True)
 class Parts:
     inventory: Inventory
     spec: RolloutSpec
@@ -108,6 +141,7 @@ class Parts:
     workspace: Workspace
     state: StateDir
     known_good: KnownGoodStore
+    history: History
     report: Reporter = silent
     observer: Observer = field(default_factory=NoObserver)
 
@@ -137,6 +171,7 @@ class RollbackResult:
     missing: tuple[str, ...] = ()  # hosts no longer in the inventory: never verified
     detected_at: str | None = None  # when the failure that called for it was seen
     restored_at: str | None = None  # when the rollback verified
+    basis: str = ""  # which revision it went back to and why (known-good, base, --to)
 
     @property
     def verified(self) -> bool:
@@ -223,9 +258,10 @@ def _refuse_unfinished(record: RunRecord | None) -> None:
             f"{record.started}) left {len(record.applied)} host(s) changed; "
             "continue it with `cd-checks rollout run --resume` or undo it with `cd-checks rollback`"
         )
+    fallback = "" if record.base else " (with --to REV if there is no known-good revision)"
     raise RolloutError(
         f"the last {what} failed and was not rolled back and verified; "
-        "run `cd-checks rollback` (with --to REV if there is no known-good revision)"
+        f"run `cd-checks rollback`{fallback}"
     )
 
 
@@ -298,8 +334,10 @@ def _run_stages(
     for name in _stages_from(plan, stages, starts):
         stage = plan.stage(name)
         start = starts.pop(stage.environment, None) or _Start(_new_record(parts, plan, stage))
+        start = replace(start, record=_with_base(parts, start.record))
         known_good = parts.known_good.get(stage.environment)
-        deploy_id = parts.observer.stage_started(stage, plan.revision, known_good)
+        base = start.record.base
+        deploy_id = parts.observer.stage_started(stage, plan.revision, known_good, base)
         _close_interrupted(parts, start.record, deploy_id)
         start = replace(start, record=replace(start.record, audit_id=deploy_id))
         outcome, record = _run_stage(parts, plan, stage, start, override)
@@ -311,6 +349,7 @@ def _run_stages(
             rollback = _after_failure(parts, record, failure)
             parts.observer.stage_finished(stage, plan.revision, tuple(outcome), failure, rollback)
             _forget_audit_id(parts, stage.environment)
+            notes += (rollback.basis,) if rollback.basis else ()
             return RolloutResult(
                 plan.revision,
                 stage.environment,
@@ -381,7 +420,20 @@ def _new_record(parts: Parts, plan: Plan, stage: StagePlan) -> RunRecord:
         completed_stages=previous.completed_stages if same and previous else (),
         pid=me.pid,
         started=me.started,
+        # ... and they ran that rollout's base before it, not this one's.
+        base=previous.base if previous is not None else None,
+        base_reason=previous.base_reason if previous is not None else "",
     )
+
+
+def _with_base(parts: Parts, record: RunRecord) -> RunRecord:
+    """The record with its base revision found, before any host of the run is touched."""
+    if record.base is not None:
+        return record
+    base = parts.history.base(record.environment, record.revision)
+    if base is None:
+        return record
+    return replace(record, base=base.revision, base_reason=base.reason)
 
 
 def _run_stage(
@@ -471,7 +523,7 @@ def _failure_text(wave: WaveResult) -> str:
 
 def _after_failure(parts: Parts, record: RunRecord, failure: str) -> RollbackResult:
     environment, detected = record.environment, parts.state.now()
-    target = parts.known_good.get(environment)
+    target, basis = _fallback(parts, record)
     record = replace(record, failure=failure)
     if not parts.spec.automatic_rollback:
         parts.state.save(replace(record, status="failed"))
@@ -482,8 +534,9 @@ def _after_failure(parts: Parts, record: RunRecord, failure: str) -> RollbackRes
     if target is None:
         parts.state.save(replace(record, status="failed"))
         reason = (
-            f"no known-good revision for environment {environment} (first rollout): "
-            "hosts left as they are; run `cd-checks rollback --to REV`"
+            f"no known-good revision for environment {environment} yet (first rollout) and "
+            f"no base revision: {_root_text(record.revision)}; hosts left as they are; "
+            "run `cd-checks rollback --to REV`"
         )
         return RollbackResult(
             environment, None, record.applied, None, None, reason, detected_at=detected
@@ -491,7 +544,7 @@ def _after_failure(parts: Parts, record: RunRecord, failure: str) -> RollbackRes
     # Persisted first: a run killed mid-rollback must not be resumed (see state.py).
     record = replace(record, status="rolling_back", target=target)
     parts.state.save(record)
-    result = roll_back(parts, environment, record.applied, target, stage=record.stage)
+    result = roll_back(parts, environment, record.applied, target, stage=record.stage, basis=basis)
     if result.verified:
         parts.state.close(environment, "rolled_back", target)
     else:
@@ -499,12 +552,53 @@ def _after_failure(parts: Parts, record: RunRecord, failure: str) -> RollbackRes
     return result
 
 
+def _fallback(parts: Parts, record: RunRecord) -> tuple[str | None, str]:
+    """Where `record`'s hosts go back to and why: known-good if any, else the deploy's base."""
+    environment = record.environment
+    known = parts.known_good.get(environment)
+    if known is not None:
+        return known, (
+            f"rolling back to the last known-good revision {known[:12]} of environment "
+            f"{environment}"
+        )
+    base = Base(record.base, record.base_reason) if record.base else None
+    # A record written before runs recorded their base: find it now.
+    base = base or parts.history.base(environment, record.revision)
+    if base is None:
+        return None, ""
+    return base.revision, (
+        f"no known-good revision yet: rolling back to the deploy's base revision "
+        f"{base.revision[:12]} ({base.reason})"
+    )
+
+
+def _root_text(revision: str) -> str:
+    return f"{revision[:12]} is a root commit (it has no parent)"
+
+
 def roll_back(
-    parts: Parts, environment: str, hosts: Sequence[str], target: str, *, stage: str
+    parts: Parts,
+    environment: str,
+    hosts: Sequence[str],
+    target: str,
+    *,
+    stage: str,
+    basis: str = "",
 ) -> RollbackResult:
-    """Apply `target` to `hosts` from its own worktree, then gate them again."""
+    """Apply `target` to `hosts` from its own worktree, then gate them again.
+
+    `basis` says which revision `target` is and why it was chosen; it is reported first.
+    """
+    if basis:
+        parts.report(Event(stage, 0, "*", "rollback", "info", basis))
+    result = _roll_back(parts, environment, tuple(hosts), target, stage=stage)
+    return replace(result, basis=basis)
+
+
+def _roll_back(
+    parts: Parts, environment: str, names: tuple[str, ...], target: str, *, stage: str
+) -> RollbackResult:
     detected = parts.state.now()
-    names = tuple(hosts)
     parts.report(Event(stage, 0, "*", "rollback", "start", f"{target[:12]} -> {', '.join(names)}"))
     if not names:
         reason = "no host had received it"
@@ -541,8 +635,9 @@ def rollback(
 ) -> RolloutResult:
     """`cd-checks rollback`: put the environment's changed hosts back on known-good (or `to`).
 
-    Without an open or failed rollout there is nothing to undo unless `to` names
-    a revision: then every host of the environment (`all_hosts`) gets it.
+    Without known-good, the unfinished rollout's base revision. Without an open or
+    failed rollout there is nothing to undo unless `to` names a revision: then every
+    host of the environment (`all_hosts`) gets it.
     """
     notes = parts.state.acquire(environment, holder, break_lock=break_lock)
     try:
@@ -551,12 +646,39 @@ def rollback(
         parts.state.release(environment, holder)
 
 
+def unfinished(parts: Parts, environment: str) -> RunRecord | None:
+    """The environment's unfinished rollout: its run record or, in a job without the state
+    directory (a fresh CI checkout), the failed run the audit trail remembers."""
+    record = parts.state.record(environment)
+    if record is None and parts.state.closed(environment) is None:
+        return parts.history.failed_run(environment)
+    return record
+
+
+def _rollback_target(
+    parts: Parts, environment: str, record: RunRecord | None, to: str | None
+) -> tuple[str | None, str]:
+    """--to, else the target of a rollback that did not finish, else known-good or base."""
+    if to is not None:
+        return to, ""
+    if record is not None and record.target is not None:
+        return record.target, f"finishing the earlier rollback to {record.target[:12]}"
+    if record is not None:
+        return _fallback(parts, record)
+    return parts.known_good.get(environment), ""
+
+
 def _rollback_locked(
     parts: Parts, environment: str, to: str | None, all_hosts: Sequence[str], notes: tuple[str, ...]
 ) -> RolloutResult:
-    record = parts.state.record(environment)
-    target = to or (record.target if record is not None else None)
-    target = target or parts.known_good.get(environment)
+    record = unfinished(parts, environment)
+    target, basis = _rollback_target(parts, environment, record, to)
+    if target is None and record is not None:
+        raise RolloutError(
+            f"environment {environment} has no known-good revision yet and the rollout of "
+            f"{record.revision[:12]} has no base revision to go back to: "
+            f"{_root_text(record.revision)}; pass --to REV"
+        )
     if target is None:
         raise RolloutError(
             f"environment {environment} has no known-good revision yet: pass --to REV"
@@ -576,7 +698,7 @@ def _rollback_locked(
         _close_interrupted(parts, record, deploy_id)
         record = replace(record, audit_id=None)
         parts.state.save(record)
-    result = roll_back(parts, environment, hosts, target, stage=stage)
+    result = roll_back(parts, environment, hosts, target, stage=stage, basis=basis)
     parts.observer.rollback_finished(environment, result)
     if result.verified:
         parts.state.close(environment, "rolled_back", target)
@@ -586,4 +708,5 @@ def _rollback_locked(
         parts.state.save(replace(record, status="failed"))
     failure = None if result.verified else f"rollback of environment {environment} did not verify"
     revision = record.revision if record is not None else target
+    notes += (basis,) if basis else ()
     return RolloutResult(revision, environment, (), (), failure, result, notes)

@@ -9,20 +9,26 @@ rollback. A final record that cannot be written is kept in `final_errors`
 (the CLI says so loudly and exits non-zero) and stops the run before its
 next stage. The engine knows only the Observer protocol; this module knows
 the engine's results and the trail's API, and does no printing.
+
+`TrailHistory` is the engine's `History` read back from the trail (and git):
+a deploy's base revision, and the failed run a rollback job without the
+state directory (a fresh CI checkout) has to undo.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-from cd_checks.audit.identity import Identity
-from cd_checks.audit.record import Json, iso, parse_time
+from cd_checks.audit.identity import Git, Identity
+from cd_checks.audit.record import RUN_KINDS, UNKNOWN, AuditRecord, Json, iso, parse_time
 from cd_checks.audit.trail import AuditTrail, BreakGlass, Gate, Rollback
 from cd_checks.errors import AuditError
 from cd_checks.rollout.apply import ApplyResult
-from cd_checks.rollout.engine import RollbackResult, WaveResult
+from cd_checks.rollout.engine import Base, RollbackResult, WaveResult
 from cd_checks.rollout.health import GateResult
 from cd_checks.rollout.plan import StagePlan
+from cd_checks.rollout.state import RunRecord
 
 
 @dataclass(frozen=True)
@@ -46,7 +52,9 @@ class AuditRecorder:
     _open: Written | None = None
     _obliged: set[str] = field(default_factory=set)
 
-    def stage_started(self, stage: StagePlan, revision: str, known_good: str | None) -> str:
+    def stage_started(
+        self, stage: StagePlan, revision: str, known_good: str | None, base: str | None
+    ) -> str:
         self._refuse_after_lost_final(f"stage {stage.name}")
         deploy_id = self.trail.start(
             "stage",
@@ -58,6 +66,7 @@ class AuditRecorder:
             self.identity,
             break_glass=self.break_glass,
             owes_postmortem=stage.environment not in self._obliged,
+            base_revision=base,
         )
         if self.break_glass is not None:
             self._obliged.add(stage.environment)
@@ -164,7 +173,7 @@ def audit_rollback(result: RollbackResult | None) -> Rollback | None:
         target=result.revision,
         hosts=result.hosts,
         verified=result.verified,
-        reason=result.reason,
+        reason="; ".join(r for r in (result.basis, result.reason) if r),
         detected_at=_z(result.detected_at),
         restored_at=_z(result.restored_at),
     )
@@ -193,3 +202,87 @@ def _apply_json(apply: ApplyResult | None) -> Json:
         "failed_hosts": list(apply.failed_hosts),
         "errors": list(apply.errors)[:20],
     }
+
+
+@dataclass(frozen=True)
+class TrailHistory:
+    """The engine's `History`: what the audit trail remembers of an environment, and git."""
+
+    trail: AuditTrail
+    git: Git
+
+    def base(self, environment: str, revision: str) -> Base | None:
+        """What the environment was last rolled back to (its hosts run that), else the parent."""
+        last = last_run(self.trail.records(), environment)
+        rollback = last.rollback if last is not None and isinstance(last.rollback, dict) else {}
+        if last is not None and last.outcome == "rolled_back" and rollback.get("verified"):
+            target = str(rollback["target"])
+            return Base(
+                target,
+                f"environment {environment} was rolled back to it by deploy {_start_id(last)}",
+            )
+        return first_parent(self.git, revision)
+
+    def failed_run(self, environment: str) -> RunRecord | None:
+        last = last_run(self.trail.records(), environment)
+        if last is None or last.outcome not in ("failed", "rollback_failed"):
+            return None
+        return self._failed(environment, last)
+
+    def _failed(self, environment: str, final: AuditRecord) -> RunRecord:
+        rollback = final.rollback if isinstance(final.rollback, dict) else {}
+        detail = final.detail if isinstance(final.detail, dict) else {}
+        target = rollback.get("target")
+        unfinished = final.kind == "rollback" or final.outcome == "rollback_failed"
+        revision = str(final.revision_to)
+        if final.kind == "rollback":
+            target, revision = final.revision_to, str(final.revision_from)
+        return RunRecord(
+            environment=environment,
+            revision=revision,
+            status="failed",
+            stage=final.stage or environment,
+            waves=tuple(tuple(w) for w in final.waves or ()),
+            applied=tuple(rollback.get("hosts") or ()),
+            target=str(target) if unfinished and target not in (None, UNKNOWN) else None,
+            failure=detail.get("failure"),
+            base=final.base_revision,
+            base_reason=self._base_reason(final),
+        )
+
+    def _base_reason(self, final: AuditRecord) -> str:
+        if final.base_revision is None:
+            return ""
+        parent = first_parent(self.git, str(final.revision_to))
+        if parent is not None and parent.revision == final.base_revision:
+            return parent.reason
+        return f"recorded by deploy {_start_id(final)}"
+
+
+def last_run(records: Sequence[AuditRecord], environment: str) -> AuditRecord | None:
+    """The environment's newest stage or rollback record (a start record while it runs)."""
+    for record in reversed(records):
+        if record.environment == environment and record.kind in RUN_KINDS:
+            return record
+    return None
+
+
+def _start_id(final: AuditRecord) -> str:
+    return final.refs[0] if final.refs else final.id
+
+
+def first_parent(git: Git, revision: str) -> Base | None:
+    """The first parent of `revision`: what the repository said before it; None for a root.
+
+    Read from the commit object itself, so a shallow clone still names it; a rollback
+    to it needs it fetched, which the reason then says.
+    """
+    text = git(["cat-file", "commit", revision])
+    header = (text or "").split("\n\n", 1)[0]
+    parents = [line.split()[1] for line in header.splitlines() if line.startswith("parent ")]
+    if not parents:
+        return None
+    reason = f"the parent of {revision[:12]}"
+    if git(["cat-file", "-e", f"{parents[0]}^{{commit}}"]) is None:
+        reason += "; it is not in this clone: fetch the full history (fetch-depth: 0)"
+    return Base(parents[0], reason)

@@ -24,7 +24,10 @@ default), one subdirectory per environment:
   of the stage run still owed its final audit record: a killed run leaves
   it, and the run that resumes or rolls back closes it as `interrupted`.
   A finished rollout leaves a closed marker (`done`, or `rolled_back` once
-  verified) in place of the record: never an unfinished rollout.
+  verified) in place of the record: never an unfinished rollout. `base` is
+  the revision to fall back to while the environment has no known-good one
+  (the deploy's base revision, found before any host was touched; see
+  `cd_checks.rollout.engine.History`), `base_reason` how it was found.
 
 The last known-good revision is not kept here: it is read from the audit
 trail (`cd_checks.audit.trail.AuditKnownGood` implements `KnownGoodStore`).
@@ -94,6 +97,8 @@ class RunRecord:
     target: str | None = None  # the revision a rollback is putting back (rolling_back)
     failure: str | None = None  # why the rollout stopped (rolling_back, failed)
     audit_id: str | None = None  # the deploy id of the stage run whose final record is owed
+    base: str | None = None  # the fallback without known-good: what the hosts ran before
+    base_reason: str = ""  # how `base` was found, e.g. "the parent of 1a2b3c4d5e6f"
 
     def with_applied(self, hosts: tuple[str, ...]) -> RunRecord:
         return replace(
@@ -286,4 +291,6 @@ def _record_from(data: dict[str, Any]) -> RunRecord:
         target=data.get("target"),
         failure=data.get("failure"),
         audit_id=data.get("audit_id"),
+        base=data.get("base"),
+        base_reason=data.get("base_reason", ""),
     )

@@ -46,6 +46,20 @@ def test_the_hash_covers_every_field_and_unknown_keys() -> None:
     assert again == record and compute_hash(again) == record.hash
 
 
+def test_a_trail_written_before_base_revision_existed_still_verifies() -> None:
+    old = FileStore(Path(__file__).parent / "fixtures/trail-0.1.0.jsonl").records()
+    assert verify(old) == [] and [r.base_revision for r in old] == [None, None]
+    assert all("base_revision" not in r.to_dict() for r in old)
+
+
+def test_the_hash_covers_the_base_revision() -> None:
+    record = chain(AuditRecord(kind="stage", id="a", base_revision="1" * 40), None)
+    assert json.loads(record.to_json())["base_revision"] == "1" * 40
+    assert compute_hash(replace(record, base_revision="2" * 40)) != record.hash
+    assert compute_hash(replace(record, base_revision=None)) != record.hash
+    assert AuditRecord.from_dict(json.loads(record.to_json())) == record
+
+
 def test_an_edited_record_is_named(tmp_path: Path) -> None:
     store = _trail(tmp_path / "audit.jsonl")
     lines = _lines(store)

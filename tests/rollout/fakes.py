@@ -8,9 +8,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cd_checks.rollout.apply import ApplyResult
+from cd_checks.rollout.engine import Base
 from cd_checks.rollout.health import CheckResult, GateResult, HostHealth, verdict
 from cd_checks.rollout.inventory import Host
 from cd_checks.rollout.progress import Reporter
+from cd_checks.rollout.state import RunRecord
 
 
 @dataclass
@@ -94,3 +96,18 @@ class MemoryKnownGood:
 
     def set(self, environment: str, revision: str) -> None:
         self.revisions[environment] = revision
+
+
+@dataclass
+class FakeHistory:
+    """A commit graph in a dict ({revision: first parent}); a trail with no failed runs."""
+
+    parents: dict[str, str] = field(default_factory=dict)
+    failed: dict[str, RunRecord] = field(default_factory=dict)
+
+    def base(self, environment: str, revision: str) -> Base | None:
+        parent = self.parents.get(revision)
+        return Base(parent, f"the parent of {revision}") if parent else None
+
+    def failed_run(self, environment: str) -> RunRecord | None:
+        return self.failed.get(environment)

@@ -204,3 +204,86 @@ def test_rollout_writes_a_job_summary_when_github_asks_for_one(
     text = summary.read_text()
     assert text.startswith(f"### Rollout of `{repo.head()[:12]}`: succeeded")
     assert "| staging | 1 | stage-" in text and "Audit records: `" in text
+
+
+# A revision whose deploy changes every host of the wave, then fails.
+DEPLOY_THEN_FAIL = DEPLOY + 'sys.exit("deploy: the new service did not start")\n'
+
+
+def test_a_failed_first_rollout_is_rolled_back_to_the_deploys_base_revision(repo: Repo) -> None:
+    base = repo.head()
+    bad = repo.commit({"deploy.py": DEPLOY_THEN_FAIL})
+    code, out, err = repo.cli("rollout", "run", "--all")
+    assert code == 1
+    said = f"no known-good revision yet: rolling back to the deploy's base revision {base[:12]}"
+    assert f"note: {said} (the parent of {bad[:12]})" in out
+    assert f"rollback of environment staging to {base[:12]}: stage-1, stage-2" in out
+    assert "rollback verified" in out and "NOT ROLLED BACK" not in out
+    assert f"staging/rollback * rollback info {said}" in err
+    assert repo.running() == {"stage-1": base, "stage-2": base}
+    start = json.loads((repo.root / ".cd-checks/audit.jsonl").read_text().splitlines()[0])
+    assert (start["outcome"], start["revision_to"], start["base_revision"]) == (
+        "started",
+        bad,
+        base,
+    )
+
+
+def test_rollback_after_a_failed_first_rollout_uses_the_base_revision(repo: Repo) -> None:
+    base = repo.commit({"cd-checks.yml": config(repo.fleet, rollback={"automatic": False})})
+    bad = repo.commit({"deploy.py": DEPLOY_THEN_FAIL})
+    code, out, _ = repo.cli("rollout", "run", "--stage", "staging")
+    assert code == 1 and "NOT ROLLED BACK (stage-1, stage-2)" in out
+    assert repo.running() == {"stage-1": bad, "stage-2": bad}
+    code, out, _ = repo.cli("rollback")
+    assert code == 0, out
+    assert (
+        "note: no known-good revision yet: rolling back to the deploy's base revision "
+        f"{base[:12]} (the parent of {bad[:12]})"
+    ) in out
+    assert "rollback verified" in out
+    assert repo.running() == {"stage-1": base, "stage-2": base}
+
+
+def test_a_fresh_checkout_finds_the_base_revision_in_the_trail_on_the_git_branch(
+    repo: Repo, tmp_path: Path
+) -> None:
+    origin = tmp_path / "origin.git"
+    git(tmp_path, "init", "-q", "--bare", str(origin))
+    git(repo.root, "remote", "add", "origin", str(origin))
+    section = yaml.safe_load(config(repo.fleet, rollback={"automatic": False}))
+    audited = yaml.safe_dump({**section, "audit": {"store": "git", "remote": "origin"}})
+    base = repo.commit({"cd-checks.yml": audited})
+    bad = repo.commit({"deploy.py": DEPLOY_THEN_FAIL})
+    git(repo.root, "push", "-q", "origin", "main")
+    assert repo.cli("rollout", "run", "--stage", "staging")[0] == 1
+    # The rollback job: a fresh clone, no .cd-checks/ state, the trail on origin's branch.
+    fresh = tmp_path / "fresh"
+    git(tmp_path, "clone", "-q", "-b", "main", str(origin), str(fresh))
+    code = main(["-C", str(fresh), "rollback"])
+    out, err = repo.capsys.readouterr()
+    assert code == 0, out + err
+    assert f"base revision {base[:12]} (the parent of {bad[:12]})" in out
+    assert "rollback of environment staging to" in out and "rollback verified" in out
+    assert repo.running() == {"stage-1": base, "stage-2": base}
+
+
+def test_a_failed_root_commit_without_known_good_needs_to(repo: Repo) -> None:
+    write_tree(
+        repo.root,
+        {
+            "cd-checks.yml": config(repo.fleet, rollback={"automatic": False}),
+            "deploy.py": DEPLOY_THEN_FAIL,
+        },
+    )
+    git(repo.root, "add", "-A")
+    git(repo.root, "commit", "-q", "--amend", "-m", "initial")
+    root = repo.head()
+    assert repo.cli("rollout", "run", "--stage", "staging")[0] == 1
+    code, _, err = repo.cli("rollback")
+    assert code == 2
+    assert err == (
+        "cd-checks: error: environment staging has no known-good revision yet and the rollout "
+        f"of {root[:12]} has no base revision to go back to: {root[:12]} is a root commit (it "
+        "has no parent); pass --to REV\n"
+    )

@@ -12,7 +12,14 @@ from cd_checks.rollout import engine, plan
 from cd_checks.rollout.inventory import Host, Inventory
 from cd_checks.rollout.spec import RolloutSpec, from_section
 from cd_checks.rollout.state import LockHolder, RunRecord, StateDir
-from tests.rollout.fakes import FakeApplier, FakeGate, FakeWorkspace, Fleet, MemoryKnownGood
+from tests.rollout.fakes import (
+    FakeApplier,
+    FakeGate,
+    FakeHistory,
+    FakeWorkspace,
+    Fleet,
+    MemoryKnownGood,
+)
 
 STAGING = ("s1", "s2")
 PRODUCTION = tuple(f"p{i}" for i in range(1, 9))
@@ -41,6 +48,7 @@ class World:
         self.gate = FakeGate(self.fleet)
         self.state = StateDir(tmp_path / "state", lambda: "2026-01-01T00:00:00+00:00")
         self.known_good = MemoryKnownGood()
+        self.history = FakeHistory()
         self.events: list[tuple[str, int, str, str, str]] = []
         self.parts = engine.Parts(
             inventory=inventory(),
@@ -50,6 +58,7 @@ class World:
             workspace=FakeWorkspace(tmp_path / "trees"),
             state=self.state,
             known_good=self.known_good,
+            history=self.history,
             report=lambda e: self.events.append((e.stage, e.wave, e.host, e.step, e.result)),
         )
 
@@ -295,7 +304,9 @@ class Recorder(engine.NoObserver):
         self.refuse = refuse
         self.calls: list[tuple[str, ...]] = []
 
-    def stage_started(self, stage: plan.StagePlan, revision: str, known_good: str | None) -> None:
+    def stage_started(
+        self, stage: plan.StagePlan, revision: str, known_good: str | None, base: str | None
+    ) -> None:
         if self.refuse:
             raise AuditError("cannot write the audit record")
         self.calls.append(("started", stage.name, revision, str(known_good)))
@@ -414,3 +425,123 @@ def test_a_finished_or_rolled_back_environment_leaves_a_closed_marker_not_no_fil
         RolloutError, match=r"nothing to roll back: .*\(its last rollout is rolled back\)"
     ):
         engine.rollback(world.parts, "production", holder=world.holder())
+
+
+def test_a_failed_first_rollout_rolls_back_to_the_deploys_base_revision(world: World) -> None:
+    world.history.parents["bad"] = "before"
+    world.fleet.running.update({h: "before" for h in STAGING})
+    world.fleet.bad.add("bad")
+    result = world.run("bad", ["staging"])
+    assert result.exit_code == 1 and "stage staging wave 1: health gate failed" in (
+        result.failure or ""
+    )
+    assert result.rollback is not None and result.rollback.verified
+    assert result.rollback.revision == "before" and set(result.rollback.hosts) == set(STAGING)
+    said = "no known-good revision yet: rolling back to the deploy's base revision before"
+    assert result.notes == (f"{said} (the parent of bad)",)
+    assert ("staging", 0, "*", "rollback", "info") in world.events
+    assert {world.fleet.running[h] for h in STAGING} == {"before"}
+    assert world.state.closed("staging") == "rolled_back"
+    assert world.known_good.get("staging") is None  # only a verified rollout makes known-good
+
+
+def test_the_base_revision_is_recorded_before_any_host_is_touched(world: World) -> None:
+    world.history.parents["r1"] = "r0"
+    seen: list[str | None] = []
+    apply = world.applier.apply
+
+    def recording(hosts, *, revision, stage, wave, workdir):  # type: ignore[no-untyped-def]
+        record = world.state.record("staging")
+        seen.append(record.base if record is not None else "no record")
+        return apply(hosts, revision=revision, stage=stage, wave=wave, workdir=workdir)
+
+    world.applier.apply = recording  # type: ignore[method-assign]
+    heard: list[str | None] = []
+
+    class Observer(engine.NoObserver):
+        def stage_started(
+            self, stage: plan.StagePlan, revision: str, known_good: str | None, base: str | None
+        ) -> None:
+            heard.append(base)
+
+    world.parts = replace(world.parts, observer=Observer())
+    assert world.run("r1", ["staging"]).ok
+    assert seen == ["r0"] and heard == ["r0"]
+
+
+def test_a_root_commit_without_known_good_is_not_rolled_back_and_needs_to(world: World) -> None:
+    world.fleet.bad.add("bad")
+    result = world.run("bad", ["staging"])
+    assert result.rollback is not None and result.rollback.apply is None
+    assert "no base revision: bad is a root commit (it has no parent)" in result.rollback.reason
+    assert "`cd-checks rollback --to REV`" in result.rollback.reason
+    with pytest.raises(
+        RolloutError,
+        match="no known-good revision yet and the rollout of bad has no base revision to go back "
+        r"to: bad is a root commit \(it has no parent\); pass --to REV",
+    ):
+        engine.rollback(world.parts, "staging", holder=world.holder())
+    assert {world.fleet.running[h] for h in STAGING} == {"bad"}
+
+
+def test_rollback_command_after_a_failed_first_rollout_uses_the_base_revision(
+    tmp_path: Path,
+) -> None:
+    world = World(tmp_path, from_section({**SECTION, "rollback": {"automatic": False}}))
+    world.history.parents["bad"] = "before"
+    world.fleet.bad.add("bad")
+    failed = world.run("bad", ["staging"])
+    assert failed.rollback is not None and failed.rollback.apply is None
+    assert failed.rollback.revision == "before"  # what `cd-checks rollback` will use
+    result = engine.rollback(world.parts, "staging", holder=world.holder())
+    assert result.exit_code == 0 and result.rollback is not None and result.rollback.verified
+    assert result.rollback.revision == "before"
+    assert result.notes == (
+        "no known-good revision yet: rolling back to the deploy's base revision before "
+        "(the parent of bad)",
+    )
+    assert {world.fleet.running[h] for h in STAGING} == {"before"}
+
+
+def test_an_open_rollouts_base_carries_over_to_the_next_revision(world: World) -> None:
+    world.history.parents.update({"r1": "r0", "r2": "r1"})
+    world.run("r1", ["staging", "canary"])  # production is open: canary hosts run r1
+    world.run("r2", ["staging", "canary"])
+    record = world.state.record("production")
+    assert record is not None and record.revision == "r2"
+    assert (record.base, record.base_reason) == ("r0", "the parent of r1")
+    world.fleet.bad.add("r2")
+    result = world.run("r2", ["production"])
+    assert result.rollback is not None and result.rollback.revision == "r0"
+
+
+def test_without_a_state_directory_the_rollback_undoes_the_failed_run_of_the_trail(
+    world: World,
+) -> None:
+    world.fleet.running.update({h: "bad" for h in STAGING})
+    world.history.failed["staging"] = RunRecord(
+        "staging",
+        "bad",
+        "failed",
+        "staging",
+        (STAGING,),
+        applied=STAGING,
+        base="before",
+        base_reason="the parent of bad",
+    )
+    result = engine.rollback(world.parts, "staging", holder=world.holder())
+    assert result.ok and result.rollback is not None and set(result.rollback.hosts) == set(STAGING)
+    assert "rolling back to the deploy's base revision before" in result.notes[0]
+    assert {world.fleet.running[h] for h in STAGING} == {"before"}
+    assert world.state.closed("staging") == "rolled_back"
+
+
+def test_known_good_wins_over_the_base_revision_and_says_so(world: World) -> None:
+    world.history.parents["bad"] = "parent-of-bad"
+    world.run("good", ["staging"])
+    world.fleet.bad.add("bad")
+    result = world.run("bad", ["staging"])
+    assert result.rollback is not None and result.rollback.revision == "good"
+    assert result.notes == (
+        "rolling back to the last known-good revision good of environment staging",
+    )

@@ -9,15 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from cd_checks.audit.identity import Identity
+from cd_checks.audit.identity import Git, Identity, git_runner
 from cd_checks.audit.record import AuditRecord
 from cd_checks.audit.store import FileStore
 from cd_checks.audit.trail import AuditKnownGood, AuditTrail, BreakGlass
 from cd_checks.errors import AuditError
 from cd_checks.rollout import engine
-from cd_checks.rollout.recorder import AuditRecorder
+from cd_checks.rollout.recorder import AuditRecorder, TrailHistory, first_parent
 from cd_checks.rollout.render import render_markdown
 from cd_checks.rollout.spec import from_section
+from tests.conftest import git, init_repo
 from tests.rollout.fakes import FakeApplier
 from tests.rollout.test_engine import ALL, PRODUCTION, SECTION, STAGING, Killed, World
 
@@ -229,3 +230,88 @@ def test_a_break_glass_run_that_failed_a_gate_in_any_stage_is_never_known_good(
     assert all(g["passed"] for g in production[-1].gates)
     assert world.parts.known_good.get("production") == "good"
     assert world.parts.known_good.get("staging") == "good"
+
+
+def commits(parents: dict[str, str]) -> Git:
+    """`git cat-file` over a commit graph in a dict ({revision: first parent})."""
+
+    def git(args: list[str]) -> str | None:
+        if args[:2] == ["cat-file", "commit"]:
+            parent = parents.get(args[2])
+            head = f"tree 4b825dc\n{f'parent {parent}' + chr(10) if parent else ''}author A"
+            return f"{head}\n\nsubject\n\nparent of nothing: the body is not the header"
+        return "" if args[:2] == ["cat-file", "-e"] else None
+
+    return git
+
+
+def remembered(world: World, audit: AuditTrail, parents: dict[str, str]) -> AuditRecorder:
+    recorder = audited(world, audit)
+    world.parts = replace(world.parts, history=TrailHistory(audit, commits(parents)))
+    return recorder
+
+
+def test_a_fresh_job_rolls_a_failed_first_rollout_back_to_the_base_its_start_record_names(
+    tmp_path: Path,
+) -> None:
+    spec = from_section({**SECTION, "rollback": {"automatic": False}})
+    world, store = World(tmp_path, spec), FileStore(tmp_path / "audit.jsonl")
+    remembered(world, trail(store, tmp_path), {"bad": "before"})
+    world.fleet.bad.add("bad")
+    assert not world.run("bad", ["staging"]).ok
+    start, final = store.records()
+    assert (start.outcome, start.base_revision) == ("started", "before")
+    assert (final.outcome, final.base_revision) == ("failed", "before")
+    # A rollback job in a fresh checkout: no state directory, the same trail.
+    fresh = World(tmp_path / "fresh", spec)
+    remembered(fresh, trail(store, tmp_path), {"bad": "before"})
+    result = engine.rollback(fresh.parts, "staging", holder=fresh.holder())
+    assert result.ok and result.rollback is not None and result.rollback.revision == "before"
+    assert set(result.rollback.hosts) == set(STAGING)
+    said = "no known-good revision yet: rolling back to the deploy's base revision before"
+    assert result.notes == (f"{said} (the parent of bad)",)
+    assert {fresh.fleet.running[h] for h in STAGING} == {"before"}
+    rollback = store.records()[-1]
+    assert (rollback.kind, rollback.outcome, rollback.revision_to) == (
+        "rollback",
+        "succeeded",
+        "before",
+    )
+    assert rollback.rollback["reason"] == f"{said} (the parent of bad)"
+
+
+def test_after_a_first_rollout_went_back_to_its_base_the_next_one_falls_back_there_too(
+    tmp_path: Path,
+) -> None:
+    world, store = World(tmp_path), FileStore(tmp_path / "audit.jsonl")
+    remembered(world, trail(store, tmp_path), {"r1": "r0", "r2": "r1"})
+    world.fleet.bad.update({"r1", "r2"})
+    first = world.run("r1", ["staging"])
+    assert first.rollback is not None and first.rollback.revision == "r0"
+    assert first.rollback.verified
+    second = world.run("r2", ["staging"])  # r2's parent r1 is the broken one: not that
+    assert second.rollback is not None and second.rollback.revision == "r0"
+    assert second.rollback.verified
+    assert store.records()[-2].base_revision == "r0"
+    first_id = store.records()[0].id
+    assert second.notes == (
+        "no known-good revision yet: rolling back to the deploy's base revision r0 "
+        f"(environment staging was rolled back to it by deploy {first_id})",
+    )
+
+
+def test_the_first_parent_comes_from_git_and_a_shallow_clone_is_told_to_fetch_it(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "source").mkdir()
+    source = init_repo(tmp_path / "source")
+    root = git(source, "rev-parse", "HEAD").strip()
+    git(source, "commit", "-q", "--allow-empty", "-m", "change")
+    head = git(source, "rev-parse", "HEAD").strip()
+    assert first_parent(git_runner(source), head) == engine.Base(root, f"the parent of {head[:12]}")
+    assert first_parent(git_runner(source), root) is None  # a root commit
+    shallow = tmp_path / "shallow"
+    git(tmp_path, "clone", "-q", "--depth", "1", f"file://{source}", str(shallow))
+    base = first_parent(git_runner(shallow), head)
+    assert base is not None and base.revision == root
+    assert base.reason.endswith("not in this clone: fetch the full history (fetch-depth: 0)")
