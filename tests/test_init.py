@@ -275,7 +275,9 @@ def test_init_on_the_example_repository_finds_what_its_own_config_turns_on(
     lint_ci(root)
     for name in (*WORKFLOWS, render.GITLAB_CI, render.PRE_COMMIT, ".gitignore"):
         assert re.search(rf"(wrote|added) +{re.escape(name)} ", done.out), name
-    assert 'make "cd-checks / validate" a required status check' in done.out
+    assert 'require the check "validate" (pull requests show it as "cd-checks / validate")' in (
+        done.out
+    )
     assert "git add cd-checks.yml .gitignore" in done.out
 
 

@@ -96,8 +96,8 @@ def next_steps(changed: list[str], planned: scaffold.Plan) -> list[str]:
     ]
     if "github" in planned.setup.ci:
         steps.append(
-            'GitHub: make "cd-checks / validate" a required status check '
-            "(Settings -> Rules -> Rulesets)"
+            'GitHub: require the check "validate" (pull requests show it as "cd-checks / '
+            'validate"): Settings -> Rules -> Rulesets, "Require status checks to pass"'
         )
     if "gitlab" in planned.setup.ci:
         steps.append('GitLab: turn on "Pipelines must succeed" (Settings -> Merge requests)')
