@@ -189,20 +189,25 @@ def _worker_check(paths: Sequence[str]) -> list[tuple[str, list[Finding], Parsed
 def run(options: ValidateOptions) -> Report:
     """Validate the repository at `options.root`; raise CdChecksError on user errors."""
     config = config_module.load(options.root, options.config_path)
+    spec = build_spec(config, options)
+    paths = options.paths
+    # Named files that decide other files' verdicts (a hook passing the changed
+    # files: a schema, a policy, the config) re-check everything, as in PR mode.
+    if paths and _names_a_verdict_input(options.root, paths, _verdict_inputs(spec, config)):
+        paths = ()
     everything = files.select(
-        options.root, paths=options.paths, include=config.include, exclude=config.exclude
+        options.root, paths=paths, include=config.include, exclude=config.exclude
     )
     selection = everything
-    spec = build_spec(config, options)
     named = syntax.named_inventories(
         config.root, config.section("rollout").get("inventory"), everything.paths
     )
     spec = replace(spec, inventories=named)
-    touched: set[str] | None = set(everything.paths) if options.paths else None
+    touched: set[str] | None = set(everything.paths) if paths else None
     if options.changed_since is not None:
         changed = files.select(
             options.root,
-            paths=options.paths,
+            paths=paths,
             include=config.include,
             exclude=config.exclude,
             changed_since=options.changed_since,
@@ -235,7 +240,7 @@ def run(options: ValidateOptions) -> Report:
         reported=rollout.unparsed(findings),
         inventory=options.inventory,
     )
-    whole_repository = not options.paths and options.changed_since is None
+    whole_repository = not paths and options.changed_since is None
     findings = _apply_exceptions(findings, config, options.today, whole_repository)
     return Report.build(findings, len(candidates))
 
@@ -286,6 +291,21 @@ def _verdict_inputs(spec: CheckSpec, config: Config) -> set[str]:
         except ValueError:
             continue  # shipped policies, outside the repository
     return relative
+
+
+def _names_a_verdict_input(root: Path, paths: Sequence[str], inputs: set[str]) -> bool:
+    """True when one of the named files is a schema, policy, config or other verdict input."""
+    for given in paths:
+        full = root / given  # an absolute `given` stays as it is
+        if not full.is_file():
+            continue  # directories name what to check, not what decides
+        try:
+            relative = full.resolve().relative_to(root.resolve()).as_posix()
+        except ValueError:
+            continue  # outside the repository: files.select reports it
+        if relative in inputs:
+            return True
+    return False
 
 
 def _escaping_link(path: str) -> Finding:

@@ -133,6 +133,12 @@ def validate(
         jobs=jobs,
     )
     result = run(options)
+    if output_format in ("github", "sarif"):
+        from cd_checks.report import github
+
+        # Annotations and code scanning resolve paths from the checkout, which may
+        # hold the repository root in a subdirectory (the action's working-directory).
+        result = github.from_workspace(result, root, os.environ.get("GITHUB_WORKSPACE"))
     color = output is None and colour_for(sys.stdout, ctx)
     rendered = report_formats.FORMATS[output_format](result, color=color)
     if output is None:

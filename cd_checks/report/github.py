@@ -2,32 +2,70 @@
 
 `render` gives one `::error`/`::warning` command a finding, which GitHub shows
 as an annotation on the file and line of the pull request. `step_summary` gives
-the Markdown the CLI appends to $GITHUB_STEP_SUMMARY; this module never reads
-the environment itself.
+the Markdown the CLI appends to $GITHUB_STEP_SUMMARY, capped well below
+GitHub's 1 MiB limit however many findings there are. `from_workspace` makes
+paths relative to the checkout ($GITHUB_WORKSPACE, handed in by the CLI) when
+the repository root is a subdirectory of it, since annotations and code
+scanning resolve paths from the checkout. This module never reads the
+environment itself.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
 from cd_checks.findings import Finding, Report
-from cd_checks.report.wording import location, rule_id, summary_line
+from cd_checks.report.wording import location, plural, rule_id, summary_line
 
 _SUMMARY_HEADING = "## cd-checks validate"
 _SEVERITY_ICON = {"error": ":x:", "warning": ":warning:"}
+# Rows of the summary table: the first ones are read, the rest are in the
+# annotations and the SARIF report. With the cell caps below a summary stays
+# under about 150 KiB even when every character needs escaping, far below the
+# 1 MiB GitHub accepts for one step.
+SUMMARY_ROWS = 50
+_CELL_CHARS = {"location": 300, "rule": 100, "message": 500}
 
 
 def render(report: Report, *, color: bool = False) -> str:
     return "".join(_command(finding) for finding in report.findings)
 
 
-def step_summary(report: Report) -> str:
-    """A Markdown heading, the counts and a table of the findings."""
+def step_summary(report: Report, *, rows: int = SUMMARY_ROWS) -> str:
+    """A Markdown heading, the counts and a table of the first `rows` findings, errors first."""
     lines = [_SUMMARY_HEADING, ""]
     if not report.findings:
         return "\n".join([*lines, f":white_check_mark: {summary_line(report)}", ""])
     lines += [summary_line(report), "", "| Severity | Location | Rule | Message |"]
     lines.append("| --- | --- | --- | --- |")
-    lines += [_table_row(finding) for finding in report.findings]
+    # Sorting is stable: within a severity the report's file/line order stays.
+    ordered = sorted(report.findings, key=lambda finding: finding.severity != "error")
+    lines += [_table_row(finding) for finding in ordered[:rows]]
+    hidden = len(ordered) - rows
+    if hidden > 0:
+        lines += ["", f"... and {plural(hidden, 'more finding')}: {_WHERE_THE_REST_ARE}"]
     return "\n".join([*lines, ""])
+
+
+_WHERE_THE_REST_ARE = (
+    "see the annotations of this step, the SARIF report in code scanning, "
+    "or run `cd-checks validate` locally."
+)
+
+
+def from_workspace(report: Report, root: Path, workspace: str | None) -> Report:
+    """The report with paths relative to `workspace` when `root` lies below it."""
+    if not workspace:
+        return report
+    try:
+        prefix = root.resolve().relative_to(Path(workspace).resolve()).as_posix()
+    except ValueError:
+        return report  # a root outside the checkout: nothing better to say
+    if prefix == ".":
+        return report
+    moved = tuple(replace(f, path=f"{prefix}/{f.path}") for f in report.findings)
+    return replace(report, findings=moved)
 
 
 def escape_data(value: str) -> str:
@@ -54,11 +92,15 @@ def _command(finding: Finding) -> str:
 def _table_row(finding: Finding) -> str:
     cells = [
         f"{_SEVERITY_ICON[finding.severity]} {finding.severity}",
-        f"`{location(finding)}`",
-        f"`{rule_id(finding)}`",
-        finding.message,
+        f"`{_clip(location(finding), _CELL_CHARS['location'])}`",
+        f"`{_clip(rule_id(finding), _CELL_CHARS['rule'])}`",
+        _clip(finding.message, _CELL_CHARS["message"]),
     ]
     return "| " + " | ".join(_cell(cell) for cell in cells) + " |"
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _cell(text: str) -> str:
