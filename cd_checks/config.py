@@ -79,6 +79,7 @@ def validate_raw(raw: Any, source: str) -> dict[str, Any]:
     if raw is None:
         return {}
     _raise_first(_schema(), raw, source, ())
+    _check_globs(raw, source)
     builtin_data = (raw.get("policy") or {}).get("builtin_data")
     if builtin_data is not None:
         from cd_checks.builtin_policies import config_schema_path
@@ -106,6 +107,36 @@ def _raise_first(
             f"{source}: unknown key {keys} in {_where(where)}{_did_you_mean(unknown, known)}"
         )
     raise ConfigError(f"{source}: {_where(where)}: {error.message}")
+
+
+def _check_globs(raw: dict[str, Any], source: str) -> None:
+    """A glob that does not compile (`[z-a]`) is a ConfigError naming its key, found
+    before any file is matched against it."""
+    from cd_checks.files import bad_glob
+
+    for key, glob in _globs(raw):
+        reason = bad_glob(glob)
+        if reason is not None:
+            raise ConfigError(f"{source}: {key}: bad glob {glob!r}: {reason}")
+
+
+def _globs(raw: dict[str, Any]) -> list[tuple[str, str]]:
+    """(key, glob) for every glob of the config, in the order of the file."""
+    named: list[tuple[str, Any]] = [
+        ("files.include", (raw.get("files") or {}).get("include")),
+        ("files.exclude", (raw.get("files") or {}).get("exclude")),
+        ("syntax.nginx", (raw.get("syntax") or {}).get("nginx")),
+    ]
+    named += [(f"schema[{i}].files", m.get("files")) for i, m in enumerate(raw.get("schema") or [])]
+    builtin_files = (raw.get("policy") or {}).get("builtin_files") or {}
+    named += [(f"policy.builtin_files.{name}", g) for name, g in builtin_files.items()]
+    found = []
+    for key, value in named:
+        if isinstance(value, str):
+            found.append((key, value))
+        elif isinstance(value, list):
+            found += [(f"{key}[{i}]", glob) for i, glob in enumerate(value)]
+    return found
 
 
 def _did_you_mean(unknown: list[str], known: list[str]) -> str:
@@ -143,13 +174,20 @@ def load(root: Path, explicit: Path | None = None) -> Config:
     """Load and validate the config for the repository at `root` (defaults when absent)."""
     import yaml
 
+    from cd_checks import bounded
+
     path = find_config(root, explicit)
     if path is None:
         return _build(root, None, {})
     try:
-        raw = yaml.safe_load(path.read_text("utf-8"))
+        raw = bounded.load_yaml(path.read_text("utf-8"), bounded.SETTINGS)
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read: {exc}") from exc
+    except bounded.ParseProblem as refused:  # an alias bomb, too deep, a 5,000-digit number
+        raise ConfigError(f"{path}{refused.where()}: {refused.message}") from refused
+    except yaml.reader.ReaderError as exc:
+        bad = bounded.reader_problem(exc, path.read_text("utf-8"))
+        raise ConfigError(f"{path}{bad.where()}: {bad.message}") from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""

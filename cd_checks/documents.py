@@ -82,46 +82,6 @@ def _nginx_position(document: Any, path: JsonPath) -> Position | None:
     return (line, None) if line is not None else None
 
 
-def is_alias_bomb(node: yaml.Node, limit: int) -> bool:
-    """True when aliases blow the document up past `limit` nodes and tenfold its real size.
-
-    A YAML alias bomb is a small file whose aliases expand to billions of nodes;
-    schema and policy checks walk the expanded data, so it must be refused first.
-    A large document without such growth is not one.
-    """
-    distinct: set[int] = set()
-    expanded = expanded_size(node, limit, distinct)
-    return expanded > limit and expanded > 10 * len(distinct)
-
-
-def expanded_size(node: yaml.Node, limit: int, seen: set[int] | None = None) -> int:
-    """How many nodes the document has once aliases are expanded, counted up to `limit` + 1."""
-    sizes: dict[int, int] = {}
-    open_nodes: set[int] = set()
-
-    def size(current: yaml.Node) -> int:
-        known = sizes.get(id(current))
-        if known is not None:
-            return known
-        if id(current) in open_nodes:  # a recursive alias expands without end
-            return limit + 1
-        open_nodes.add(id(current))
-        if seen is not None:
-            seen.add(id(current))
-        total = 1
-        if isinstance(current, yaml.SequenceNode):
-            for child in current.value:
-                total = min(total + size(child), limit + 1)
-        elif isinstance(current, yaml.MappingNode):
-            for key_node, value_node in current.value:
-                total = min(total + size(key_node) + size(value_node), limit + 1)
-        open_nodes.discard(id(current))
-        sizes[id(current)] = total
-        return total
-
-    return size(node)
-
-
 def to_json_compatible(value: Any) -> Any:
     """Dates to ISO strings and keys to strings, so schemas and Rego see JSON data."""
     if isinstance(value, dict):

@@ -19,7 +19,8 @@ from typing import Any
 import pathspec
 import yaml
 
-from cd_checks.files import matcher
+from cd_checks import bounded
+from cd_checks.files import bad_glob, matcher
 from cd_checks.findings import Finding
 
 ENTRY_KEYS = ("rule", "paths", "reason", "expires")
@@ -65,6 +66,8 @@ def load(path: Path, *, display: str | None = None) -> tuple[list[PolicyExceptio
         root = _compose(path.read_text("utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
         return [], [_invalid(shown, None, f"cannot read the exceptions file: {exc}")]
+    except bounded.ParseProblem as refused:  # an alias bomb, too deep, too large
+        return [], [_invalid(shown, refused.line, f"the exceptions file: {refused.message}")]
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
@@ -74,7 +77,7 @@ def load(path: Path, *, display: str | None = None) -> tuple[list[PolicyExceptio
 
 
 def _compose(text: str) -> yaml.Node | None:
-    return yaml.compose(text, Loader=yaml.SafeLoader)
+    return bounded.compose_yaml(text, bounded.SETTINGS)
 
 
 def _entries(root: yaml.Node | None, shown: str) -> tuple[list[PolicyException], list[Finding]]:
@@ -160,6 +163,11 @@ def _paths(
             _invalid(shown, node.line, "paths must be a glob or a non-empty list of globs")
         )
         return None
+    bad = [(glob, reason) for glob in value if (reason := bad_glob(glob)) is not None]
+    if bad:
+        glob, reason = bad[0]
+        problems.append(_invalid(shown, node.line, f"paths: bad glob {glob!r}: {reason}"))
+        return None
     return tuple(value)
 
 
@@ -185,10 +193,10 @@ def _expires(
 
 
 def _construct(node: yaml.Node) -> Any:
-    loader = yaml.SafeLoader("")
+    loader = bounded.YamlLoader("")
     try:
         return loader.construct_object(node, deep=True)
-    except (yaml.YAMLError, ValueError):  # ValueError: a date-shaped 2027-13-01
+    except (yaml.YAMLError, ValueError):  # a 5,000-digit number, an application tag
         return node.value if isinstance(node, yaml.ScalarNode) else None
     finally:
         loader.dispose()

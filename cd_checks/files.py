@@ -11,7 +11,9 @@ repository. This module reads the file system and runs git; it checks nothing.
 
 from __future__ import annotations
 
+import errno
 import os
+import re
 import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -20,24 +22,54 @@ from pathlib import Path
 import pathspec
 
 from cd_checks.errors import InputError, ToolError
+from cd_checks.findings import Finding
 
 SKIP_DIRS = frozenset({".git", ".cd-checks", "__pycache__", ".venv", "node_modules"})
 
 
 @dataclass(frozen=True)
 class Selection:
-    """The repo-relative posix paths to check, and symlinks that escape the repository."""
+    """The repo-relative posix paths to check, symlinks that escape the repository, and
+    findings for what cannot be looked at (an unreadable file or directory, a link loop)."""
 
     paths: tuple[str, ...]
     escaping_links: tuple[str, ...]
+    problems: tuple[Finding, ...] = ()
 
 
 def matcher(globs: Iterable[str]) -> pathspec.GitIgnoreSpec:
-    """Globs with .gitignore semantics, matched against repo-relative posix paths."""
-    return pathspec.GitIgnoreSpec.from_lines(list(globs))
+    """Globs with .gitignore semantics, matched against repo-relative posix paths.
+
+    A glob that does not compile is an InputError naming it; the config and the
+    exceptions file check theirs first (`bad_glob`) to also name the key or line.
+    """
+    globs = list(globs)
+    try:
+        return pathspec.GitIgnoreSpec.from_lines(globs)
+    except (re.error, ValueError) as exc:
+        glob = next((g for g in globs if bad_glob(g)), None)
+        raise InputError(f"bad glob {glob!r}: {_reason(exc)}") from exc
+
+
+def bad_glob(glob: str) -> str | None:
+    """Why `glob` is not a usable gitwildmatch pattern (e.g. `[z-a]`); None when it is."""
+    try:
+        pathspec.GitIgnoreSpec.from_lines([glob])
+    except (re.error, ValueError) as exc:
+        return _reason(exc)
+    return None
+
+
+def _reason(exc: Exception) -> str:
+    # re's messages end in "at position N" of the translated regex, not of the glob.
+    return re.sub(r" at position \d+$", "", str(exc).splitlines()[0])
 
 
 def _git(root: Path, *args: str) -> str:
+    return _git_run(root, *args).stdout
+
+
+def _git_run(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
     try:
         done = subprocess.run(
             ["git", "-C", str(root), *args], capture_output=True, check=False, text=True
@@ -47,7 +79,7 @@ def _git(root: Path, *args: str) -> str:
     if done.returncode != 0:
         message = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "failed"
         raise ToolError(f"git {' '.join(args[:2])}: {message}")
-    return done.stdout
+    return done
 
 
 def in_git_work_tree(root: Path) -> bool:
@@ -63,18 +95,46 @@ def in_git_work_tree(root: Path) -> bool:
     return done.returncode == 0 and done.stdout.strip() == "true"
 
 
+# git lists what it can and warns about a directory it cannot open.
+_GIT_UNREADABLE = re.compile(r"^warning: could not open directory '(?P<dir>.*)': (?P<why>.*)$")
+
+
 def git_files(root: Path) -> list[str]:
-    out = _git(root, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
-    return sorted({p for p in out.split("\0") if p})
+    return _git_files(root)[0]
+
+
+def _git_files(root: Path) -> tuple[list[str], list[Finding]]:
+    done = _git_run(root, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
+    unreadable = [
+        _unreadable_directory(found["dir"].rstrip("/"), found["why"])
+        for found in map(_GIT_UNREADABLE.match, done.stderr.splitlines())
+        if found
+    ]
+    return sorted({p for p in done.stdout.split("\0") if p}), unreadable
 
 
 def walk_files(root: Path) -> list[str]:
+    return _walk_files(root)[0]
+
+
+def _walk_files(root: Path) -> tuple[list[str], list[Finding]]:
     found: list[str] = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+    unreadable: list[Finding] = []
+
+    def skipped(error: OSError) -> None:
+        where = Path(str(error.filename)).relative_to(root).as_posix()
+        unreadable.append(_unreadable_directory(where, error.strerror or str(error)))
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=skipped, followlinks=False):
         dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS)
         base = Path(dirpath).relative_to(root)
         found.extend((base / name).as_posix() for name in filenames)
-    return sorted(found)
+    return sorted(found), unreadable
+
+
+def _unreadable_directory(path: str, why: str) -> Finding:
+    message = f"cannot read this directory: {why}; the files in it are not checked"
+    return Finding(path, None, None, "syntax", "unreadable", "error", message)
 
 
 def changed_files(root: Path, ref: str) -> list[str]:
@@ -125,12 +185,14 @@ def select(
         raise InputError(f"not a directory: {root}")
     prefixes = [_relative_prefix(root, p) for p in paths] or [""]
     git = in_git_work_tree(root)
+    problems: list[Finding] = []
     if changed_since is not None:
         if not git:
             raise InputError(f"--changed-since needs a git repository; {root} is not in one")
         candidates = changed_files(root, changed_since)
     else:
-        candidates = git_files(root) if git else walk_files(root)
+        candidates, problems = _git_files(root) if git else _walk_files(root)
+    problems = [p for p in problems if _under(p.path, prefixes)]
     keep, drop = matcher(include), matcher(exclude)
     chosen: list[str] = []
     escaping: list[str] = []
@@ -139,20 +201,52 @@ def select(
             continue
         if not _under(rel, prefixes) or not keep.match_file(rel) or drop.match_file(rel):
             continue
-        full = root / rel
-        if full.is_symlink() and _escapes(root, full):
+        place = _place(root, rel)
+        if isinstance(place, Finding):
+            problems.append(place)
+        elif place == "escaping":
             escaping.append(rel)
-        elif full.is_file():
+        elif place == "file":
             chosen.append(rel)
-    return Selection(tuple(chosen), tuple(escaping))
+    return Selection(tuple(chosen), tuple(escaping), tuple(problems))
+
+
+def _place(root: Path, rel: str) -> str | Finding:
+    """What a listed path is: a "file" to check, an "escaping" link, or one to "skip"
+    (a directory, a dangling link); a finding when it cannot be looked at."""
+    full = root / rel
+    try:
+        if full.is_symlink():
+            os.stat(full)  # follows the link: ELOOP for a loop
+            if _escapes(root, full):
+                return "escaping"
+        return "file" if full.is_file() else "skip"
+    except FileNotFoundError:
+        return "skip"  # a dangling link, or deleted since it was listed
+    except RuntimeError:  # Python < 3.13: resolve() on a loop
+        return _link_loop(rel)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return _link_loop(rel)
+        message = f"cannot read: {exc.strerror or exc}"
+        return Finding(rel, None, None, "syntax", "unreadable", "error", message)
+
+
+def _link_loop(rel: str) -> Finding:
+    message = "symbolic link loop; not followed"
+    return Finding(rel, None, None, "syntax", "symlink-loop", "warning", message)
 
 
 def _relative_prefix(root: Path, given: str) -> str:
     candidate = Path(given)
     full = candidate if candidate.is_absolute() else root / candidate
-    if not full.exists():
-        raise InputError(f"no such file or directory: {given}")
     try:
-        return full.resolve().relative_to(root.resolve()).as_posix()
+        if not full.exists():
+            raise InputError(f"no such file or directory: {given}")
+        resolved = full.resolve()
+    except (OSError, RuntimeError) as exc:  # unreadable directory, symbolic link loop
+        raise InputError(f"cannot use {given}: {getattr(exc, 'strerror', None) or exc}") from exc
+    try:
+        return resolved.relative_to(root.resolve()).as_posix()
     except ValueError as exc:
         raise InputError(f"{given} is outside the repository {root}") from exc

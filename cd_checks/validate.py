@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from cd_checks import __version__, files, state_dir
+from cd_checks import __version__, bounded, files, guard, state_dir
 from cd_checks import config as config_module
 from cd_checks.checks import rollout, schema, syntax
 from cd_checks.checks.policy import (
@@ -33,7 +33,7 @@ from cd_checks.checks.policy import (
 )
 from cd_checks.config import Config
 from cd_checks.documents import Parsed
-from cd_checks.errors import ConfigError
+from cd_checks.errors import CdChecksError, ConfigError
 from cd_checks.findings import Finding, Report
 from cd_checks.rego import PolicySource
 
@@ -86,15 +86,20 @@ class Checker:
     """The per-process state: yamllint config, schema validators, policy engines, cache."""
 
     def __init__(self, spec: CheckSpec) -> None:
+        import yaml
         from yamllint.config import YamlLintConfig, YamlLintConfigError
 
         self.spec = spec
         try:
             # yamllint resolves `extends:` and `ignore-from-file:` paths against the
             # current directory; cd-checks runs as if started at the repository root.
+            # yamllint reads its config with PyYAML unbounded: refuse a bomb first
+            # (a syntax error it reports itself, in its words).
+            with contextlib.suppress(yaml.YAMLError):
+                bounded.load_yaml(spec.yamllint_text, bounded.SETTINGS)
             with _working_directory(spec.root):
                 conf = YamlLintConfig(content=spec.yamllint_text)
-        except (YamlLintConfigError, OSError) as exc:
+        except (YamlLintConfigError, OSError, bounded.ParseProblem, RecursionError) as exc:
             where = spec.yamllint_path or "yamllint defaults"
             raise ConfigError(f"{where}: invalid yamllint config: {exc}") from exc
         self.yamllint_conf = conf
@@ -118,7 +123,19 @@ class Checker:
         return kind
 
     def check(self, path: str) -> tuple[list[Finding], Parsed | None]:
-        """All checks of one file: read once, answered from the cache when unchanged."""
+        """All checks of one file: read once, answered from the cache when unchanged.
+
+        Whatever one file raises is that file's finding and the run goes on
+        (`cd_checks.guard`); a user error of the whole run stays one error line.
+        """
+        try:
+            return self._check_file(path)
+        except CdChecksError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - one file's failure is that file's finding
+            return [guard.finding_for(path, exc, full=self.spec.root / path)], None
+
+    def _check_file(self, path: str) -> tuple[list[Finding], Parsed | None]:
         kind = self.kind(path)
         if kind is None:
             return [], None
@@ -231,8 +248,10 @@ def run(options: ValidateOptions) -> Report:
     if checker.policy is not None and spec.want_documents:
         # Cross-file policies see the whole repository, also in PR mode.
         every = [p for p in everything.paths if checker.kind(p) is not None]
-        findings += checker.policy.check_combined(_entries(checker, every, parsed_by_path))
+        entries, unread = _entries(checker, every, parsed_by_path, set(candidates))
+        findings += unread + checker.policy.check_combined(entries)
     findings += [_escaping_link(p) for p in selection.escaping_links]
+    findings += selection.problems
     findings += rollout.check(
         config,
         spec.config_path,
@@ -262,21 +281,32 @@ def _check_all(
 
 
 def _entries(
-    checker: Checker, paths: Sequence[str], parsed_by_path: dict[str, Parsed]
-) -> list[Entry]:
-    entries = []
+    checker: Checker, paths: Sequence[str], parsed_by_path: dict[str, Parsed], checked: set[str]
+) -> tuple[list[Entry], list[Finding]]:
+    """The combined input, and a finding for each file outside this run's checks that
+    cannot be read (a file this run checked and could not parse already has one)."""
+    entries: list[Entry] = []
+    unread: list[Finding] = []
     for path in paths:
         parsed = parsed_by_path.get(path)
+        if parsed is None and path in checked:
+            continue
         # Not checked in this run (PR mode), or came from a worker without its node
         # tree: parse it (without linting) to have documents that locate findings.
         if parsed is None or (parsed.kind in ("yaml", "json") and not parsed.nodes):
-            kind = checker.kind(path)
             full = checker.spec.root / path
-            source = syntax.Source(path, full, full.read_bytes())
-            parsed = (checker.documents_only(source, kind) if kind else None) or parsed
+            try:
+                kind = checker.kind(path)
+                source = syntax.Source(path, full, full.read_bytes())
+                parsed = (checker.documents_only(source, kind) if kind else None) or parsed
+            except CdChecksError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - as in Checker.check
+                unread.append(guard.finding_for(path, exc, full=full))
+                continue
         if parsed is not None:
             entries += whole_documents(path, parsed)
-    return entries
+    return entries, unread
 
 
 def _verdict_inputs(spec: CheckSpec, config: Config) -> set[str]:
@@ -447,7 +477,10 @@ def fingerprint(spec: CheckSpec, config: Config) -> str:
     digest.update(shown.encode())
     for path in _inputs_of(spec):
         digest.update(b"\0" + _portable(path.as_posix(), spec.root).encode() + b"\0")
-        digest.update(path.read_bytes())
+        try:
+            digest.update(path.read_bytes())
+        except OSError as exc:  # the loader that needs the file says so, as one error line
+            digest.update(f"unreadable: {exc.strerror}".encode())
     return digest.hexdigest()
 
 
@@ -465,8 +498,8 @@ def _yamllint_files(spec: CheckSpec) -> list[Path]:
     texts = [spec.yamllint_text]
     while texts:
         try:
-            conf = yaml.safe_load(texts.pop())
-        except yaml.YAMLError:
+            conf = bounded.load_yaml(texts.pop(), bounded.SETTINGS)
+        except (yaml.YAMLError, ValueError):
             continue  # the Checker reports a broken yamllint config
         if not isinstance(conf, dict):
             continue

@@ -82,11 +82,12 @@ class PolicyRunner:
 
     def __init__(self, setup: PolicySetup) -> None:
         self.setup = setup
+        # Both load at once, in their own processes, while files are parsed.
         self.user: Evaluator | None = (
-            open_engine(setup.user, engine=_engine_for(setup)) if setup.user else None
+            open_engine(setup.user, engine=_engine_for(setup), wait=False) if setup.user else None
         )
         self.builtin: Evaluator | None = (
-            open_engine(setup.builtin, engine="embedded") if setup.builtin else None
+            open_engine(setup.builtin, engine="embedded", wait=False) if setup.builtin else None
         )
         self._scopes = [(scope, matcher(scope.globs)) for scope in setup.scopes]
 

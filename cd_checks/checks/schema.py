@@ -5,21 +5,35 @@ Draft 2020-12 is the default; a `$schema` keyword picks another draft.
 Local `$ref`s (relative file references) resolve against the schema's own
 directory; remote ones are refused, since checks must run offline and give
 the same answer everywhere. A missing or invalid schema is a finding, and
-the files it maps are not checked against it.
+the files it maps are not checked against it; so is a `$ref` to something
+that is no schema, or a loop of `$ref`s that never descends into the
+document. Schemas are read within `cd_checks.bounded`'s limits, and `pattern`s
+are matched with a time limit (a pattern may backtrack for hours).
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from cd_checks import bounded
 from cd_checks.documents import Parsed
 from cd_checks.findings import Finding
+
+# Seconds one `pattern` may take on one value. Python's `re` backtracks without
+# limit (`^(a|aa)+$` on 40 characters: minutes); the `regex` package reads the same
+# syntax and takes a timeout, so schemas mean what they meant and cannot hang a run.
+# (RE2 cannot backtrack at all, but refuses lookarounds that real schemas use.)
+PATTERN_TIMEOUT = 1.0
+# Keywords whose subschemas apply to the same instance: a `$ref` loop through only
+# these never ends. And keywords whose values are data, not schemas.
+IN_PLACE = ("not", "if", "then", "else")
+IN_PLACE_LISTS = ("allOf", "anyOf", "oneOf")
+NOT_SCHEMAS = frozenset({"enum", "const", "default", "examples", "$ref"})
 
 
 @dataclass(frozen=True)
@@ -34,8 +48,11 @@ class SchemaRule:
 def _read_schema(full: Path) -> Any:
     text = full.read_text("utf-8")
     if full.suffix == ".json":
-        return json.loads(text)
-    return yaml.safe_load(text)
+        value, duplicates = bounded.load_json(text)
+        if duplicates:  # which value a validator sees would depend on the parser
+            raise duplicates[0]
+        return value
+    return bounded.load_yaml(text, bounded.SETTINGS)
 
 
 def load_rules(
@@ -77,9 +94,16 @@ def build_validator(full: Path) -> Any:
         )
     try:
         schema = _read_schema(full)
-    except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as exc:
+    except bounded.ParseProblem as exc:
         raise SchemaProblem(
-            f"cannot read schema: {' '.join(str(exc).split())}",
+            f"cannot read schema: {exc.message}",
+            rule="invalid-schema",
+            in_schema=True,
+            line=exc.line,
+        ) from exc
+    except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError, RecursionError) as exc:
+        raise SchemaProblem(
+            f"cannot read schema: {' '.join(str(exc).split()) or type(exc).__name__}",
             rule="invalid-schema",
             in_schema=True,
         ) from exc
@@ -94,6 +118,10 @@ def build_validator(full: Path) -> Any:
         path = "/".join(str(p) for p in exc.absolute_path) or "(root)"
         raise SchemaProblem(
             f"invalid schema at {path}: {exc.message}", rule="invalid-schema", in_schema=True
+        ) from exc
+    except RecursionError as exc:
+        raise SchemaProblem(
+            "the schema is nested too deeply to check", rule="invalid-schema", in_schema=True
         ) from exc
 
     base = full.resolve().as_uri()
@@ -111,7 +139,7 @@ def build_validator(full: Path) -> Any:
             raise referencing.exceptions.NoSuchResource(ref=uri)  # type: ignore[call-arg]
         try:
             contents = _read_schema(target)
-        except (OSError, ValueError, yaml.YAMLError) as exc:
+        except (OSError, ValueError, yaml.YAMLError, RecursionError) as exc:
             raise referencing.exceptions.NoSuchResource(ref=uri) from exc  # type: ignore[call-arg]
         return referencing.Resource.from_contents(
             contents, default_specification=referencing.jsonschema.DRAFT202012
@@ -123,9 +151,185 @@ def build_validator(full: Path) -> Any:
     registry: referencing.Registry[Any] = referencing.Registry(retrieve=retrieve).with_resource(  # type: ignore[call-arg]
         base, resource
     )
+    _check_refs(registry.resolver(base), schema)
     if isinstance(schema, dict) and "$id" not in schema:
         schema = {**schema, "$id": base}
-    return cls(schema, registry=registry, format_checker=cls.FORMAT_CHECKER)
+    bounded_cls = jsonschema.validators.extend(cls, TimedPatterns().keywords())
+    return bounded_cls(schema, registry=registry, format_checker=cls.FORMAT_CHECKER)
+
+
+def _check_refs(resolver: Any, schema: Any) -> None:
+    """Every `$ref` reachable from the schema points to a schema, and no chain of them
+    comes back to where it started without descending into the document (`{"$ref": "#"}`:
+    validation would recurse without end). Unresolvable refs are reported when used."""
+    import referencing.exceptions
+
+    in_place: dict[int, list[int]] = {}
+    refs: dict[int, str] = {}
+    todo: list[tuple[Any, Any]] = [(resolver, schema)]
+    while todo:
+        current, node = todo.pop()
+        if not isinstance(node, dict) or id(node) in in_place:
+            continue
+        targets = [node.get(key) for key in IN_PLACE]
+        targets += [item for key in IN_PLACE_LISTS for item in _listed(node.get(key))]
+        ref = node.get("$ref")
+        if isinstance(ref, str):
+            try:
+                resolved = current.lookup(ref)
+            except referencing.exceptions.Unresolvable:
+                resolved = None
+            if resolved is not None:
+                _must_be_schema(ref, resolved.contents)
+                refs[id(node)] = ref
+                targets.append(resolved.contents)
+                todo.append((resolved.resolver, resolved.contents))
+        in_place[id(node)] = [id(t) for t in targets if isinstance(t, dict)]
+        for key, value in node.items():
+            if key not in NOT_SCHEMAS:
+                todo += [(current, child) for child in [value, *_listed(value)]]
+    loop = _loop(in_place)
+    if loop:
+        ref = next((refs[n] for n in loop if n in refs), "#")
+        raise SchemaProblem(
+            f"$ref {ref!r} leads back to itself without descending into the document: "
+            "validation would never end",
+            rule="invalid-schema",
+            in_schema=True,
+        )
+
+
+def _listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _must_be_schema(ref: str, contents: Any) -> None:
+    if not isinstance(contents, (dict, bool)):
+        kind = {list: "an array", str: "a string", type(None): "null"}.get(
+            type(contents), "a value"
+        )
+        raise SchemaProblem(
+            f"$ref {ref!r} does not point to a schema (it is {kind}: a schema is an object or "
+            "a boolean)",
+            rule="invalid-schema",
+            in_schema=True,
+        )
+
+
+def _loop(edges: dict[int, list[int]]) -> list[int]:
+    """The nodes of one cycle in `edges`, or [] when there is none (iterative DFS)."""
+    state: dict[int, int] = {}  # 1: on the current path, 2: done
+    for start in edges:
+        if start in state:
+            continue
+        path = [start]
+        state[start] = 1
+        stack = [iter(edges.get(start, ()))]
+        while stack:
+            following = next(stack[-1], None)
+            if following is None:
+                state[path.pop()] = 2
+                stack.pop()
+            elif state.get(following) == 1:
+                return path[path.index(following) :]
+            elif following not in state:
+                state[following] = 1
+                path.append(following)
+                stack.append(iter(edges.get(following, ())))
+    return []
+
+
+@dataclass
+class TimedPatterns:
+    """jsonschema's `pattern`, `patternProperties` and `additionalProperties` keywords,
+    matching with the `regex` package under a time limit. A pattern that ran out of time
+    is not tried again on this schema: each later value gets the same error at once."""
+
+    timeout: float = PATTERN_TIMEOUT
+    slow: set[str] = field(default_factory=set)
+
+    def keywords(self) -> dict[str, Any]:
+        return {
+            "pattern": self.pattern,
+            "patternProperties": self.pattern_properties,
+            "additionalProperties": self.additional_properties,
+        }
+
+    def search(self, pattern: str, text: str) -> bool | None:
+        """Whether `pattern` matches somewhere in `text`; None when it ran out of time."""
+        import regex
+
+        if pattern in self.slow:
+            return None
+        try:
+            return regex.search(pattern, text, timeout=self.timeout) is not None
+        except TimeoutError:
+            self.slow.add(pattern)
+            return None
+
+    def _too_slow(self, pattern: str) -> Any:
+        from jsonschema.exceptions import ValidationError
+
+        return ValidationError(
+            f"pattern {pattern!r} took more than {self.timeout:g} s on this value "
+            "(catastrophic backtracking?); simplify the pattern"
+        )
+
+    def pattern(self, validator: Any, pattern: str, instance: Any, schema: Any) -> Iterator[Any]:
+        from jsonschema.exceptions import ValidationError
+
+        if not validator.is_type(instance, "string"):
+            return
+        found = self.search(pattern, instance)
+        if found is None:
+            yield self._too_slow(pattern)
+        elif not found:
+            yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+    def pattern_properties(
+        self, validator: Any, patterns: dict[str, Any], instance: Any, schema: Any
+    ) -> Iterator[Any]:
+        if not validator.is_type(instance, "object"):
+            return
+        for pattern, subschema in patterns.items():
+            for key, value in instance.items():
+                found = self.search(pattern, key)
+                if found is None:
+                    yield self._too_slow(pattern)
+                elif found:
+                    yield from validator.descend(value, subschema, path=key, schema_path=pattern)
+
+    def additional_properties(
+        self, validator: Any, additional: Any, instance: Any, schema: Any
+    ) -> Iterator[Any]:
+        """jsonschema's own keyword, with the properties that patterns claim found in time."""
+        from jsonschema.exceptions import ValidationError
+
+        if not validator.is_type(instance, "object"):
+            return
+        patterns = list(schema.get("patternProperties", {}))
+        named = schema.get("properties", {})
+        extras = []
+        for key in instance:
+            matches = [self.search(pattern, key) for pattern in patterns if key not in named]
+            if None in matches:
+                yield self._too_slow(next(p for p in patterns if p in self.slow))
+            elif key not in named and not any(matches):
+                extras.append(key)
+        if validator.is_type(additional, "object"):
+            for key in extras:
+                yield from validator.descend(instance[key], additional, path=key)
+        elif not additional and extras:
+            shown = ", ".join(repr(key) for key in sorted(extras))
+            if patterns:
+                verb = "does" if len(extras) == 1 else "do"
+                regexes = ", ".join(repr(p) for p in sorted(patterns))
+                yield ValidationError(f"{shown} {verb} not match any of the regexes: {regexes}")
+            else:
+                verb = "was" if len(extras) == 1 else "were"
+                yield ValidationError(
+                    f"Additional properties are not allowed ({shown} {verb} unexpected)"
+                )
 
 
 def referenced_files(full: Path) -> set[Path]:
@@ -142,7 +346,7 @@ def referenced_files(full: Path) -> set[Path]:
         found.add(current)
         try:
             document = _read_schema(current)
-        except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError):
+        except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError, RecursionError):
             continue
         declared = document.get("$id") if isinstance(document, dict) else None
         base = declared.rsplit("/", 1)[0] + "/" if isinstance(declared, str) else None
@@ -191,6 +395,22 @@ def check(path: str, parsed: Parsed, rule: SchemaRule) -> list[Finding]:
                     "unresolvable-ref",
                     "error",
                     f"cannot resolve $ref {exc.ref!r} (only local files)",
+                )
+            )
+            break
+        except RecursionError:
+            # _check_refs refuses $ref loops up front; what is left recursing is a deep
+            # document meeting a recursive schema.
+            findings.append(
+                Finding(
+                    path,
+                    None,
+                    None,
+                    "schema",
+                    "too-deep",
+                    "error",
+                    f"validating against {rule.schema_path} recursed too deeply; "
+                    "the document is not checked against it",
                 )
             )
             break

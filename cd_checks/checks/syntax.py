@@ -13,7 +13,6 @@ never exceptions.
 from __future__ import annotations
 
 import configparser
-import gc
 import json
 import posixpath
 import re
@@ -25,7 +24,8 @@ from typing import Any
 
 import yaml
 
-from cd_checks.documents import Parsed, is_alias_bomb, to_json_compatible
+from cd_checks import bounded
+from cd_checks.documents import Parsed, to_json_compatible
 from cd_checks.findings import Finding, Severity
 from cd_checks.rollout.inventory import ignored_in_directory
 
@@ -51,24 +51,6 @@ INVENTORY_NAME_PREFIXES = ("hosts", "inventory")
 # Suffixes a file named by `rollout.inventory` or ansible.cfg keeps its own kind for.
 STRUCTURED_SUFFIXES = frozenset({".yml", ".yaml", ".json", ".toml"})
 VARS_DIRS = frozenset({"group_vars", "host_vars"})
-# More expanded nodes than this in one document is treated as an alias bomb.
-MAX_EXPANDED_NODES = 2_000_000
-
-
-class _Loader(yaml.CSafeLoader):
-    """libyaml's safe loader, reading application tags (`!vault`, `!reference`, `!Ref`)
-    as their plain value: they are valid YAML, and policies see the string/list/map."""
-
-
-def _plain(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
-    if isinstance(node, yaml.MappingNode):
-        return loader.construct_mapping(node, deep=True)
-    if isinstance(node, yaml.SequenceNode):
-        return loader.construct_sequence(node, deep=True)
-    return loader.construct_scalar(node) if isinstance(node, yaml.ScalarNode) else None
-
-
-_Loader.add_multi_constructor("!", _plain)
 
 
 @dataclass(frozen=True)
@@ -165,6 +147,12 @@ def parse(source: Source, kind: str, options: SyntaxOptions) -> tuple[Parsed | N
     """Check the syntax of `source` as `kind`; return its documents (None when unusable)."""
     if b"\0" in source.data[:8192]:
         return None, [finding(source, None, None, "binary", f"binary file, not {kind}")]
+    nul = source.data.find(b"\0")
+    if nul >= 0:  # past the first 8 KB that tell binary files apart
+        line, column = _position_of_offset(source.data, nul)
+        return None, [
+            finding(source, line, column, "binary", f"a NUL byte: binary data, not {kind}")
+        ]
     try:
         text = source.data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -176,6 +164,12 @@ def parse(source: Source, kind: str, options: SyntaxOptions) -> tuple[Parsed | N
         return PARSERS[kind](source, text, options)
     except RecursionError:
         return None, [finding(source, None, None, "too-deep", "nesting too deep to parse")]
+    except bounded.ParseProblem as problem:
+        return None, [_problem(source, problem)]
+
+
+def _problem(source: Source, problem: bounded.ParseProblem) -> Finding:
+    return finding(source, problem.line, problem.column, problem.rule, problem.message)
 
 
 def _position_of_offset(data: bytes, offset: int) -> tuple[int, int]:
@@ -187,50 +181,32 @@ def _position_of_offset(data: bytes, offset: int) -> tuple[int, int]:
 def parse_yaml(
     source: Source, text: str, options: SyntaxOptions
 ) -> tuple[Parsed | None, list[Finding]]:
-    findings = _yamllint(source, text, options) if options.lint else []
+    # Composed and measured before yamllint: its pure-Python scanner takes minutes
+    # on deep flow nesting that libyaml refuses in a millisecond.
+    try:
+        read: list[bounded.YamlDocument] | yaml.MarkedYAMLError = bounded.read_yaml(text)
+    except yaml.MarkedYAMLError as exc:
+        read = exc  # yamllint says it in its words, below
+    except yaml.YAMLError as exc:  # a character YAML does not allow
+        return None, [_problem(source, bounded.reader_problem(exc, text))]
+    too_deep = isinstance(read, list) and any(_is_too_deep(d.problem) for d in read)
+    findings = _yamllint(source, text, options) if options.lint and not too_deep else []
     if any(f.rule == "syntax" for f in findings):
         return None, findings
-    documents: list[Any] = []
-    nodes: list[yaml.Node | None] = []
-    may_alias = "*" in text
-    loader = _Loader(text)
-    # Building millions of nodes triggers the cyclic GC over and over (a 20 MB
-    # file: 55 s with it, 11 s without); nodes hold no cycles worth collecting.
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        while loader.check_node():
-            node = loader.get_node()
-            if node is None:  # check_node() said there is one
-                break
-            if may_alias and is_alias_bomb(node, MAX_EXPANDED_NODES):
-                line = node.start_mark.line + 1
-                findings.append(
-                    finding(
-                        source,
-                        line,
-                        None,
-                        "alias-bomb",
-                        "aliases expand to more than "
-                        f"{MAX_EXPANDED_NODES:,} nodes; document not checked further",
-                    )
-                )
-                documents.append(None)
-                nodes.append(None)
-                continue
-            documents.append(to_json_compatible(loader.construct_document(node)))
-            # A huge file's node tree would outlive its use; its findings go unlocated.
-            nodes.append(node if len(source.data) <= options.max_lint_bytes else None)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
+    if isinstance(read, yaml.MarkedYAMLError):
+        mark = read.problem_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (None, None)
-        findings.append(finding(source, line, column, "syntax", exc.problem or str(exc)))
+        findings.append(finding(source, line, column, "syntax", read.problem or str(read)))
         return None, findings
-    finally:
-        loader.dispose()
-        if collecting:
-            gc.enable()
-    return Parsed("yaml", tuple(documents), tuple(nodes)), findings
+    findings += [_problem(source, d.problem) for d in read if d.problem is not None]
+    # A huge file's node tree would outlive its use; its findings go unlocated.
+    keep = len(source.data) <= options.max_lint_bytes
+    nodes = tuple(d.node if keep and d.problem is None else None for d in read)
+    return Parsed("yaml", tuple(d.value for d in read), nodes), findings
+
+
+def _is_too_deep(problem: bounded.ParseProblem | None) -> bool:
+    return problem is not None and problem.rule == "too-deep"
 
 
 def _yamllint(source: Source, text: str, options: SyntaxOptions) -> list[Finding]:
@@ -239,7 +215,11 @@ def _yamllint(source: Source, text: str, options: SyntaxOptions) -> list[Finding
     if len(source.data) > options.max_lint_bytes:
         return [_too_large(source, options.max_lint_bytes)]
     found = []
-    for problem in linter.run(text, options.yamllint_conf, source.path):
+    try:
+        problems = list(linter.run(text, options.yamllint_conf, source.path))
+    except yaml.YAMLError as exc:  # a character PyYAML's reader refuses and libyaml took
+        return [_problem(source, bounded.reader_problem(exc, text))]
+    for problem in problems:
         severity: Severity = "error" if problem.level == "error" else "warning"
         rule = problem.rule or "syntax"
         message = problem.desc
@@ -268,12 +248,11 @@ def parse_json(
     if not text.strip():
         return None, [finding(source, 1, 1, "syntax", "empty file: expected a JSON value")]
     try:
-        document = json.loads(text)
+        document, duplicates = bounded.load_json(text)
     except json.JSONDecodeError as exc:
         return None, [finding(source, exc.lineno, exc.colno, "syntax", exc.msg)]
-    except ValueError as exc:  # e.g. integer strings too long to convert
-        return None, [finding(source, None, None, "syntax", str(exc))]
-    return Parsed("json", (document,), (_json_nodes(text),)), []
+    found = [_problem(source, duplicate) for duplicate in duplicates]
+    return Parsed("json", (document,), (_json_nodes(text),)), found
 
 
 def _json_nodes(text: str) -> yaml.Node | None:
@@ -291,7 +270,7 @@ def parse_toml(
     source: Source, text: str, options: SyntaxOptions
 ) -> tuple[Parsed | None, list[Finding]]:
     try:
-        document = tomllib.loads(text)
+        document = bounded.load_toml(text)
     except tomllib.TOMLDecodeError as exc:
         message = str(exc)
         match = _TOML_POSITION.search(message)

@@ -2,9 +2,10 @@
 
 `open_engine(source)` loads a policy set once and returns an `Evaluator`:
 the conftest binary when it is on PATH (engine="auto") or asked for, else the
-embedded regorus engine. `run_tests(source)` runs the Rego unit tests like
-`conftest verify`. Everything a caller needs is re-exported here; engine
-errors leave as `PolicyError` or `ToolError`, never as library exceptions.
+embedded regorus engine, run in a bounded child process (`sandbox`).
+`run_tests(source)` runs the Rego unit tests like `conftest verify`.
+Everything a caller needs is re-exported here; engine errors leave as
+`PolicyError` or `ToolError`, never as library exceptions.
 """
 
 from __future__ import annotations
@@ -44,8 +45,13 @@ def open_engine(
     *,
     engine: EngineName = "auto",
     which: Callable[[str], str | None] = shutil.which,
+    wait: bool = True,
 ) -> Evaluator:
-    """Load the policies of `source` into the chosen engine; PolicyError if they cannot be used."""
+    """Load the policies of `source` into the chosen engine; PolicyError if they cannot be used.
+
+    `wait=False` lets the embedded engine load in the background: a PolicyError
+    then comes with its first use.
+    """
     if engine not in ("auto", "embedded", "conftest"):
         raise PolicyError(f"unknown policy engine {engine!r} (choose auto, embedded or conftest)")
     executable = which("conftest") if engine != "embedded" else None
@@ -58,6 +64,6 @@ def open_engine(
         from cd_checks.rego.conftest import ConftestEvaluator
 
         return ConftestEvaluator(source, executable)
-    from cd_checks.rego.embedded import EmbeddedEvaluator
+    from cd_checks.rego.sandbox import BoundedEvaluator
 
-    return EmbeddedEvaluator(source)
+    return BoundedEvaluator(source, wait=wait)

@@ -8,13 +8,17 @@ others still run.
 Static mistakes (syntax, unsafe variables, unknown functions, Rego v0 text in
 v1 mode or the reverse) are `PolicyError`s with `file:line:col`. regorus'
 `RuntimeError`s never leave this module (see NOTES.md for why regorus).
+Builtins that reach the network (`http.send`, `net.lookup_ip_addr`) are an
+evaluation error of the rule that calls them, never a silent empty result.
+This engine runs inside `cd_checks.rego.sandbox`'s bounded child process;
+`stopped` rules (ones that crashed or overran it there) are not evaluated.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +49,10 @@ _V0_HINT = "`if` keyword is required"
 _V1_KEYWORDS = re.compile(r"\bif\b|\bcontains\b(?!\s*\()")
 _V1_IMPORTS = re.compile(r"^\s*import\s+(rego\.v1|future\.keywords)\b", re.MULTILINE)
 _STRINGS_AND_COMMENTS = re.compile(r'"(?:\\.|[^"\\])*"|`[^`]*`|#[^\n]*')
+# OPA builtins that reach the network, and their arity. cd-checks runs offline and
+# gives the same answer everywhere: a rule that calls one fails to evaluate.
+NETWORK_BUILTINS = {"http.send": 1, "net.lookup_ip_addr": 1}
+_EXTENSION_ERROR = re.compile(r"extension '[^']*' raises Python error: \w+: ")
 
 
 def engine_message(exc: BaseException) -> str:
@@ -53,7 +61,7 @@ def engine_message(exc: BaseException) -> str:
     where = _LOCATION.search(text)
     error = _ERROR_LINE.search(text)
     message = error.group("text").strip() if error else " ".join(text.split())
-    message = _DEBUG_TAIL.sub("", message)
+    message = _EXTENSION_ERROR.sub("", _DEBUG_TAIL.sub("", message))
     return f"{where.group('where')}: {message}" if where else message
 
 
@@ -121,7 +129,17 @@ def _new_engine(version: RegoVersion) -> Any:
     engine = regorus.Engine()
     if version == "v0":
         engine.set_rego_v0(True)
+    for name, arity in NETWORK_BUILTINS.items():
+        # regorus yields nothing for http.send and does not know net.lookup_ip_addr.
+        engine.add_extension(name, arity, _offline(name))
     return engine
+
+
+def _offline(name: str) -> Callable[..., Any]:
+    def refuse(*_: Any) -> Any:
+        raise RuntimeError(f"uses {name}, which cd-checks does not evaluate (no network)")
+
+    return refuse
 
 
 def _add_policy(engine: Any, policy: PolicyFile, version: RegoVersion) -> None:
@@ -213,13 +231,32 @@ def conftest_packages(heads: Sequence[RuleHead]) -> dict[str, Package]:
     return {ns: Package(ns, tuple(names), ns in exceptions) for ns, names in rules.items()}
 
 
-class EmbeddedEvaluator:
-    """Evaluate documents in process with regorus. Build once; `evaluate` is cheap per document."""
+# Called with (namespace, rule, "file:line") before each rule is evaluated.
+RuleHook = Callable[[str, str, str], None]
 
-    def __init__(self, source: PolicySource) -> None:
+
+class EmbeddedEvaluator:
+    """Evaluate documents in process with regorus. Build once; `evaluate` is cheap per document.
+
+    `stopped` maps (namespace, rule) to why that rule is not evaluated any more
+    (each document gets that RuleError); `on_rule` hears of each rule about to run.
+    """
+
+    def __init__(
+        self,
+        source: PolicySource,
+        *,
+        stopped: Mapping[tuple[str, str], str] | None = None,
+        on_rule: RuleHook | None = None,
+    ) -> None:
         self._compiled = Compiled(source, tests=False)
         self._packages = conftest_packages(self._compiled.heads)
         self.namespaces: tuple[str, ...] = tuple(sorted(self._packages))
+        self._stopped = dict(stopped or {})
+        self._on_rule = on_rule
+        self._where = {
+            (h.namespace, h.name): f"{h.file}:{h.line}" for h in reversed(self._compiled.heads)
+        }
         self._check_statically()
 
     def _check_statically(self) -> None:
@@ -228,23 +265,47 @@ class EmbeddedEvaluator:
         for package in self._packages.values():
             names = package.rules + ((semantics.EXCEPTION_RULE,) if package.has_exception else ())
             for rule in names:
+                if (package.namespace, rule) in self._stopped:
+                    continue
+                self._announce(package.namespace, rule)
                 try:
                     self._compiled.eval_rule(f"data.{package.namespace}.{rule}")
                 except RuntimeError:
                     continue  # depends on the input: reported per document
 
+    def _announce(self, namespace: str, rule: str) -> None:
+        if self._on_rule is not None:
+            self._on_rule(namespace, rule, self._where.get((namespace, rule), "?"))
+
+    def select(self, namespaces: Sequence[str] | None) -> tuple[str, ...]:
+        """The namespaces to evaluate; PolicyError for one that is not defined."""
+        return semantics.select_namespaces(
+            namespaces, defined=self._compiled.defined, with_rules=self.namespaces
+        )
+
     def evaluate(
         self, documents: Sequence[Any], *, namespaces: Sequence[str] | None
     ) -> list[Outcome]:
-        selected = semantics.select_namespaces(
-            namespaces, defined=self._compiled.defined, with_rules=self.namespaces
-        )
+        selected = self.select(namespaces)
         return [self._document(document, selected) for document in documents]
+
+    def evaluate_json(self, text: str, selected: tuple[str, ...]) -> Outcome:
+        """One document given as JSON text (already checked to be JSON)."""
+        try:
+            self._compiled.engine.set_input_json(text)
+        except RuntimeError as exc:
+            return _unusable(
+                f"the document cannot be given to Rego as input: {engine_message(exc)}"
+            )
+        return self._rules(selected)
 
     def _document(self, document: Any, selected: tuple[str, ...]) -> Outcome:
         problem = self._set_input(document)
         if problem is not None:
-            return Outcome((), (RuleError("*", "*", problem),))
+            return _unusable(problem)
+        return self._rules(selected)
+
+    def _rules(self, selected: tuple[str, ...]) -> Outcome:
         found: list[RuleResult | RuleError] = []
         for namespace in selected:
             found.extend(self._namespace(self._packages[namespace]))
@@ -277,8 +338,17 @@ class EmbeddedEvaluator:
 
     def _rule(self, namespace: str, rule: str) -> Generator[RuleError, None, Any]:
         """The rule's value, or None after yielding the RuleError it raised."""
+        stopped = self._stopped.get((namespace, rule))
+        if stopped is not None:
+            yield RuleError(namespace, rule, stopped)
+            return None
+        self._announce(namespace, rule)
         try:
             return self._compiled.eval_rule(f"data.{namespace}.{rule}")
         except RuntimeError as exc:
             yield RuleError(namespace, rule, engine_message(exc))
             return None
+
+
+def _unusable(problem: str) -> Outcome:
+    return Outcome((), (RuleError("*", "*", problem),))

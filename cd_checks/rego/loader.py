@@ -10,6 +10,7 @@ module reads files only: it never evaluates Rego.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,10 +18,10 @@ from typing import Any
 
 import yaml
 
+from cd_checks import bounded
 from cd_checks.errors import PolicyError
 
 DATA_SUFFIXES = (".json", ".yaml", ".yml")
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass(frozen=True)
@@ -47,18 +48,32 @@ def policy_files(paths: Iterable[Path], *, tests: bool) -> list[PolicyFile]:
 
 
 def _walk(root: Path, suffixes: tuple[str, ...], what: str) -> list[Path]:
-    if not root.exists():
-        raise PolicyError(f"{what} path not found: {root}")
-    if root.is_file():
-        return [root] if root.suffix in suffixes else []
-    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in suffixes)
+    """The files under `root` with `suffixes`; a directory that cannot be read is a
+    PolicyError, never a policy silently left out."""
+
+    def refuse(error: OSError) -> None:
+        raise PolicyError(f"{error.filename}: cannot read: {error.strerror or error}")
+
+    try:
+        if not root.exists():
+            raise PolicyError(f"{what} path not found: {root}")
+        if root.is_file():
+            return [root] if root.suffix in suffixes else []
+    except OSError as exc:
+        refuse(exc)
+    found = []
+    for directory, _, names in os.walk(root, onerror=refuse):
+        found += [Path(directory) / name for name in names if Path(name).suffix in suffixes]
+    return sorted(p for p in found if p.is_file())
 
 
 def _read(path: Path) -> str:
     try:
         return path.read_text("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PolicyError(f"{path}: cannot read: {exc}") from exc
+    except OSError as exc:
+        raise PolicyError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise PolicyError(f"{path}: cannot read: not UTF-8 text ({exc.reason})") from exc
 
 
 def load_data(paths: Iterable[Path], extra: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -80,9 +95,11 @@ def load_data(paths: Iterable[Path], extra: Mapping[str, Any] | None) -> dict[st
 def _parse_data(path: Path) -> dict[str, Any] | None:
     text = _read(path)
     try:
-        value = json.loads(text) if path.suffix == ".json" else yaml.load(text, Loader=_LOADER)
+        value = _parse_text(path, text)
     except json.JSONDecodeError as exc:
         raise PolicyError(f"{path}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from exc
+    except bounded.ParseProblem as exc:  # an alias bomb, too deep, NaN, a duplicate key
+        raise PolicyError(f"{path}{exc.where()}: {exc.message}") from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
@@ -92,6 +109,15 @@ def _parse_data(path: Path) -> dict[str, Any] | None:
         return None
     if not isinstance(value, dict):
         raise PolicyError(f"{path}: a data document must be a mapping at the top level")
+    return value
+
+
+def _parse_text(path: Path, text: str) -> Any:
+    if path.suffix != ".json":
+        return bounded.load_yaml(text, bounded.SETTINGS)
+    value, duplicates = bounded.load_json(text)
+    if duplicates:  # which value a policy sees would depend on the parser
+        raise duplicates[0]
     return value
 
 

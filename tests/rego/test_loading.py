@@ -9,7 +9,7 @@ import pytest
 from cd_checks.errors import PolicyError
 from cd_checks.rego import PolicySource, open_engine
 from cd_checks.rego.conftest import ConftestEvaluator
-from cd_checks.rego.embedded import EmbeddedEvaluator
+from cd_checks.rego.sandbox import BoundedEvaluator
 
 
 def policy_dir(tmp_path: Path, text: str, name: str = "policy.rego") -> Path:
@@ -148,7 +148,8 @@ def test_data_documents_merge_at_the_root(tmp_path: Path) -> None:
 def test_engine_auto_without_conftest_is_embedded(tmp_path: Path) -> None:
     directory = policy_dir(tmp_path, 'package main\n\ndeny contains "x" if true\n')
     evaluator = open_engine(PolicySource((directory,)), which=lambda name: None)
-    assert isinstance(evaluator, EmbeddedEvaluator)
+    # The embedded engine, in its bounded child process.
+    assert isinstance(evaluator, BoundedEvaluator)
 
 
 def test_engine_conftest_without_the_binary_says_how_to_fix(tmp_path: Path) -> None:
