@@ -116,16 +116,16 @@ class BoundedEvaluator:
             if isinstance(ready, tuple):
                 self._namespaces = ready
                 return child
-            self._stop(ready)
+            self._stop(ready, when="while the policies were loaded")
         raise PolicyError("the Rego engine kept crashing while loading the policies")
 
-    def _stop(self, stop: _Stop) -> None:
+    def _stop(self, stop: _Stop, *, when: str = "on an earlier document") -> None:
         if self._child is not None:
             self._child.close()
             self._child = None
         if not stop.rule:
-            raise PolicyError(f"the Rego engine {stop.reason} while loading the policies")
-        message = f"{stop.where}: not evaluated: it {stop.reason} on an earlier document"
+            raise PolicyError(f"loading the policies {stop.reason}")
+        message = f"{stop.where}: not evaluated: it {stop.reason} {when}"
         self._stopped[(stop.namespace, stop.rule)] = message
 
 
