@@ -23,7 +23,7 @@ from cd_checks.rego.model import (
     RuleResult,
     TestResult,
 )
-from cd_checks.rego.verify import run_tests
+from cd_checks.rego.sandbox import run_tests
 
 __all__ = [
     "Evaluator",

@@ -10,8 +10,9 @@ its file and what happened on that document, and "not evaluated" on every
 later one (a rule that took 30 s once is not given another 30 s per file);
 the child is replaced, and the other rules run as before.
 One child serves a whole run (per process), so the cost is a fork and one
-pipe round trip per file. This module never prints; the child's stderr (a
-Rust panic) is captured to say why it died.
+pipe round trip per file. Rego unit tests (`run_tests`) run the same way: a
+test that crashes or overruns the engine fails with the reason. This module
+never prints; the child's stderr (a Rust panic) is captured to say why it died.
 """
 
 from __future__ import annotations
@@ -26,13 +27,13 @@ import signal
 import tempfile
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
 from typing import IO, Any
 
 from cd_checks.errors import PolicyError
-from cd_checks.rego.model import Outcome, PolicySource, RuleError
+from cd_checks.rego.model import Outcome, PolicySource, RuleError, TestResult
 
 # Seconds one document may take through all rules (regorus takes well under a
 # millisecond on a real one), and bytes the engine may add to its address space.
@@ -76,7 +77,7 @@ class BoundedEvaluator:
         # Read when built, so a test can lower the module's limits.
         self._limits = limits or Limits(TIMEOUT, MEMORY)
         self._stopped: dict[tuple[str, str], str] = {}
-        self._child: _Child | None = _Child(source, self._stopped, self._limits)
+        self._child: _Child | None = self._spawn()
         self._namespaces: tuple[str, ...] = ()
         if wait:
             self._ready()
@@ -106,11 +107,14 @@ class BoundedEvaluator:
             outcomes[index] = _as_first(outcomes[index], stop)
         return [outcome for outcome in outcomes if outcome is not None]
 
+    def _spawn(self) -> _Child:
+        return _Child(_serve, (self._source, dict(self._stopped)), self._limits)
+
     def _ready(self) -> _Child:
         """A child with the policies loaded; a rule that stops it while loading is stopped,
         and a new child starts."""
         for _ in range(1000):  # each round stops one more rule; a policy set has fewer
-            child = self._child or _Child(self._source, self._stopped, self._limits)
+            child = self._child or self._spawn()
             self._child = child
             ready = child.ready()
             if isinstance(ready, tuple):
@@ -150,11 +154,10 @@ def _json_input(document: Any) -> str | Outcome:
 
 
 class _Child:
-    """One forked child process running `_serve`, and the parent's ends of its pipe."""
+    """One forked child process running `work` (`_serve` or `_serve_tests`) within `limits`,
+    and the parent's ends of its pipe."""
 
-    def __init__(
-        self, source: PolicySource, stopped: dict[tuple[str, str], str], limits: Limits
-    ) -> None:
+    def __init__(self, work: Callable[..., None], args: tuple[Any, ...], limits: Limits) -> None:
         self.limits = limits
         self.namespaces: tuple[str, ...] | None = None
         context = multiprocessing.get_context("fork")
@@ -164,8 +167,8 @@ class _Child:
         self.stderr: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115
         self.conn, theirs = context.Pipe()
         self.process = context.Process(
-            target=_serve,
-            args=(source, dict(stopped), theirs, self.progress, self.document, self.conn),
+            target=_child_main,
+            args=(work, args, theirs, self.progress, self.document, self.conn),
             kwargs={"memory": limits.memory, "stderr": self.stderr.fileno()},
             daemon=True,
         )
@@ -185,7 +188,7 @@ class _Child:
         """The namespaces, once the child has loaded the policies."""
         if self.namespaces is not None:
             return self.namespaces
-        message = self._receive()
+        message = self.receive()
         if isinstance(message, _Stop):
             return message
         kind, value = message
@@ -208,7 +211,7 @@ class _Child:
         except (BrokenPipeError, ConnectionError):
             return self._died()
         for index in range(len(texts)):
-            message = self._receive()
+            message = self.receive()
             if isinstance(message, _Stop):
                 return message
             kind, value = message
@@ -217,7 +220,7 @@ class _Child:
             outcomes[where[index]] = value
         return None
 
-    def _receive(self) -> tuple[str, Any] | _Stop:
+    def receive(self) -> tuple[str, Any] | _Stop:
         seconds = self.limits.seconds
         deadline = time.monotonic() + seconds
         while not self.conn.poll(max(0.0, min(1.0, deadline - time.monotonic()))):
@@ -273,12 +276,74 @@ def _close(process: Any, conn: Connection, stderr: IO[bytes], owner: int) -> Non
     process.join(5)
 
 
+# -- Rego unit tests -----------------------------------------------------------------------
+
+
+def run_tests(
+    source: PolicySource, *, run: str | None = None, limits: Limits | None = None
+) -> list[TestResult]:
+    """`verify.run_tests` in a bounded child: a test that crashes the engine or runs out
+    of time or memory fails, saying so, and the other tests still run."""
+    limits = limits or Limits(TIMEOUT, MEMORY)
+    results: dict[tuple[str, str], TestResult] = {}
+    for _ in range(1000):  # each round settles at least one test
+        child = _Child(_serve_tests, (source, run, set(results)), limits)
+        stop = _collect(child, results)
+        child.close()
+        if stop is None:
+            return sorted(results.values(), key=lambda r: (r.file, r.line))
+        if not stop.rule:
+            raise PolicyError(f"loading the policies {stop.reason}")
+        file, _, line = stop.where.rpartition(":")
+        failed = TestResult(stop.namespace, stop.rule, False, stop.reason, file, int(line))
+        results[stop.key] = failed
+    raise PolicyError("the Rego engine kept crashing while running the tests")
+
+
+def _collect(child: _Child, results: dict[tuple[str, str], TestResult]) -> _Stop | None:
+    while True:
+        message = child.receive()
+        if isinstance(message, _Stop):
+            return message
+        kind, value = message
+        if kind == "error":
+            raise PolicyError(value)
+        if kind == "done":
+            return None
+        results[(value.namespace, value.name)] = value
+
+
+def _serve_tests(
+    source: PolicySource,
+    run: str | None,
+    done: set[tuple[str, str]],
+    conn: Connection,
+    progress: Any,
+    document: Any,
+) -> None:
+    from cd_checks.rego import verify
+
+    announce = _announcer(progress)
+    try:
+        for result in verify.iter_tests(
+            source,
+            run=run,
+            skip=done,
+            on_test=lambda h: announce(h.namespace, h.name, f"{h.file}:{h.line}"),
+        ):
+            conn.send(("result", result))
+    except PolicyError as exc:
+        conn.send(("error", str(exc)))
+        return
+    conn.send(("done", None))
+
+
 # -- the child ---------------------------------------------------------------------------
 
 
-def _serve(
-    source: PolicySource,
-    stopped: dict[tuple[str, str], str],
+def _child_main(
+    work: Callable[..., None],
+    args: tuple[Any, ...],
     conn: Connection,
     progress: Any,
     document: Any,
@@ -287,17 +352,32 @@ def _serve(
     memory: int,
     stderr: int,
 ) -> None:
-    """The child: load the policies, then answer requests until the parent hangs up."""
-    from cd_checks.rego.embedded import EmbeddedEvaluator
-
+    """What every child does first: bounds, then `work(*args, conn, progress, document)`."""
     parents.close()  # the parent's end, inherited: keeping it would hide the parent's exit
     _die_with_parent()
     os.dup2(stderr, 2)  # a Rust panic's message is read by the parent, not shown
     _limit(memory)
+    work(*args, conn, progress, document)
 
+
+def _announcer(progress: Any) -> Callable[[str, str, str], None]:
     def announce(namespace: str, rule: str, where: str) -> None:
         progress.value = f"{namespace}\t{rule}\t{where}".encode()[: PROGRESS_BYTES - 1]
 
+    return announce
+
+
+def _serve(
+    source: PolicySource,
+    stopped: dict[tuple[str, str], str],
+    conn: Connection,
+    progress: Any,
+    document: Any,
+) -> None:
+    """The child: load the policies, then answer requests until the parent hangs up."""
+    from cd_checks.rego.embedded import EmbeddedEvaluator
+
+    announce = _announcer(progress)
     try:
         evaluator = EmbeddedEvaluator(source, stopped=stopped, on_rule=announce)
     except PolicyError as exc:

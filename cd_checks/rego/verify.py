@@ -9,6 +9,7 @@ as a compile error is for OPA. Results come back in file and line order.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Collection, Iterator
 from typing import Any
 
 from cd_checks.errors import PolicyError
@@ -19,11 +20,31 @@ TEST_PREFIX = "test_"
 
 
 def run_tests(source: PolicySource, *, run: str | None = None) -> list[TestResult]:
-    """Run every test whose `namespace.name` matches the regular expression `run` (all if None)."""
+    """Run every test whose `namespace.name` matches the regular expression `run` (all if None).
+
+    In process: `cd_checks.rego.run_tests` runs this in a bounded child process.
+    """
+    return list(iter_tests(source, run=run))
+
+
+def iter_tests(
+    source: PolicySource,
+    *,
+    run: str | None = None,
+    skip: Collection[tuple[str, str]] = (),
+    on_test: Callable[[RuleHead], None] | None = None,
+) -> Iterator[TestResult]:
+    """Each test's result as it comes; `skip` (namespace, name) pairs already settled,
+    `on_test` hears of each test about to run."""
     pattern = _pattern(run)
     compiled = Compiled(source, tests=True)
     conftest_packages(compiled.heads)  # the same mistakes `policy check` refuses
-    return [_run_one(compiled, head) for head in _tests(compiled.heads, pattern)]
+    for head in _tests(compiled.heads, pattern):
+        if (head.namespace, head.name) in skip:
+            continue
+        if on_test is not None:
+            on_test(head)
+        yield _run_one(compiled, head)
 
 
 def _pattern(run: str | None) -> re.Pattern[str] | None:

@@ -235,3 +235,30 @@ def test_the_child_ends_with_the_evaluator(tmp_path: Path) -> None:
     gc.collect()
     process.join(5)
     assert not process.is_alive()
+
+
+def test_a_rego_unit_test_that_crashes_the_engine_fails_and_the_others_run(
+    cli: Cli, repo: Repo
+) -> None:
+    root = repo(
+        {
+            "policy/p.rego": HEADER + RECURSION,
+            "policy/p_test.rego": "package main\n\n"
+            "test_quiet if { count(deny) == 0 with input as {} }\n"
+            'test_recurse if { count(deny) == 1 with input as {"recurse": true} }\n'
+            'test_network if { http.send({"method": "get", "url": "http://127.0.0.1:9"}) }\n'
+            "test_after if { true }\n",
+        }
+    )
+    run = cli("-C", root, "policy", "test")
+    assert run.code == 1, run.err  # was 139, no message
+    assert run.out.replace(f"{root}/", "").splitlines() == [
+        "PASS - policy/p_test.rego:3 - main.test_quiet",
+        "FAIL - policy/p_test.rego:4 - main.test_recurse: crashed the Rego engine "
+        "(SIGSEGV: most likely unbounded recursion)",
+        "FAIL - policy/p_test.rego:5 - main.test_network: policy/p_test.rego:5:28: uses "
+        "http.send, which cd-checks does not evaluate (no network)",
+        "PASS - policy/p_test.rego:6 - main.test_after",
+        "",
+        "4 tests, 2 passed, 2 failed",
+    ]
