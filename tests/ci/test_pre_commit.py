@@ -83,7 +83,7 @@ def test_hooks_name_real_commands() -> None:
     hooks = yaml.safe_load(HOOKS.read_text())
     assert {h["id"] for h in hooks} == {"cd-checks-validate", "cd-checks-policy-test"}
     for hook in hooks:
-        args = hook["entry"].split()[1:] + ["--help"]
+        args = [a for a in hook["entry"].split()[1:] if a != "--"] + ["--help"]
         done = subprocess.run(
             [sys.executable, "-m", "cd_checks", *args], capture_output=True, text=True, check=False
         )
@@ -168,3 +168,10 @@ def test_try_repo_policy_tests_run_when_a_policy_is_staged(
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "cd-checks policy test" in done.stdout and "Passed" in done.stdout
+
+
+def test_the_hook_passes_file_names_after_double_dash() -> None:
+    """A staged file named like an option (`--output=victim.yml`) must stay a file name."""
+    hooks = yaml.safe_load((REPO / ".pre-commit-hooks.yaml").read_text("utf-8"))
+    entry = next(h["entry"] for h in hooks if h["id"] == "cd-checks-validate")
+    assert entry.split()[-1] == "--", entry
