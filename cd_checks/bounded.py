@@ -18,7 +18,7 @@ import gc
 import json
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,7 +82,25 @@ class YamlLoader(yaml.CSafeLoader):
     value is read. A date-shaped scalar that is no date (2024-02-30) is its text,
     as YAML 1.2 and yamllint read it. A value Python cannot build (an integer of
     5,000 digits) is a `ParseProblem` at its line, never a bare ValueError.
+    YAML 1.1's value key `=` is the string "=", and a complex key (a list or a
+    mapping used as a key, valid YAML that JSON cannot hold) becomes its
+    canonical JSON text, so the document still reaches schemas and policies.
     """
+
+    def construct_mapping(self, node: yaml.Node, deep: bool = False) -> dict[Any, Any]:
+        # PyYAML's own version refuses an unhashable key; this one keeps it as text.
+        if not isinstance(node, yaml.MappingNode):
+            raise yaml.constructor.ConstructorError(
+                None, None, f"expected a mapping node, but found {node.tag}", node.start_mark
+            )
+        self.flatten_mapping(node)
+        mapping: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if not isinstance(key, Hashable) or isinstance(key, tuple):
+                key = _key_text(key)
+            mapping[key] = self.construct_object(value_node, deep=deep)
+        return mapping
 
     def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
         try:
@@ -92,6 +110,10 @@ class YamlLoader(yaml.CSafeLoader):
         except ValueError as exc:
             line, column = _position(node)
             raise ParseProblem("bad-value", f"cannot read this value: {exc}", line, column) from exc
+
+
+def _key_text(key: Any) -> str:
+    return json.dumps(to_json_compatible(key), sort_keys=True, separators=(",", ":"))
 
 
 def _plain(loader: YamlLoader, suffix: str, node: yaml.Node) -> Any:
@@ -128,6 +150,9 @@ def _too_long(digits: int) -> str:
 YamlLoader.add_multi_constructor("!", _plain)
 YamlLoader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp)
 YamlLoader.add_constructor("tag:yaml.org,2002:int", _int)
+# Any other tag (`!!value` for YAML 1.1's `=`, `!!python/tuple`, a %TAG URI) is valid
+# YAML that yamllint accepts: read its plain value.
+YamlLoader.add_multi_constructor(None, _plain)
 
 
 @dataclass(frozen=True)
