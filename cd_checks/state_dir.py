@@ -9,6 +9,11 @@ pytest, ruff and mypy do for their caches): the directory never shows in
 A directory outside any `.cd-checks/` (a `state_dir` or audit `path` the user
 chose) is the user's own: it is created, never given a `.gitignore`. A team's
 audit trail belongs on the git branch store, not in this directory.
+Containment: a checkout is untrusted input (a pull request chooses its files), so
+`inside` refuses a configured path that resolves outside the repository, and
+`make_dirs` never writes through a symbolic link at or below `.cd-checks` (a
+committed `.cd-checks -> /home/ci` would otherwise put the state, the cache or the
+audit trail wherever the link points).
 This module creates directories and that one file; it reads nothing else.
 """
 
@@ -18,6 +23,8 @@ import contextlib
 import os
 from pathlib import Path
 
+from cd_checks.errors import ConfigError, InputError
+
 NAME = ".cd-checks"
 GITIGNORE = (
     "# Created by cd-checks: local state of this machine (cache, lab fleet, rollout state,\n"
@@ -26,12 +33,47 @@ GITIGNORE = (
 )
 
 
+def inside(root: Path, path: str | os.PathLike[str], key: str) -> Path:
+    """`root / path`, refused (naming the config `key`) unless it resolves inside `root`.
+
+    Symbolic links that exist are followed before the comparison, so neither `../`,
+    an absolute path nor a committed link can lead a write out of the checkout.
+    """
+    target = root / path
+    try:
+        resolved = target.resolve()
+        base = root.resolve()
+    except (OSError, RuntimeError) as exc:  # a symlink loop: nowhere we could write
+        raise ConfigError(f"{key}: {path}: cannot resolve the path: {exc}") from exc
+    if resolved != base and base not in resolved.parents:
+        raise ConfigError(
+            f"{key}: {path} resolves to {resolved}, outside the repository {base}; "
+            "state and audit paths must stay inside the checkout"
+        )
+    return target
+
+
 def make_dirs(path: Path, *, mode: int = 0o777) -> None:
     """`mkdir -p path`; if it lies in a `.cd-checks/` directory, make that one ignore itself."""
-    path.mkdir(mode=mode, parents=True, exist_ok=True)
     top = state_root(path)
     if top is not None:
+        refuse_links(top, path)
+    path.mkdir(mode=mode, parents=True, exist_ok=True)
+    if top is not None:
         ignore_itself(top)
+
+
+def refuse_links(top: Path, path: Path) -> None:
+    """Refuse `top` (a `.cd-checks`) or any directory between it and `path` that is a symlink."""
+    steps = [top]
+    for part in path.relative_to(top).parts:
+        steps.append(steps[-1] / part)
+    for current in steps:
+        if current.is_symlink():
+            raise InputError(
+                f"{current} is a symbolic link (to {os.readlink(current)}); cd-checks does not "
+                "write its state through a link: remove it (the directory is created on use)"
+            )
 
 
 def state_root(path: Path) -> Path | None:

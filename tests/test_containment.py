@@ -1,0 +1,70 @@
+"""Containment (issue 9 item 10): state, audit and schema paths stay inside the checkout.
+
+A pull request chooses every file of the checkout, including `cd-checks.yml` and a
+committed `.cd-checks` symlink, so nothing the checkout names may lead a write (or a
+schema read) outside it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cd_checks import state_dir
+from cd_checks.errors import ConfigError, InputError
+
+
+@pytest.mark.parametrize(
+    "path", ["../outside/audit.jsonl", "/tmp/elsewhere/audit.jsonl", "a/../../x"]
+)
+def test_a_path_leaving_the_repository_is_refused_naming_the_key(tmp_path: Path, path: str) -> None:
+    root = tmp_path / "repo"
+    root.mkdir()
+    with pytest.raises(ConfigError, match=r"^audit\.path: .* outside the repository"):
+        state_dir.inside(root, path, "audit.path")
+
+
+def test_a_committed_link_out_of_the_repository_is_refused(tmp_path: Path) -> None:
+    root, outside = tmp_path / "repo", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    (root / "logs").symlink_to(outside)
+    with pytest.raises(ConfigError, match="rollout.state_dir: logs/state resolves to .*outside"):
+        state_dir.inside(root, "logs/state", "rollout.state_dir")
+
+
+def test_a_path_inside_the_repository_is_kept_as_given(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    (root / "real").mkdir(parents=True)
+    (root / "linked").symlink_to(root / "real")  # a link that stays inside is fine
+    assert state_dir.inside(root, "ops/audit.jsonl", "audit.path") == root / "ops/audit.jsonl"
+    assert state_dir.inside(root, "linked/x", "audit.path") == root / "linked/x"
+    assert state_dir.inside(root, "a/../b", "audit.path") == root / "a/../b"
+
+
+def test_a_link_loop_is_refused_naming_the_key(tmp_path: Path) -> None:
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    with pytest.raises(ConfigError, match="^audit.path: loop/x"):
+        state_dir.inside(tmp_path, "loop/x", "audit.path")
+
+
+@pytest.mark.parametrize("target", ["outside", "repo/inside"])
+def test_a_cd_checks_symlink_is_never_written_through(tmp_path: Path, target: str) -> None:
+    root = tmp_path / "repo"
+    root.mkdir()
+    (tmp_path / target).mkdir(parents=True, exist_ok=True)
+    (root / ".cd-checks").symlink_to(tmp_path / target)
+    with pytest.raises(InputError, match=r"\.cd-checks is a symbolic link"):
+        state_dir.make_dirs(root / ".cd-checks" / "cache" / "ab")
+    assert list((tmp_path / target).iterdir()) == []
+
+
+def test_a_symlink_below_cd_checks_is_never_written_through(tmp_path: Path) -> None:
+    root, outside = tmp_path / "repo", tmp_path / "outside"
+    outside.mkdir()
+    (root / ".cd-checks").mkdir(parents=True)
+    (root / ".cd-checks" / "rollout").symlink_to(outside)
+    with pytest.raises(InputError, match=r"rollout is a symbolic link"):
+        state_dir.make_dirs(root / ".cd-checks" / "rollout" / "staging")
+    assert list(outside.iterdir()) == []
