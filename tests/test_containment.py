@@ -7,12 +7,16 @@ schema read) outside it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from cd_checks import state_dir
 from cd_checks.errors import ConfigError, InputError
+from tests.conftest import Run, init_repo, write_tree
+
+Cli = Callable[..., Run]
 
 
 @pytest.mark.parametrize(
@@ -67,4 +71,48 @@ def test_a_symlink_below_cd_checks_is_never_written_through(tmp_path: Path) -> N
     (root / ".cd-checks" / "rollout").symlink_to(outside)
     with pytest.raises(InputError, match=r"rollout is a symbolic link"):
         state_dir.make_dirs(root / ".cd-checks" / "rollout" / "staging")
+    assert list(outside.iterdir()) == []
+
+
+@pytest.mark.parametrize("path", ["../outside.jsonl", "/tmp/cd-checks-audit-outside.jsonl"])
+def test_an_audit_path_outside_the_repository_is_one_error_line(
+    cli: Cli, tmp_path: Path, path: str
+) -> None:
+    root = init_repo(write_tree(tmp_path / "repo", {"cd-checks.yml": f"audit:\n  path: {path}\n"}))
+    run = cli("-C", root, "audit", "log")
+    assert run.code == 2
+    assert run.err.startswith("cd-checks: error: audit.path: ")
+    assert "outside the repository" in run.err and run.err.count("\n") == 1
+    assert not (tmp_path / "outside.jsonl").exists()
+
+
+def test_the_default_audit_file_through_a_committed_link_is_refused(
+    cli: Cli, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    root = tmp_path / "repo"
+    root.mkdir()
+    (root / ".cd-checks").symlink_to(outside)
+    init_repo(root)
+    run = cli("-C", root, "audit", "log")
+    assert run.code == 2
+    assert "audit.path: .cd-checks/audit.jsonl resolves to" in run.err
+    assert list(outside.iterdir()) == []
+
+
+def test_validate_in_a_checkout_with_a_cd_checks_link_writes_nothing_through_it(
+    cli: Cli, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    root = write_tree(tmp_path / "repo", {"a.yml": "---\na: 1\n"})
+    (root / ".cd-checks").symlink_to(outside)
+    init_repo(root)
+    run = cli("-C", root, "validate")
+    assert run.code == 2
+    assert run.err == (
+        f"cd-checks: error: {root / '.cd-checks'} is a symbolic link (to {outside}); cd-checks "
+        "does not write its state through a link: remove it (the directory is created on use)\n"
+    )
     assert list(outside.iterdir()) == []

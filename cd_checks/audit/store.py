@@ -52,7 +52,8 @@ def open_store(root: Path, section: Mapping[str, Any]) -> AuditStore:
         return GitBranchStore(
             root, section.get("branch", DEFAULT_BRANCH), remote=section.get("remote")
         )
-    return FileStore(root / section.get("path", DEFAULT_PATH))
+    # The config comes with the checkout a pull request chose: its trail stays inside it.
+    return FileStore(state_dir.inside(root, section.get("path", DEFAULT_PATH), "audit.path"))
 
 
 @dataclass(frozen=True)
