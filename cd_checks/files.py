@@ -6,7 +6,12 @@ outside git, a plain directory walk. Include/exclude globs use gitwildmatch
 semantics (`**` spans directories). `--changed-since REF` keeps the files
 changed between the merge-base of REF and the working tree: renames give the
 new path, deletions are skipped. Symlinks are never followed out of the
-repository. This module reads the file system and runs git; it checks nothing.
+repository. REF is resolved to a commit first (`rev-parse --verify
+--end-of-options`), so it can never be read as an option of a git command, and a
+REF that is missing or has no merge-base in a shallow clone is one error naming
+the fix (`fetch-depth: 0`). Names git lists that are not UTF-8 keep their bytes
+(surrogateescape, as `os.listdir` does). This module reads the file system and
+runs git; it checks nothing.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import pathspec
 
 from cd_checks.errors import InputError, ToolError
 from cd_checks.findings import Finding
+from cd_checks.report.escaping import escape_controls
 
 SKIP_DIRS = frozenset({".git", ".cd-checks", "__pycache__", ".venv", "node_modules"})
 
@@ -69,14 +75,19 @@ def _git(root: Path, *args: str) -> str:
     return _git_run(root, *args).stdout
 
 
-def _git_run(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _git_run(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     try:
-        done = subprocess.run(
-            ["git", "-C", str(root), *args], capture_output=True, check=False, text=True
-        )
+        raw = subprocess.run(["git", "-C", str(root), *args], capture_output=True, check=False)
     except FileNotFoundError as exc:
         raise ToolError("git is not installed (needed for --changed-since)") from exc
-    if done.returncode != 0:
+    # Decoded by hand: text mode would turn a carriage return in a file name into a newline.
+    done = subprocess.CompletedProcess(
+        raw.args,
+        raw.returncode,
+        raw.stdout.decode("utf-8", "surrogateescape"),
+        raw.stderr.decode("utf-8", "replace"),
+    )
+    if check and done.returncode != 0:
         message = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "failed"
         raise ToolError(f"git {' '.join(args[:2])}: {message}")
     return done
@@ -139,8 +150,8 @@ def _unreadable_directory(path: str, why: str) -> Finding:
 
 def changed_files(root: Path, ref: str) -> list[str]:
     """Files changed between merge-base(REF, HEAD) and the working tree, plus new untracked ones."""
-    base = _git(root, "merge-base", ref, "HEAD").strip()
-    out = _git(root, "diff", "--name-status", "-z", "-M", "--relative", base)
+    base = merge_base(root, ref)
+    out = _git(root, "diff", "--name-status", "-z", "-M", "--relative", base, "--")
     fields = [f for f in out.split("\0") if f]
     changed: set[str] = set()
     index = 0
@@ -156,6 +167,54 @@ def changed_files(root: Path, ref: str) -> list[str]:
     untracked = _git(root, "ls-files", "-z", "--others", "--exclude-standard")
     changed.update(p for p in untracked.split("\0") if p)
     return sorted(changed)
+
+
+FULL_HISTORY = (
+    "fetch the full history: `fetch-depth: 0` on actions/checkout (GitHub Actions), "
+    "`GIT_DEPTH: 0` in the job's variables (GitLab CI), or `git fetch --unshallow`"
+)
+
+
+def merge_base(root: Path, ref: str) -> str:
+    """The commit where HEAD's history meets REF's; one clear error when there is none."""
+    shown = escape_controls(ref, keep="")
+    if ref.startswith("-"):  # git would read it as an option, --end-of-options or not
+        raise InputError(f"--changed-since {shown}: a revision cannot start with '-'")
+    commit = _commit(root, ref)
+    head = _commit(root, "HEAD")
+    shallow = _git(root, "rev-parse", "--is-shallow-repository").strip() == "true"
+    if commit is None:
+        hint = f"this clone is shallow; {FULL_HISTORY}" if shallow else "fetch it first"
+        raise InputError(f"--changed-since {shown}: no such revision in this clone; {hint}")
+    if head is None:
+        raise InputError(f"--changed-since {shown}: HEAD has no commit yet")
+    done = _git_run(root, "merge-base", commit, head, check=False)
+    if done.returncode == 0:
+        return done.stdout.strip()
+    if shallow:
+        raise InputError(
+            f"--changed-since {shown}: no common ancestor with HEAD, because this clone is "
+            f"shallow (history cut off); {FULL_HISTORY}"
+        )
+    if done.returncode == 1 and not done.stderr.strip():
+        raise InputError(
+            f"--changed-since {shown}: no common ancestor with HEAD (unrelated history)"
+        )
+    raise ToolError(f"git merge-base: {(done.stderr.strip().splitlines() or ['failed'])[-1]}")
+
+
+def _commit(root: Path, rev: str) -> str | None:
+    """The commit `rev` names, or None; `rev` is never read as an option."""
+    done = _git_run(
+        root,
+        "rev-parse",
+        "--verify",
+        "--quiet",
+        "--end-of-options",
+        f"{rev}^{{commit}}",
+        check=False,
+    )
+    return done.stdout.strip() if done.returncode == 0 else None
 
 
 def _under(path: str, prefixes: Sequence[str]) -> bool:

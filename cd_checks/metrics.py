@@ -117,10 +117,14 @@ def history(repo: Path, branch: str) -> list[Commit]:
                 "log",
                 "--first-parent",
                 "--format=%H%x00%cI%x00%B%x1e",
+                # `--branch=--output=F` must name a branch, never make git write F.
+                "--end-of-options",
                 branch,
+                "--",
             ],
             capture_output=True,
-            text=True,
+            encoding="utf-8",
+            errors="replace",  # a message in another encoding is not worth a crash
             check=False,
         )
     except OSError as exc:

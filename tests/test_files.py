@@ -82,5 +82,5 @@ def test_changed_since_outside_git_is_a_user_error(tmp_path: Path) -> None:
 def test_changed_since_unknown_ref_is_a_user_error(tmp_path: Path) -> None:
     write_tree(tmp_path, {"a.yml": "a: 1\n"})
     init_repo(tmp_path)
-    with pytest.raises(files.ToolError, match="merge-base"):
+    with pytest.raises(InputError, match="no-such-branch: no such revision in this clone"):
         files.select(tmp_path, changed_since="no-such-branch")
