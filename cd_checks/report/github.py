@@ -6,16 +6,21 @@ the Markdown the CLI appends to $GITHUB_STEP_SUMMARY, capped well below
 GitHub's 1 MiB limit however many findings there are. `from_workspace` makes
 paths relative to the checkout ($GITHUB_WORKSPACE, handed in by the CLI) when
 the repository root is a subdirectory of it, since annotations and code
-scanning resolve paths from the checkout. This module never reads the
+scanning resolve paths from the checkout. Names and messages are escaped the
+way the runner unescapes them (`escape_data`, `escape_property`), so each finding
+is exactly one command whatever its file is called; in the summary they cannot
+close their code span or add links, images or HTML. This module never reads the
 environment itself.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from pathlib import Path
 
 from cd_checks.findings import Finding, Report
+from cd_checks.report.escaping import encodable, escape_controls
 from cd_checks.report.wording import location, plural, rule_id, summary_line
 
 _SUMMARY_HEADING = "## cd-checks validate"
@@ -29,7 +34,8 @@ _CELL_CHARS = {"location": 300, "rule": 100, "message": 500}
 
 
 def render(report: Report, *, color: bool = False) -> str:
-    return "".join(_command(finding) for finding in report.findings)
+    # A name that is not UTF-8 cannot reach the runner as it is: its bytes show escaped.
+    return encodable("".join(_command(finding) for finding in report.findings))
 
 
 def step_summary(report: Report, *, rows: int = SUMMARY_ROWS) -> str:
@@ -86,21 +92,42 @@ def _command(finding: Finding) -> str:
             properties.append(("col", str(finding.column)))
     properties.append(("title", rule_id(finding)))
     joined = ",".join(f"{key}={escape_property(value)}" for key, value in properties)
-    return f"::{finding.severity} {joined}::{escape_data(finding.message)}\n"
+    # The file= property keeps the real name (GitHub attaches the annotation by it);
+    # the message shows its control characters escaped, as in the text format.
+    return f"::{finding.severity} {joined}::{escape_data(escape_controls(finding.message))}\n"
 
 
 def _table_row(finding: Finding) -> str:
     cells = [
         f"{_SEVERITY_ICON[finding.severity]} {finding.severity}",
-        f"`{_clip(location(finding), _CELL_CHARS['location'])}`",
-        f"`{_clip(rule_id(finding), _CELL_CHARS['rule'])}`",
-        _clip(finding.message, _CELL_CHARS["message"]),
+        _code(_clip(location(finding), _CELL_CHARS["location"])),
+        _code(_clip(rule_id(finding), _CELL_CHARS["rule"])),
+        _markdown_text(_clip(escape_controls(finding.message), _CELL_CHARS["message"])),
     ]
     return "| " + " | ".join(_cell(cell) for cell in cells) + " |"
 
 
 def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _code(text: str) -> str:
+    """A code span that `text` cannot close: the fence is longer than any run of backticks
+    in it (CommonMark), padded with a space when the text starts or ends with one."""
+    longest = max((len(run) for run in re.findall("`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    padded = f" {text} " if text.startswith("`") or text.endswith("`") else text
+    return f"{fence}{padded}{fence}"
+
+
+# Markdown a finding's message could use to add a link, an image, a code span or HTML.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`\[\]])")
+_HTML_SPECIAL = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+
+
+def _markdown_text(text: str) -> str:
+    escaped = _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+    return re.sub("[&<>]", lambda found: _HTML_SPECIAL[found[0]], escaped)
 
 
 def _cell(text: str) -> str:

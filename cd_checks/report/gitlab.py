@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 from cd_checks.findings import Finding, Report, Severity
+from cd_checks.report.escaping import defuse_json
 from cd_checks.report.wording import rule_id
 
 _SEVERITY: dict[Severity, str] = {"error": "major", "warning": "minor"}
@@ -19,14 +20,15 @@ _SEVERITY: dict[Severity, str] = {"error": "major", "warning": "minor"}
 
 def render(report: Report, *, color: bool = False) -> str:
     issues = [_issue(finding) for finding in report.findings]
-    return json.dumps(issues, indent=2, ensure_ascii=False) + "\n"
+    return defuse_json(json.dumps(issues, indent=2, ensure_ascii=False)) + "\n"
 
 
 def fingerprint(finding: Finding) -> str:
     """md5 hex of path, check/rule, line, column and message; stable across runs."""
     parts = [finding.path, rule_id(finding), str(finding.line), str(finding.column)]
     key = "\0".join([*parts, finding.message])
-    return hashlib.md5(key.encode("utf-8"), usedforsecurity=False).hexdigest()
+    raw = key.encode("utf-8", "surrogateescape")  # a name that is not UTF-8 keeps its bytes
+    return hashlib.md5(raw, usedforsecurity=False).hexdigest()
 
 
 def _issue(finding: Finding) -> dict[str, Any]:

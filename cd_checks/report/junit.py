@@ -6,7 +6,9 @@ is a <failure> whose text lists every finding of that family in the file,
 `path:line:col  severity  check/rule  message`, one a line. A file with only
 warnings passes and lists them in <system-out>: warnings do not fail the
 default `--fail-on error`, so they must not show as failed tests. A clean run
-is one passing testcase, so the report is never empty.
+is one passing testcase, so the report is never empty. Unusual paths are quoted
+as git quotes them, characters XML cannot hold are replaced, and no line of the
+document reads as a CI workflow command (`report.escaping.defuse_xml`).
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 
 from cd_checks.findings import CHECKS, Finding, Report
+from cd_checks.report.escaping import defuse_xml, quote_path
 from cd_checks.report.wording import location, plural, rule_id, summary_line
 
 _DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>\n'
 # XML 1.0 cannot carry these code points even escaped; ElementTree writes them raw.
-_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+# (Surrogates are the bytes of a name that is not UTF-8: no encoding can write them.)
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 def render(report: Report, *, color: bool = False) -> str:
@@ -30,7 +34,7 @@ def render(report: Report, *, color: bool = False) -> str:
     root.extend(suites)
     _set_counts(root)
     ET.indent(root)
-    return _DECLARATION + ET.tostring(root, encoding="unicode") + "\n"
+    return defuse_xml(_DECLARATION + ET.tostring(root, encoding="unicode") + "\n")
 
 
 def _suite(check: str, findings: Sequence[Finding]) -> ET.Element | None:
@@ -47,7 +51,7 @@ def _suite(check: str, findings: Sequence[Finding]) -> ET.Element | None:
 
 
 def _testcase(check: str, path: str, findings: list[Finding]) -> ET.Element:
-    name = _xml_safe(path)
+    name = quote_path(path)
     case = ET.Element("testcase", classname=check, name=name, file=name)
     body = _xml_safe("".join(_line(finding) for finding in findings))
     errors = sum(1 for f in findings if f.severity == "error")

@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 from cd_checks import __version__
 from cd_checks.findings import Finding, Report
+from cd_checks.report.escaping import defuse_json
 from cd_checks.report.wording import rule_id
 
 SCHEMA_URI = (
@@ -31,7 +32,7 @@ def render(report: Report, *, color: bool = False) -> str:
         "columnKind": "unicodeCodePoints",
     }
     log = {"$schema": SCHEMA_URI, "version": "2.1.0", "runs": [run]}
-    return json.dumps(log, indent=2, ensure_ascii=False) + "\n"
+    return defuse_json(json.dumps(log, indent=2, ensure_ascii=False)) + "\n"
 
 
 def _driver(rule_ids: list[str]) -> dict[str, Any]:
@@ -63,7 +64,9 @@ def _result(finding: Finding, rule_index: int) -> dict[str, Any]:
 
 
 def _physical_location(finding: Finding) -> dict[str, Any]:
-    artifact = {"uri": quote(finding.path, safe="/"), "uriBaseId": SRCROOT}
+    # The bytes of a name that is not UTF-8 come back as themselves (%XX).
+    uri = quote(finding.path, safe="/", errors="surrogateescape")
+    artifact = {"uri": uri, "uriBaseId": SRCROOT}
     physical: dict[str, Any] = {"artifactLocation": artifact}
     if finding.line is not None and finding.line >= 1:
         region = {"startLine": finding.line}

@@ -3,12 +3,16 @@
 One line per finding, `path:line:col  severity  check/rule  message` (further
 lines of a multi-line message indented), a blank line between files, then the
 summary line. ANSI colour only when the caller asks for it (the CLI decides
-from --color, NO_COLOR, FORCE_COLOR, TERM and whether stdout is a TTY).
+from --color, NO_COLOR, FORCE_COLOR, TERM and whether stdout is a TTY). Unusual
+paths are quoted as git quotes them and control characters in messages escaped,
+so a file name or message cannot start a line, move the cursor or run a CI
+workflow command (`report.escaping`).
 """
 
 from __future__ import annotations
 
 from cd_checks.findings import Finding, Report, Severity
+from cd_checks.report.escaping import defuse_text, escape_controls
 from cd_checks.report.wording import location, rule_id, summary_line
 
 _RESET = "\033[0m"
@@ -25,7 +29,7 @@ _CONTINUATION = "    "
 
 def render(report: Report, *, color: bool = False) -> str:
     groups = ["".join(_line(f, color=color) for f in group) for group in report.by_path().values()]
-    return "\n".join([*groups, _summary(report, color=color)])
+    return defuse_text("\n".join([*groups, _summary(report, color=color)]))
 
 
 def _line(finding: Finding, *, color: bool) -> str:
@@ -37,7 +41,7 @@ def _line(finding: Finding, *, color: bool) -> str:
         rule = _paint(rule, _DIM)
     # Continuation lines of a long message are indented so each finding still
     # starts a line with its location.
-    message = finding.message.replace("\n", "\n" + _CONTINUATION)
+    message = escape_controls(finding.message).replace("\n", "\n" + _CONTINUATION)
     return f"{where}  {severity}  {rule}  {message}\n"
 
 

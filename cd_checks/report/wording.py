@@ -1,11 +1,13 @@
 """Wording shared by the human-readable formats: where a finding is, and the counts.
 
 Pure string functions over `Finding` and `Report`; no format-specific markup.
+Paths and rule names are escaped here (`report.escaping`): a person reads them.
 """
 
 from __future__ import annotations
 
 from cd_checks.findings import Finding, Report
+from cd_checks.report.escaping import escape_controls, quote_path
 
 
 def plural(count: int, word: str) -> str:
@@ -14,8 +16,8 @@ def plural(count: int, word: str) -> str:
 
 
 def location(finding: Finding) -> str:
-    """`path:line:col`, leaving out the parts that are unknown."""
-    parts = [finding.path]
+    """`path:line:col` without the unknown parts; an unusual path quoted as git quotes it."""
+    parts = [quote_path(finding.path)]
     if finding.line is not None:
         parts.append(str(finding.line))
         if finding.column is not None:
@@ -25,7 +27,7 @@ def location(finding: Finding) -> str:
 
 def rule_id(finding: Finding) -> str:
     """The `check/rule` name a user passes to ignore or look up a rule."""
-    return f"{finding.check}/{finding.rule}"
+    return escape_controls(f"{finding.check}/{finding.rule}", keep="")
 
 
 def summary_line(report: Report) -> str:
