@@ -8,7 +8,10 @@ the same answer everywhere. A missing or invalid schema is a finding, and
 the files it maps are not checked against it; so is a `$ref` to something
 that is no schema, or a loop of `$ref`s that never descends into the
 document. Schemas are read within `cd_checks.bounded`'s limits, and `pattern`s
-are matched with a time limit (a pattern may backtrack for hours).
+are matched with a time limit (a pattern may backtrack for hours). Given the
+repository root, a schema or `$ref` that leads outside it (`file:///etc/passwd`,
+`../../x`, a symlink out) is a finding on the schema and is never read: a pull
+request chooses its schemas, and a finding's message would show what was read.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import yaml
 
@@ -63,7 +67,7 @@ def load_rules(
     problems: list[Finding] = []
     for globs, schema_path in mappings:
         try:
-            validator = build_validator(root / schema_path)
+            validator = build_validator(root / schema_path, root=root)
         except SchemaProblem as problem:
             where = schema_path if problem.in_schema else config_path
             problems.append(
@@ -82,12 +86,43 @@ class SchemaProblem(Exception):
         self.rule, self.in_schema, self.line = rule, in_schema, line
 
 
-def build_validator(full: Path) -> Any:
+def outside(root: Path | None, target: Path) -> bool:
+    """Whether `target` (links followed) lies outside `root` and outside the schemas
+    cd-checks ships (they come with the tool, not the checkout); never, without a root."""
+    if root is None:
+        return False
+    from cd_checks.builtin_policies import policies_dir
+
+    try:
+        resolved = target.resolve()
+        return not any(resolved.is_relative_to(base.resolve()) for base in (root, policies_dir()))
+    except (OSError, RuntimeError):  # a link loop: nothing to read there either
+        return True
+
+
+def file_target(uri: str) -> Path | None:
+    """The local path a `file:` URI names (percent-decoded), or None for any other URI."""
+    parts = urlsplit(uri)
+    if parts.scheme != "file" or parts.netloc not in ("", "localhost"):
+        return None
+    path = Path(unquote(parts.path, errors="surrogateescape"))
+    return path if path.is_absolute() else None
+
+
+def build_validator(full: Path, *, root: Path | None = None) -> Any:
+    """The validator of the schema file `full`; with `root`, refs stay inside it."""
     import jsonschema
     import referencing
     import referencing.exceptions
     import referencing.jsonschema
 
+    if outside(root, full):
+        raise SchemaProblem(
+            f"schema {full.name} lies outside the repository (a link or ../ leads out); "
+            "it is not read",
+            rule="outside-repository",
+            in_schema=False,
+        )
     if not full.is_file():
         raise SchemaProblem(
             f"schema file not found: {full.name}", rule="schema-missing", in_schema=False
@@ -131,12 +166,15 @@ def build_validator(full: Path) -> Any:
     declared_dir = declared.rsplit("/", 1)[0] + "/" if isinstance(declared, str) else None
 
     def retrieve(uri: str) -> referencing.Resource[Any]:
+        target: Path | None
         if declared_dir and uri.startswith(declared_dir):
-            target = full.parent / uri.removeprefix(declared_dir)
-        elif uri.startswith("file://"):
-            target = Path(uri.removeprefix("file://"))
+            target = full.parent / unquote(uri.removeprefix(declared_dir))
         else:
+            target = file_target(uri)
+        if target is None:
             raise referencing.exceptions.NoSuchResource(ref=uri)  # type: ignore[call-arg]
+        if outside(root, target):  # wrapped by referencing; _check_refs reports it
+            raise RefOutside(uri)
         try:
             contents = _read_schema(target)
         except (OSError, ValueError, yaml.YAMLError, RecursionError) as exc:
@@ -177,7 +215,8 @@ def _check_refs(resolver: Any, schema: Any) -> None:
         if isinstance(ref, str):
             try:
                 resolved = current.lookup(ref)
-            except referencing.exceptions.Unresolvable:
+            except referencing.exceptions.Unresolvable as exc:
+                _refuse_outside(ref, exc)
                 resolved = None
             if resolved is not None:
                 _must_be_schema(ref, resolved.contents)
@@ -197,6 +236,23 @@ def _check_refs(resolver: Any, schema: Any) -> None:
             rule="invalid-schema",
             in_schema=True,
         )
+
+
+class RefOutside(Exception):
+    """A `$ref` whose target lies outside the repository (raised before reading it)."""
+
+
+def _refuse_outside(ref: str, error: BaseException) -> None:
+    """The SchemaProblem for a `$ref` that `retrieve` refused as leading outside the repository."""
+    cause: BaseException | None = error
+    while cause is not None and not isinstance(cause, RefOutside):
+        cause = cause.__cause__
+    if cause is not None:
+        raise SchemaProblem(
+            f"$ref {ref!r} leads outside the repository ({cause}); it is not read",
+            rule="ref-outside-repository",
+            in_schema=True,
+        ) from error
 
 
 def _listed(value: Any) -> list[Any]:
@@ -332,16 +388,17 @@ class TimedPatterns:
                 )
 
 
-def referenced_files(full: Path) -> set[Path]:
+def referenced_files(full: Path, *, root: Path | None = None) -> set[Path]:
     """The schema file and every local file its `$ref`s reach, transitively.
 
-    They all decide verdicts, so the content cache fingerprints them.
+    They all decide verdicts, so the content cache fingerprints them. With `root`,
+    files outside it are neither read nor listed (the schema's check refuses them).
     """
     found: set[Path] = set()
     todo = [full]
     while todo:
         current = todo.pop()
-        if current in found or not current.is_file():
+        if current in found or outside(root, current) or not current.is_file():
             continue
         found.add(current)
         try:
@@ -354,10 +411,11 @@ def referenced_files(full: Path) -> set[Path]:
             target = ref.split("#", 1)[0]
             if base and target.startswith(base):
                 target = target.removeprefix(base)
-            if target.startswith("file://"):
-                todo.append(Path(target.removeprefix("file://")))
+            local = file_target(target)
+            if local is not None:
+                todo.append(local)
             elif target and "://" not in target:
-                todo.append((current.parent / target).resolve())
+                todo.append((current.parent / unquote(target)).resolve())
     return found
 
 
