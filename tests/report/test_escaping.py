@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,7 +21,7 @@ import pytest
 from cd_checks.findings import Finding, Report
 from cd_checks.report import FORMATS, github
 from cd_checks.report.escaping import defuse_json, defuse_text, defuse_xml, quote_path
-from tests.conftest import Run, git, init_repo
+from tests.conftest import Run, git, init_repo, run_process
 
 Cli = Callable[..., Run]
 
@@ -76,17 +75,13 @@ def outputs(hostile_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> dic
     out = tmp_path_factory.mktemp("out")
     rendered = {}
     summary = out / "summary.md"
-    env = {**os.environ, "GITHUB_STEP_SUMMARY": str(summary)}
+    env = {"GITHUB_STEP_SUMMARY": str(summary)}
     for name in FORMATS:
         target = out / name
-        done = subprocess.run(
-            ["cd-checks", "-C", str(hostile_repo), "validate", "--no-cache", "--format", name]
-            + ["-o", str(target)],
-            capture_output=True,
-            env=env,
-            check=False,
+        done = run_process(
+            "-C", hostile_repo, "validate", "--no-cache", "--format", name, "-o", target, env=env
         )
-        assert done.returncode == 1, done.stderr
+        assert done.code == 1, done.err
         rendered[name] = target.read_bytes().decode("utf-8")  # strict: every byte is UTF-8
     rendered["step-summary"] = summary.read_bytes().decode("utf-8")
     return rendered
