@@ -20,12 +20,14 @@ import random
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
 from cd_checks import state_dir
+from cd_checks.audit import jsonl
 from cd_checks.audit.record import AuditRecord, chain
 from cd_checks.errors import AuditError
 
@@ -45,22 +47,59 @@ class AuditStore(Protocol):
     def describe(self) -> str: ...
 
 
-def open_store(root: Path, section: Mapping[str, Any]) -> AuditStore:
-    """The store the `audit` section of the config names (default: the JSON-lines file)."""
+def open_store(
+    root: Path,
+    section: Mapping[str, Any],
+    *,
+    warn: Callable[[str], None] | None = None,
+) -> AuditStore:
+    """The store the `audit` section of the config names (default: the JSON-lines file).
+
+    `warn` hears what the file store fixed on its own (a torn tail moved aside).
+    """
     kind = section.get("store", "file")
     if kind == "git":
         return GitBranchStore(
             root, section.get("branch", DEFAULT_BRANCH), remote=section.get("remote")
         )
     # The config comes with the checkout a pull request chose: its trail stays inside it.
-    return FileStore(state_dir.inside(root, section.get("path", DEFAULT_PATH), "audit.path"))
+    path = state_dir.inside(root, section.get("path", DEFAULT_PATH), "audit.path")
+    return FileStore(path, warn or _quiet)
+
+
+def _quiet(message: str) -> None:
+    """The default warning sink; the CLI hands stores one that prints."""
+
+
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True)
+class Repaired:
+    """What `FileStore.repair` did: the lines it moved, where to, and the repair record."""
+
+    removed: tuple[jsonl.BadLine, ...]
+    side_file: Path
+    record: AuditRecord
 
 
 @dataclass(frozen=True)
 class FileStore:
-    """JSON lines, one record a line; `<path>.lock` serialises writers across processes."""
+    """JSON lines, one record a line; `<path>.lock` serialises writers across processes.
+
+    Crash-safe: a record is one write, fsynced (and the directory, when the write
+    created the file) before `append` returns. A writer killed mid-write leaves a
+    torn tail; the next append or read finds it under the lock, moves it to
+    `<path>.torn-<UTC time>` (see `cd_checks.audit.jsonl`), cuts the trail back
+    to its last complete record and says so through `warn`. A bad line anywhere
+    else is for `repair`. `private`: the break-glass fallback (0700 directory, 0600 file).
+    """
 
     path: Path
+    warn: Callable[[str], None] = field(default=_quiet, compare=False, repr=False)
+    private: bool = False
+    now: Callable[[], datetime] = field(default=_utc_now, compare=False, repr=False)
 
     def describe(self) -> str:
         return str(self.path)
@@ -68,56 +107,178 @@ class FileStore:
     def append(self, record: AuditRecord) -> AuditRecord:
         try:
             with self._locked():
-                linked = chain(record, self._last())
-                self._write_line(linked.to_json())
+                created = not self.path.exists()
+                fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, self._mode)
+                try:
+                    linked = chain(record, self._settle(fd))
+                    _append_line(fd, linked.to_json())
+                finally:
+                    os.close(fd)
+                if created:
+                    jsonl.fsync_dir(self.path.parent)
         except OSError as exc:
             raise AuditError(f"cannot write the audit trail {self.path}: {exc}") from exc
         return linked
 
     def records(self) -> list[AuditRecord]:
-        try:
-            text = self.path.read_text("utf-8")
-        except FileNotFoundError:
+        data = self._read()
+        if data is None:
             return []
-        except (OSError, UnicodeDecodeError) as exc:
-            raise AuditError(f"cannot read the audit trail {self.path}: {exc}") from exc
-        return [
-            _parse(line, f"{self.path}:{n}")
-            for n, line in enumerate(text.splitlines(), 1)
-            if line.strip()
-        ]
+        check = jsonl.examine(data[jsonl.last_line_start(data, whole=True) or 0 :])
+        if check.torn_at is not None or check.needs_newline:
+            data = self._settled(data)
+        return self._parse(data)
 
-    def _last(self) -> AuditRecord | None:
-        """The last record (read under the lock); a torn last line stops the write."""
+    def bad_lines(self) -> list[jsonl.BadLine]:
+        """Every line `repair` would move out of the trail (read without the lock)."""
+        return jsonl.bad_lines(self._read() or b"")
+
+    def repair(
+        self, make_record: Callable[[list[jsonl.BadLine], Path], AuditRecord]
+    ) -> Repaired | None:
+        """Move every line that is not a record to `<path>.repair-<UTC time>`, keep the
+        rest, and append the record `make_record(removed, side file)` describing it.
+
+        One step under the lock: the side file is written and fsynced first, then the
+        trail is replaced (a new file renamed over it) by its kept lines and the
+        repair record. None: nothing to repair.
+        """
         try:
-            text = self.path.read_text("utf-8")
+            with self._locked():
+                data = self._read() or b""
+                bad = jsonl.bad_lines(data)
+                if not bad:
+                    return None
+                side = jsonl.write_side_file(self.path, "repair", bad, self.now(), self._mode)
+                kept = jsonl.without(data, bad)
+                records = self._parse(kept)
+                last = records[-1] if records else None
+                linked = chain(make_record(bad, side), last)
+                self._replace(kept + linked.to_json().encode("utf-8") + b"\n")
+        except OSError as exc:
+            raise AuditError(f"cannot repair the audit trail {self.path}: {exc}") from exc
+        return Repaired(tuple(bad), side, linked)
+
+    @property
+    def _mode(self) -> int:
+        return 0o600 if self.private else 0o644
+
+    def _read(self) -> bytes | None:
+        try:
+            return self.path.read_bytes()
         except FileNotFoundError:
             return None
-        if text and not text.endswith("\n"):
-            raise AuditError(
-                f"{self.path}: the last line is incomplete (a writer died mid-write); "
-                "inspect it and run cd-checks audit verify before writing more"
+        except OSError as exc:
+            raise AuditError(f"cannot read the audit trail {self.path}: {exc}") from exc
+
+    def _parse(self, data: bytes) -> list[AuditRecord]:
+        records = []
+        for number, raw in enumerate(data.split(b"\n"), 1):
+            if not raw.strip():
+                continue
+            try:
+                records.append(jsonl.parse_line(raw, f"{self.path}:{number}"))
+            except AuditError as exc:
+                raise AuditError(
+                    f"{exc}; `cd-checks audit repair` moves such lines out of the trail"
+                ) from exc
+        return records
+
+    def _settled(self, data: bytes) -> bytes:
+        """The trail after settling its torn tail under the lock (a writer may only be
+        slow: the lock waits for it). Cannot lock or write: the tail is ignored, loudly."""
+        try:
+            with self._locked():
+                fd = os.open(self.path, os.O_RDWR | os.O_APPEND)
+                try:
+                    self._settle(fd)
+                finally:
+                    os.close(fd)
+                return self._read() or b""
+        except OSError as exc:
+            cut = data.rfind(b"\n") + 1
+            self.warn(
+                f"{self.path}: ignoring its incomplete last line ({len(data) - cut} bytes; "
+                f"cannot move it aside: {exc})"
             )
-        lines = [line for line in text.splitlines() if line.strip()]
-        return _parse(lines[-1], f"{self.path}:{len(lines)}") if lines else None
+            return data[:cut] + (data[cut:] if jsonl.examine(data[cut:]).needs_newline else b"")
+
+    def _settle(self, fd: int) -> AuditRecord | None:
+        """The last record, after moving a torn tail aside (once); under the lock."""
+        for attempt in range(2):
+            offset, tail = jsonl.tail_window(fd, os.fstat(fd).st_size)
+            check = jsonl.examine(tail)
+            if check.needs_newline:
+                _append_line(fd, "")
+                self.warn(f"{self.path}: its last record lacked a newline; added one")
+            if check.torn_at is None:
+                return check.last
+            if attempt:
+                break
+            self._quarantine(fd, offset + check.torn_at, tail[check.torn_at :])
+        number = jsonl.line_number(fd, offset)
+        raise AuditError(
+            f"{self.path}:{number}: the last line is not an audit record either; "
+            "`cd-checks audit repair` moves such lines out of the trail"
+        )
+
+    def _quarantine(self, fd: int, offset: int, torn: bytes) -> None:
+        lines = jsonl.torn_lines(torn, jsonl.line_number(fd, offset))
+        side = jsonl.write_side_file(self.path, "torn", lines, self.now(), self._mode)
+        # The side file is durable before the trail is cut: a crash between keeps both.
+        os.ftruncate(fd, offset)
+        os.fsync(fd)
+        where = ", ".join(str(b.line) for b in lines)
+        self.warn(
+            f"{self.path}: moved its torn last line (line {where}, {len(torn)} bytes: a writer "
+            f"died mid-append, it was never a complete record) to {side}; "
+            "the trail ends at its last complete record"
+        )
+
+    def _replace(self, data: bytes) -> None:
+        temporary = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, self._mode)
+        try:
+            jsonl.write_all(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temporary, self.path)
+        jsonl.fsync_dir(self.path.parent)
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
-        state_dir.make_dirs(self.path.parent)
-        with open(self.path.with_name(self.path.name + ".lock"), "a") as lock:
+        if self.private:
+            _private_dirs(self.path.parent)
+        else:
+            state_dir.make_dirs(self.path.parent)
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        with open(os.open(lock_path, os.O_WRONLY | os.O_CREAT, self._mode), "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
                 yield
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
-    def _write_line(self, line: str) -> None:
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, (line + "\n").encode("utf-8"))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+
+def _append_line(fd: int, line: str) -> None:
+    """One write of the line and its newline, then fsync; a failed write is cut off again."""
+    size = os.fstat(fd).st_size
+    try:
+        jsonl.write_all(fd, (line + "\n").encode("utf-8"))
+        os.fsync(fd)
+    except OSError:
+        # Under the lock nobody else appended: take back a partial line (e.g. a full disk).
+        with suppress(OSError):
+            os.ftruncate(fd, size)
+        raise
+
+
+def _private_dirs(directory: Path) -> None:
+    """Create `directory` and its missing parents as 0700 (user-level state)."""
+    missing = [d for d in (directory, *directory.parents) if not d.exists()]
+    for each in reversed(missing):
+        each.mkdir(mode=0o700, exist_ok=True)
 
 
 def _parse(text: str, where: str) -> AuditRecord:

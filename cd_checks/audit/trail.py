@@ -357,6 +357,15 @@ class AuditKnownGood:
         return None
 
 
-def open_trail(config: Config, *, now: Callable[[], datetime]) -> AuditTrail:
-    """The trail the config's `audit` section names, for the repository at `config.root`."""
-    return AuditTrail(open_store(config.root, config.section("audit")), config.root, now)
+def open_trail(
+    config: Config,
+    *,
+    now: Callable[[], datetime],
+    warn: Callable[[str], None] | None = None,
+) -> AuditTrail:
+    """The trail the config's `audit` section names, for the repository at `config.root`.
+
+    `warn` hears what the store fixed on its own (a torn tail moved to a side file).
+    """
+    store = open_store(config.root, config.section("audit"), warn=warn)
+    return AuditTrail(store, config.root, now)

@@ -18,6 +18,7 @@ import click
 from cd_checks import breakglass, config, incidents, metrics
 from cd_checks.audit import listing
 from cd_checks.audit.identity import git_runner, identify
+from cd_checks.audit.jsonl import BadLine
 from cd_checks.audit.record import OUTCOMES, missing_anchor, parse_time, verify
 from cd_checks.audit.trail import AuditTrail, open_trail
 from cd_checks.cli import examples
@@ -38,7 +39,27 @@ def _config(ctx: click.Context) -> config.Config:
 
 
 def _trail(ctx: click.Context, now: Callable[[], datetime] = _now) -> AuditTrail:
-    return open_trail(_config(ctx), now=now)
+    return open_trail(_config(ctx), now=now, warn=warner())
+
+
+def warner(prefix: str = "warning: ") -> Callable[[str], None]:
+    """A store's warning sink for one command: each warning once, on stderr."""
+    said: set[str] = set()
+
+    def warn(message: str) -> None:
+        if message not in said:
+            said.add(message)
+            click.echo(f"cd-checks: {prefix}{message}", err=True)
+
+    return warn
+
+
+def leftovers(root: Path, trail: AuditTrail) -> None:
+    """Name the side files of lines moved out of the trail, and break-glass fallback records."""
+    from cd_checks.audit.fallback import fallback_path, notices
+
+    for notice in notices(trail.store, fallback_path(root, os.environ)):
+        click.echo(f"cd-checks: warning: {notice}", err=True)
 
 
 def _hours(ctx: click.Context) -> float:
@@ -117,7 +138,9 @@ def log(
 ) -> None:
     """One line per deploy, incident and post-mortem; break-glass uses flagged."""
     now = _now()
-    found = listing.rows(_trail(ctx).records(), now, _hours(ctx))
+    trail = _trail(ctx)
+    leftovers(_root(ctx), trail)
+    found = listing.rows(trail.records(), now, _hours(ctx))
     start = metrics.parse_since(since, now) if since else None
     chosen = listing.select(found, environment=environment, outcome=outcome, since=start)
     render = listing.render_table if output_format == "table" else listing.render_rows_json
@@ -172,6 +195,7 @@ def verify_command(ctx: click.Context, anchor: str | None) -> int:
     A chain cannot show that its newest records were cut off; `--anchor` can.
     """
     trail = _trail(ctx)
+    leftovers(_root(ctx), trail)
     records = trail.records()
     problems = verify(records)
     if anchor and all(r.hash != anchor for r in records):
@@ -184,6 +208,59 @@ def verify_command(ctx: click.Context, anchor: str | None) -> int:
     head = records[-1].hash if records else "(empty)"
     click.echo(f"audit trail {trail.store.describe()}: {len(records)} records, chain intact")
     click.echo(f"head {head}")
+    return 0
+
+
+@audit.command(
+    "repair",
+    epilog=examples(
+        "cd-checks audit repair        # show the lines it would move out of the trail",
+        "cd-checks audit repair --yes  # move them to a side file and record the repair",
+    ),
+)
+@click.option("--yes", is_flag=True, help="Do it (without --yes: only show what it would do).")
+@click.pass_context
+def repair_command(ctx: click.Context, yes: bool) -> int:
+    """Move the lines of the trail that are not audit records to a side file.
+
+    Each removed line is kept, with its line number, in <trail>.repair-<UTC time>,
+    and a `repair` record in the trail names it by line number and sha256. A
+    record that reads but breaks the chain is never removed: audit verify keeps
+    naming it.
+    """
+    from cd_checks.audit import repair
+    from cd_checks.audit.trail import new_id
+
+    root = _root(ctx)
+    trail = _trail(ctx)
+    store = repair.file_store(trail.store)
+    leftovers(root, trail)
+    if not yes:
+        return _repair_plan(store.bad_lines(), store.path)
+    identity = identify(dict(os.environ), repo=root, git=git_runner(root))
+    done = repair.repair(store, identity=identity, now=_now, make_id=new_id)
+    if done is None:
+        return _repair_plan([], store.path)
+    for line in done.removed:
+        click.echo(line.describe())
+    click.echo(
+        f"moved {len(done.removed)} line(s) to {done.side_file}; repair recorded as "
+        f"{done.record.id}. Every line that reads as a record was kept: "
+        "`cd-checks audit verify` checks their chain"
+    )
+    return 0
+
+
+def _repair_plan(bad: list[BadLine], path: Path) -> int:
+    for line in bad:
+        click.echo(line.describe())
+    if not bad:
+        click.echo(f"audit trail {path}: every line is an audit record, nothing to repair")
+        return 0
+    click.echo(
+        f"would move {len(bad)} line(s) to {path}.repair-<UTC time> and record the repair; "
+        "nothing changed (a dry run): `cd-checks audit repair --yes` does it"
+    )
     return 0
 
 
@@ -283,7 +360,9 @@ def record_command(ctx: click.Context, deploy_id: str, path: Path) -> None:
 @click.pass_context
 def list_command(ctx: click.Context, environment: str | None) -> None:
     """Open post-mortem obligations, with their deadlines."""
-    owed = breakglass.obligations(_trail(ctx).records(), _now(), _hours(ctx), environment)
+    trail = _trail(ctx)
+    leftovers(_root(ctx), trail)
+    owed = breakglass.obligations(trail.records(), _now(), _hours(ctx), environment)
     for obligation in owed:
         click.echo(f"{obligation.state.upper()}: {obligation.describe()}")
     if not owed:
@@ -320,7 +399,9 @@ def metrics_command(
 ) -> None:
     """Deploy frequency, change failure rate, time to restore, % through the pipeline."""
     now = _now()
-    records = _trail(ctx).records()
+    trail = _trail(ctx)
+    leftovers(_root(ctx), trail)
+    records = trail.records()
     metrics.check_environment(environment, records, _environments(ctx))
     result = metrics.compute(
         records,

@@ -160,7 +160,7 @@ def run(
         context.spec.stage(stage_name)
     revision = _resume_revision(context, stages, revision) if resume else revision
     plan = context.plan(revision)
-    trail = _trail(context)
+    trail = _trail(context, emergency=emergency is not None)
     _enforce_postmortems(context, trail, plan, stages, emergency is not None)
     emergency, refused = _preflight(context, config_path, plan.revision, emergency)
     if refused:
@@ -278,10 +278,21 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _trail(context: Context) -> AuditTrail:
-    from cd_checks.audit.trail import open_trail
+def _trail(context: Context, *, emergency: bool = False) -> AuditTrail:
+    """The configured trail; for break-glass, with the fallback trail behind it (loudly)."""
+    from dataclasses import replace
 
-    return open_trail(context.config, now=_now)
+    from cd_checks.audit.fallback import FallbackStore, fallback_path
+    from cd_checks.audit.store import FileStore
+    from cd_checks.audit.trail import open_trail
+    from cd_checks.cli.audit import leftovers, warner
+
+    trail = open_trail(context.config, now=_now, warn=warner())
+    leftovers(context.root, trail)
+    if not emergency:
+        return trail
+    fallback = FileStore(fallback_path(context.root, os.environ), warner(), private=True)
+    return replace(trail, store=FallbackStore(trail.store, fallback, warner(prefix="")))
 
 
 def _break_glass(flag: bool, reason: str | None, ticket: str | None) -> BreakGlass | None:

@@ -148,7 +148,8 @@ def test_reordered_records_are_named(tmp_path: Path) -> None:
 
 
 def test_a_line_that_is_not_json_is_an_error_naming_the_line(tmp_path: Path) -> None:
+    # Not the last line: a broken last line is a torn tail, moved aside (test_crash_safe.py).
     store = _trail(tmp_path / "audit.jsonl", 2)
-    _rewrite(store, [*_lines(store), "{broken"])
-    with pytest.raises(AuditError, match=r"audit\.jsonl:3: not a JSON audit record"):
+    _rewrite(store, [_lines(store)[0], "{broken", _lines(store)[1]])
+    with pytest.raises(AuditError, match=r"audit\.jsonl:2: not a JSON audit record"):
         store.records()
