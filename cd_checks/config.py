@@ -2,7 +2,11 @@
 
 Every later stage receives a frozen `Config`; nothing else reads the file.
 An unknown key, a wrong type or a missing file is one `ConfigError` naming
-the key and the file. This module may not run checks or touch the network.
+the key and the file, and so is a path key naming something outside the
+repository: a pull request chooses the config, and what cd-checks reads for
+it (policies, their data, the yamllint config, the exceptions file) could
+otherwise come from anywhere on the runner and show in a finding. This module
+may not run checks or touch the network.
 """
 
 from __future__ import annotations
@@ -195,7 +199,33 @@ def load(root: Path, explicit: Path | None = None) -> Config:
         raise ConfigError(f"{path}{where}: invalid YAML: {problem}") from exc
     if raw is not None and not isinstance(raw, dict):
         raise ConfigError(f"{path}: the top level must be a mapping")
-    return _build(root, path, validate_raw(raw, str(path)))
+    valid = validate_raw(raw, str(path))
+    _check_paths(root, valid, str(path))
+    return _build(root, path, valid)
+
+
+def _check_paths(root: Path, raw: dict[str, Any], source: str) -> None:
+    """Each path the config makes cd-checks read resolves inside the checkout of `root`
+    (links followed)."""
+    from cd_checks.state_dir import checkout, inside
+
+    here = root.resolve()
+    top = checkout(here)
+    for key, path in _read_paths(raw):
+        inside(top, here / path, f"{source}: {key}")
+
+
+def _read_paths(raw: dict[str, Any]) -> list[tuple[str, str]]:
+    """(key, path) for every file or directory the config names for checks to read.
+    Schemas are the schema check's (a finding); rollout and audit paths their own."""
+    syntax, policy = raw.get("syntax") or {}, raw.get("policy") or {}
+    named: list[tuple[str, Any]] = [
+        ("syntax.yamllint", syntax.get("yamllint")),
+        ("policy.exceptions", policy.get("exceptions")),
+    ]
+    named += [(f"policy.paths[{i}]", p) for i, p in enumerate(policy.get("paths") or [])]
+    named += [(f"policy.data[{i}]", p) for i, p in enumerate(policy.get("data") or [])]
+    return [(key, path) for key, path in named if isinstance(path, str)]
 
 
 def _tuple(value: Any) -> tuple[str, ...]:

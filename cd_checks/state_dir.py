@@ -24,6 +24,7 @@ import os
 from pathlib import Path
 
 from cd_checks.errors import ConfigError, InputError
+from cd_checks.report.escaping import escape_controls
 
 NAME = ".cd-checks"
 GITIGNORE = (
@@ -40,17 +41,31 @@ def inside(root: Path, path: str | os.PathLike[str], key: str) -> Path:
     an absolute path nor a committed link can lead a write out of the checkout.
     """
     target = root / path
+    shown = _shown(path)  # the config is the checkout's: its text may hold a newline
     try:
         resolved = target.resolve()
         base = root.resolve()
     except (OSError, RuntimeError) as exc:  # a symlink loop: nowhere we could write
-        raise ConfigError(f"{key}: {path}: cannot resolve the path: {exc}") from exc
+        raise ConfigError(f"{key}: {shown}: cannot resolve the path: {exc}") from exc
     if resolved != base and base not in resolved.parents:
         raise ConfigError(
-            f"{key}: {path} resolves to {resolved}, outside the repository {base}; "
-            "state and audit paths must stay inside the checkout"
+            f"{key}: {shown} resolves to {_shown(resolved)}, outside the repository "
+            f"{_shown(base)}; cd-checks reads and writes only inside the checkout"
         )
     return target
+
+
+def checkout(root: Path) -> Path:
+    """The top of the git checkout `root` lies in (the nearest directory holding `.git`),
+    else `root`: a config in a subdirectory may read what its checkout holds beside it."""
+    for directory in (root, *root.resolve().parents):
+        if (directory / ".git").exists():
+            return directory
+    return root
+
+
+def _shown(path: str | os.PathLike[str]) -> str:
+    return escape_controls(os.fspath(path), keep="")
 
 
 def make_dirs(path: Path, *, mode: int = 0o777) -> None:
@@ -71,8 +86,9 @@ def refuse_links(top: Path, path: Path) -> None:
     for current in steps:
         if current.is_symlink():
             raise InputError(
-                f"{current} is a symbolic link (to {os.readlink(current)}); cd-checks does not "
-                "write its state through a link: remove it (the directory is created on use)"
+                f"{_shown(current)} is a symbolic link (to {_shown(os.readlink(current))}); "
+                "cd-checks does not write its state through a link: remove it "
+                "(the directory is created on use)"
             )
 
 

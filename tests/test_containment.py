@@ -199,3 +199,52 @@ def test_refs_inside_the_repository_still_resolve(cli: Cli, tmp_path: Path) -> N
         ("svc/a.yml", 2, "type"),
         ("svc/a.yml", 3, "type"),
     ]
+
+
+# -- paths the config makes cd-checks read ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("config", "key"),
+    [
+        ("policy:\n  paths: [policy, /etc]\n", "policy.paths[1]"),
+        ("policy:\n  data: [../outside]\n", "policy.data[0]"),
+        ("policy:\n  exceptions: ../outside/exceptions.yml\n", "policy.exceptions"),
+        ("syntax:\n  yamllint: ../outside/.yamllint\n", "syntax.yamllint"),
+        ("policy:\n  data: [linked]\n", "policy.data[0]"),
+    ],
+)
+def test_a_config_path_outside_the_checkout_is_one_error_line_naming_the_key(
+    cli: Cli, tmp_path: Path, config: str, key: str
+) -> None:
+    outside = write_tree(tmp_path / "outside", {"secret.json": '{"token": "s3cr3t"}'})
+    files = {"cd-checks.yml": "---\n" + config, "policy/p.rego": "package main\n"}
+    root = write_tree(tmp_path / "repo", files)
+    (root / "linked").symlink_to(outside)
+    init_repo(root)
+    run = cli("-C", root, "validate")
+    assert run.code == 2
+    assert run.err.startswith(f"cd-checks: error: {root / 'cd-checks.yml'}: {key}: ")
+    assert "outside the repository" in run.err and run.err.count("\n") == 1
+
+
+def test_a_config_in_a_subdirectory_may_read_beside_it_in_the_checkout(
+    cli: Cli, tmp_path: Path
+) -> None:
+    files = {
+        "ops/cd-checks.yml": "---\npolicy:\n  paths: [../policy]\n",
+        "ops/a.yml": "---\nport: 80\n",
+        "policy/p.rego": ('package main\n\ndeny contains "port 80" if {\n\tinput.port == 80\n}\n'),
+    }
+    root = init_repo(write_tree(tmp_path / "repo", files))
+    run = cli("-C", root / "ops", "validate", "--format", "json")
+    assert run.code == 1, run.err
+    assert [f["message"] for f in json.loads(run.out)["findings"]] == ["port 80"]
+
+
+def test_a_path_with_a_newline_stays_on_the_error_line(cli: Cli, tmp_path: Path) -> None:
+    config = '---\nsyntax:\n  yamllint: "../x\\n::add-mask::y"\n'
+    root = init_repo(write_tree(tmp_path / "repo", {"cd-checks.yml": config}))
+    run = cli("-C", root, "validate")
+    assert run.code == 2
+    assert run.err.count("\n") == 1 and "../x\\n::add-mask::y resolves to" in run.err
