@@ -52,8 +52,7 @@ def _octal(char: str) -> str:
 def _needs_quotes(name: str) -> bool:
     return (
         any(char in _SHORT or unsafe(char) for char in name)
-        or name.lstrip().startswith("::")
-        or LEGACY_COMMAND in name
+        or _defuse_line(name, colon="\\072", bracket="\\133") != name
     )
 
 
@@ -66,7 +65,7 @@ def quote_path(name: str) -> str:
     if not _needs_quotes(name):
         return name
     body = "".join(_SHORT.get(char) or (_octal(char) if unsafe(char) else char) for char in name)
-    return '"' + body.replace(LEGACY_COMMAND, "##\\133") + '"'
+    return '"' + _defuse_line(body, colon=":", bracket="\\133") + '"'
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -98,21 +97,32 @@ def defuse_xml(text: str) -> str:
 
     Character references stand for the characters a log would act on, so an XML
     reader still gets the original text: `&#58;` for the `:` that starts a line,
-    `&#91;` for the `[` of `##[`, and `&#13;` for a carriage return (a line break
-    to the runner, and to an XML parser, which would turn it into a newline).
+    `&#91;` for the `[` of `##[`, and a reference for every unsafe character: a
+    carriage return (a line break to the runner; an XML parser would make it a
+    newline) and the invisible ones the runner's search may skip (see `_defuse_line`).
     """
-    text = text.replace("\r", "&#13;")
+    text = _NOT_PRINTABLE_ASCII.sub(
+        lambda found: f"&#{ord(found[0])};" if found[0] != "\t" and unsafe(found[0]) else found[0],
+        text,
+    )
     return "\n".join(
         _defuse_line(line, colon="&#58;", bracket="&#91;") for line in text.split("\n")
     )
 
 
+# The runner looks for `::` and `##[` with .NET's culture-aware StartsWith/IndexOf,
+# which skip characters that weigh nothing in collation (format characters, variation
+# selectors and other marks): `#\ufe0f#[` may count as `##[`. So they count as absent.
+_INVISIBLE = r"\p{Mn}\p{Me}\p{Cf}\p{Cc}"
+_LEGACY_SPREAD = rf"#[{_INVISIBLE}]*#[{_INVISIBLE}]*\["
+_LEADING_COLONS = rf"^([\s{_INVISIBLE}]*):(?=[{_INVISIBLE}]*:)"
+
+
 def _defuse_line(line: str, *, colon: str, bracket: str) -> str:
-    line = line.replace(LEGACY_COMMAND, "##" + bracket)
-    body = line.lstrip()
-    if body.startswith("::"):
-        line = line[: len(line) - len(body)] + colon + body[1:]
-    return line
+    import regex
+
+    line = regex.sub(_LEGACY_SPREAD, lambda found: found[0][:-1] + bracket, line)
+    return str(regex.sub(_LEADING_COLONS, lambda found: found[1] + colon, line, count=1))
 
 
 # What json.dumps leaves unescaped beyond printable ASCII and its own newlines.
@@ -129,7 +139,9 @@ def defuse_json(text: str) -> str:
     escaped = _NOT_PRINTABLE_ASCII.sub(
         lambda found: _json_escape(found[0]) if unsafe(found[0]) else found[0], text
     )
-    return escaped.replace(LEGACY_COMMAND, "##\\u005b")
+    import regex
+
+    return str(regex.sub(_LEGACY_SPREAD, lambda found: found[0][:-1] + "\\u005b", escaped))
 
 
 def _json_escape(char: str) -> str:

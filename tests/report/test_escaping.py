@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import unicodedata
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,6 +25,7 @@ from cd_checks.report.escaping import defuse_json, defuse_text, defuse_xml, quot
 from tests.conftest import Run, git, init_repo, run_process
 
 Cli = Callable[..., Run]
+INVISIBLE = {"Mn", "Me", "Cf", "Cc"}
 
 BROKEN = b"key: [\n"  # a syntax error (line 2) and a missing document start (line 1)
 HOSTILE = [
@@ -40,6 +42,8 @@ HOSTILE = [
     b'q"uote\\.yml',
     b"\xe2\x80\xaertl.yml",  # U+202E RIGHT-TO-LEFT OVERRIDE
     b"\xff.yml",  # not UTF-8
+    "\ufe0f::add-mask::vs.yml".encode(),  # a variation selector weighs nothing in .NET
+    "x#\u200b#[add-mask]zw.yml".encode(),  # nor does a zero-width space
 ]
 # yamllint quotes the key in its message: a message can carry a newline and an escape too.
 DUPLICATE_KEYS = b'---\n"k\\n::add-mask::v\\e[2J": 1\n"k\\n::add-mask::v\\e[2J": 2\n'
@@ -53,9 +57,11 @@ def runner_lines(text: str) -> list[str]:
 
 
 def commands(text: str) -> Iterator[str]:
-    """Every line a runner would treat as a workflow command, in either syntax."""
+    """Every line a runner would treat as a workflow command, in either syntax, also when
+    its culture-aware search skips invisible characters."""
     for line in runner_lines(text):
-        if line.lstrip().startswith("::") or "##[" in line:
+        seen = "".join(c for c in line if unicodedata.category(c) not in INVISIBLE)
+        if seen.lstrip().startswith("::") or "##[" in seen:
             yield line
 
 
@@ -110,7 +116,7 @@ def test_text_quotes_unusual_names_as_git_does(outputs: dict[str, str]) -> None:
     assert '"\\342\\200\\256rtl.yml":1:1' in outputs["text"]
     assert "<&>.yml:2:1  error" in outputs["text"]  # a plain name stays as it is
     assert "good.yml" not in outputs["text"]
-    assert lines[-1] == "14 errors, 13 warnings in 15 files"
+    assert lines[-1] == "16 errors, 15 warnings in 17 files"
 
 
 def test_a_message_with_a_newline_continues_indented_and_defused(outputs: dict[str, str]) -> None:
@@ -126,7 +132,7 @@ def test_quote_path_matches_git(hostile_repo: Path) -> None:
     # names git and a CI log agree on; the rest are quoted by cd-checks only.
     listed = git(hostile_repo, "ls-files").splitlines()
     names = [os.fsdecode(n) for n in HOSTILE]
-    ours = {quote_path(n) for n in names if not (n.lstrip().startswith("::") or "##[" in n)}
+    ours = {quote_path(n) for n in names if not list(commands(n))}
     ours_only = ours - set(listed)
     assert ours_only == set()
     assert '"::add-mask::x.yml"' not in listed and "::add-mask::x.yml" in listed
