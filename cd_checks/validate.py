@@ -533,7 +533,7 @@ def _inputs_of(spec: CheckSpec) -> list[Path]:
     suffixes = (".rego", ".json", ".yml", ".yaml")
     found: set[Path] = set(_yamllint_files(spec))
     for _, schema_path in spec.schemas:
-        found.update(schema.referenced_files(spec.root / schema_path))
+        found.update(schema.referenced_files(spec.root / schema_path, root=spec.root))
     for source in (spec.policy.user, spec.policy.builtin) if spec.policy else ():
         for root in (*source.paths, *source.data_paths) if source else ():
             if root.is_file():

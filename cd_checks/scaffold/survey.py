@@ -484,7 +484,7 @@ def _referenced_schemas(root: Path, schemas: Sequence[str]) -> set[str]:
     referenced: set[str] = set()
     for path in schemas:
         try:
-            targets = schema_check.referenced_files(root / path)
+            targets = schema_check.referenced_files(root / path, root=root)
         except Exception:  # noqa: BLE001 - an unreadable schema refers to nothing
             continue
         for target in targets:
@@ -500,7 +500,7 @@ def _try_schema(
 ) -> SchemaUse | None:
     """Map the schema to `data` when at least one of the files is valid against it."""
     try:
-        validator = schema_check.build_validator(root / schema_path)
+        validator = schema_check.build_validator(root / schema_path, root=root)
     except schema_check.SchemaProblem:
         return None
     from cd_checks.checks import syntax
