@@ -297,15 +297,17 @@ def _link_loop(rel: str) -> Finding:
 
 
 def _relative_prefix(root: Path, given: str) -> str:
+    # The pre-commit hook passes staged file names: any character may be in one.
+    shown = escape_controls(given, keep="")
     candidate = Path(given)
     full = candidate if candidate.is_absolute() else root / candidate
     try:
         if not full.exists():
-            raise InputError(f"no such file or directory: {given}")
+            raise InputError(f"no such file or directory: {shown}")
         resolved = full.resolve()
     except (OSError, RuntimeError) as exc:  # unreadable directory, symbolic link loop
-        raise InputError(f"cannot use {given}: {getattr(exc, 'strerror', None) or exc}") from exc
+        raise InputError(f"cannot use {shown}: {getattr(exc, 'strerror', None) or exc}") from exc
     try:
         return resolved.relative_to(root.resolve()).as_posix()
     except ValueError as exc:
-        raise InputError(f"{given} is outside the repository {root}") from exc
+        raise InputError(f"{shown} is outside the repository {root}") from exc

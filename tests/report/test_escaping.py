@@ -216,3 +216,11 @@ def test_defuse_keeps_the_value_of_xml_and_json() -> None:
     dumped = defuse_json(json.dumps({"v": value, "w": "\U000e0001"}, ensure_ascii=False))
     assert json.loads(dumped) == {"v": value, "w": "\U000e0001"}
     assert list(commands(dumped)) == [] and "\u2028" not in dumped and "\x85" not in dumped
+
+
+def test_a_missing_path_argument_with_a_newline_is_one_error_line(cli: Cli, tmp_path: Path) -> None:
+    root = init_repo(tmp_path)
+    run = cli("-C", root, "validate", "no\n::add-mask::such.yml")
+    assert run.code == 2
+    assert run.err.count("\n") == 1 and list(commands(run.err)) == []
+    assert run.err.endswith("no\\n::add-mask::such.yml\n")
