@@ -7,7 +7,8 @@ Each finding points at the offending value in cd-checks.yml; an inventory
 that does not parse is reported at its own file and line, unless the
 syntax check already did. Nothing here runs the inventory, the playbook or
 the command, and paths outside the repository (a deploy host's
-/etc/ansible/hosts) are not checked.
+/etc/ansible/hosts, or a link out of it) are not checked. YAML is read
+through `cd_checks.bounded`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import yaml
 
+from cd_checks import bounded, guard
 from cd_checks.config import Config
 from cd_checks.documents import JsonPath, Parsed
 from cd_checks.errors import CdChecksError
@@ -29,8 +31,17 @@ from cd_checks.rollout import inventory as inventory_module
 from cd_checks.rollout.spec import AnsibleApply, RolloutSpec, from_section
 
 SHOWN_GROUPS = 12
-# Syntax findings that mean a file could not be read as its kind at all.
-UNPARSED_RULES = frozenset({"syntax", "inventory", "encoding", "binary", "unreadable", "too-deep"})
+# Syntax findings that mean a file could not be read as its kind at all: its own
+# syntax errors, the bounds of `cd_checks.bounded` (a value it refuses to build too),
+# the per-file guard's kinds, and links that were not followed. Not `duplicate-key`:
+# such a file is read (the last value wins).
+UNPARSED_RULES = frozenset(
+    {
+        *("syntax", "inventory", "encoding", "binary", "unreadable"),
+        *("too-deep", "too-large", "alias-bomb", "number-too-long", "bad-value"),
+        *("symlink-loop", "symlink-outside", guard.INTERNAL),
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -94,8 +105,8 @@ def unparsed(findings: Iterable[Finding]) -> set[str]:
 
 def _located(source: Path) -> Parsed:
     try:
-        node = yaml.compose(source.read_text("utf-8"), Loader=yaml.CSafeLoader)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        node = bounded.compose_yaml(source.read_text("utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, bounded.ParseProblem):
         node = None  # config.load read it a moment ago; findings go unlocated
     return Parsed("yaml", (None,), (node,))
 
@@ -119,6 +130,15 @@ def _in_repository(path: str) -> list[str]:
     return [] if normal == ".." or normal.startswith("../") else [normal]
 
 
+def _leaves(root: Path, path: str) -> bool:
+    """Whether `path` leads out of the repository through a symbolic link: not read here."""
+    try:
+        resolved, base = (root / path).resolve(), root.resolve()
+    except (OSError, RuntimeError):
+        return True  # a link loop: the syntax check reports it
+    return resolved != base and base not in resolved.parents
+
+
 def _missing(root: Path, path: str) -> bool:
     return bool(_in_repository(path)) and not (root / path).exists()
 
@@ -131,7 +151,7 @@ def _inventory(
     override: Path | None,
 ) -> list[Finding]:
     if override is None:
-        if not _in_repository(spec.inventory):
+        if not _in_repository(spec.inventory) or _leaves(root, spec.inventory):
             return []
         if _missing(root, spec.inventory):
             message = f"inventory {spec.inventory!r} does not exist{_near(root, spec.inventory)}"

@@ -11,8 +11,10 @@ final record cannot be written says so loudly.
 Before `rollout run` touches a host: open post-mortem obligations of the
 target environments are enforced (warn; fail once overdue, unless
 --break-glass), then the revision must pass `validate` (unless
---break-glass, which records the failure). This module is the one place
-that reads the CI environment (`os.environ`) and $GITHUB_STEP_SUMMARY.
+--break-glass, which records the failure); in GitHub Actions its findings
+are printed in the `github` format (annotations). Worktrees left by killed
+runs are removed first. This module is the one place that reads the CI
+environment (`os.environ`) and $GITHUB_STEP_SUMMARY.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from cd_checks.errors import CdChecksError, RolloutError
 
 if TYPE_CHECKING:
     from cd_checks.audit.trail import AuditTrail, BreakGlass
+    from cd_checks.findings import Report
     from cd_checks.rollout.context import Context
     from cd_checks.rollout.engine import Parts, RolloutResult
     from cd_checks.rollout.plan import Plan
@@ -155,6 +158,7 @@ def run(
         raise CdChecksError("rollout run: give exactly one of --stage NAME or --all")
     emergency = _break_glass(break_glass, reason, ticket)
     context = _context(ctx, config_path, inventory_path)
+    _starting(context)
     stages = [s.name for s in context.spec.stages] if all_stages else [stage_name or ""]
     if stage_name:
         context.spec.stage(stage_name)
@@ -224,6 +228,7 @@ def rollback(
     from cd_checks.rollout import engine
 
     context = _context(ctx, config_path, inventory_path)
+    _starting(context)
     target = context.workspace.resolve(to_revision) if to_revision else None
     trail = _trail(context)
     recorder = _recorder(context, trail, target or "HEAD", None)
@@ -252,6 +257,18 @@ def _context(ctx: click.Context, config_path: Path | None, inventory_path: Path 
     return context.load(
         root, config_path=config_path, inventory_path=inventory_path, env=dict(os.environ)
     )
+
+
+def _starting(context: Context) -> None:
+    """What a run says before it starts: worktrees of killed runs removed, variables withheld."""
+    for removed in context.workspace.sweep():
+        click.echo(f"cd-checks: removed the worktree of a killed run: {removed}", err=True)
+    if context.withheld:
+        click.echo(
+            "cd-checks: not passed to the applier and health tests: "
+            f"{', '.join(context.withheld)} (allow one with rollout.pass_env)",
+            err=True,
+        )
 
 
 def _parts(context: Context, trail: AuditTrail, recorder: AuditRecorder) -> Parts:
@@ -327,7 +344,6 @@ def _preflight(
     """Validate the revision; (break-glass with the failure recorded, refused?)."""
     from dataclasses import replace
 
-    from cd_checks.report import FORMATS
     from cd_checks.rollout import preflight
 
     report = preflight.validate_revision(
@@ -335,7 +351,7 @@ def _preflight(
     )
     if not report.failed("error"):
         return emergency, False
-    click.echo(FORMATS["text"](report, color=False), nl=False)
+    click.echo(_deploy_log(report, context.root), nl=False)
     what = f"{revision[:12]} fails validate ({report.errors} error(s))"
     if emergency is None:
         click.echo(
@@ -346,6 +362,20 @@ def _preflight(
         return None, True
     click.echo(f"cd-checks: BREAK-GLASS: deploying {what}", err=True)
     return replace(emergency, validate=preflight.summary(report, revision)), False
+
+
+def _deploy_log(report: Report, root: Path) -> str:
+    """The pre-flight's findings as the deploy log shows them.
+
+    In GitHub Actions the `github` format: annotations on the files, and a file name
+    cannot start a workflow command of its own. Elsewhere the text format.
+    """
+    from cd_checks.report import FORMATS, github
+
+    if os.environ.get("GITHUB_ACTIONS") != "true":
+        return FORMATS["text"](report, color=False)
+    moved = github.from_workspace(report, root, os.environ.get("GITHUB_WORKSPACE"))
+    return FORMATS["github"](moved, color=False)
 
 
 def _recorder(

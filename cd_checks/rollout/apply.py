@@ -1,14 +1,16 @@
 """Appliers: put a revision on some hosts. One Protocol, two implementations.
 
-- `AnsibleApplier`: `ansible-playbook -i INVENTORY PLAYBOOK --limit h1,h2
-  -e cd_checks_revision=REV`, run in the worktree of the revision; per-host
-  results come from the PLAY RECAP, and a host the play never reached fails.
+- `AnsibleApplier`: `ansible-playbook --inventory=INVENTORY --limit=h1,h2
+  --extra-vars=cd_checks_revision=REV ... -- PLAYBOOK`, run in the worktree of
+  the revision; per-host results come from the PLAY RECAP, and a host the play
+  never reached fails.
 - `CommandApplier`: any command; `{hosts}` (comma list), `{revision}`,
   `{stage}` and `{wave}` are substituted inside single arguments, never
   through a shell.
 
 Both return an `ApplyResult`; neither prints. The environment for the
-child process is passed in by the caller.
+child process is passed in by the caller, without secrets
+(`cd_checks.rollout.scrub`).
 """
 
 from __future__ import annotations
@@ -57,12 +59,15 @@ class AnsibleApplier:
     program: str = "ansible-playbook"
 
     def command(self, hosts: Sequence[Host], revision: str, stage: str) -> list[str]:
-        argv = [self.program, "-i", str(self.inventory), self.spec.playbook]
-        argv += ["--limit", ",".join(h.name for h in hosts)]
-        argv += ["-e", f"cd_checks_revision={revision}", "-e", f"cd_checks_stage={stage}"]
+        # Option values in the option's own argument (`--limit=HOSTS`), the playbook after
+        # `--`: no inventory, host or playbook name (`--check.yml`) can be read as an option.
+        argv = [self.program, f"--inventory={self.inventory}"]
+        argv += [f"--limit={','.join(h.name for h in hosts)}"]
+        argv += [f"--extra-vars=cd_checks_revision={revision}"]
+        argv += [f"--extra-vars=cd_checks_stage={stage}"]
         if self.spec.forks is not None:
-            argv += ["--forks", str(self.spec.forks)]
-        return argv + list(self.spec.extra_args)
+            argv += [f"--forks={self.spec.forks}"]
+        return [*argv, *self.spec.extra_args, "--", self.spec.playbook]
 
     def apply(
         self, hosts: Sequence[Host], *, revision: str, stage: str, wave: int, workdir: Path

@@ -4,7 +4,10 @@ Reads cd-checks.yml's `rollout:` section, the inventory (from the config,
 relative to the repository, or an override), and builds the real parts:
 git worktrees, the applier, the health gate and the state directory; the
 last known-good revision and a deploy's base revision come from the audit
-trail the caller opens (and git). The environment is passed in by the CLI.
+trail the caller opens (and git). The environment is passed in by the CLI;
+every child process (git, ansible-inventory, the applier, testinfra) gets it
+without secrets (`cd_checks.rollout.scrub`, `rollout.pass_env`). The state
+directory must resolve inside the repository.
 
 When the environment sets no ANSIBLE_SSH_ARGS and the inventory's directory
 holds an `ssh_config` (as a `cd-checks lab` fleet does), ansible and
@@ -22,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cd_checks import config as config_module
+from cd_checks import state_dir
 from cd_checks.audit.identity import git_runner
 from cd_checks.audit.trail import AuditKnownGood, AuditTrail
 from cd_checks.config import Config
@@ -31,6 +35,7 @@ from cd_checks.rollout.health import HealthGate, Testinfra
 from cd_checks.rollout.inventory import Inventory
 from cd_checks.rollout.progress import Reporter
 from cd_checks.rollout.recorder import TrailHistory
+from cd_checks.rollout.scrub import scrub
 from cd_checks.rollout.spec import RolloutSpec, from_section
 from cd_checks.rollout.state import StateDir
 from cd_checks.rollout.workspace import GitWorkspace
@@ -46,8 +51,9 @@ class Context:
     inventory_path: Path
     workspace: GitWorkspace
     state: StateDir
-    env: Mapping[str, str]
+    env: Mapping[str, str]  # what every child gets: the caller's, without secrets
     config: Config
+    withheld: tuple[str, ...] = ()  # names of the caller's variables the children do not get
 
     @property
     def ssh_config(self) -> Path | None:
@@ -79,7 +85,8 @@ def load(
     config = config_module.load(root, config_path)
     spec = from_section(config.section("rollout"))
     path = (inventory_path or root / spec.inventory).resolve()
-    context_env = with_own_tools(env)
+    state = StateDir(state_dir.inside(root, spec.state_dir, "rollout.state_dir"), now)
+    context_env, withheld = scrub(with_own_tools(env), spec.pass_env)
     ssh_config = path.parent / SSH_CONFIG_NAME
     if "ANSIBLE_SSH_ARGS" not in context_env and ssh_config.is_file():
         quoted = shlex.quote(str(ssh_config))
@@ -91,9 +98,10 @@ def load(
         inventory=inventory.load(path, env=context_env, cwd=root),
         inventory_path=path,
         workspace=GitWorkspace(root, context_env),
-        state=StateDir(root / spec.state_dir, now),
+        state=state,
         env=context_env,
         config=config,
+        withheld=withheld,
     )
 
 

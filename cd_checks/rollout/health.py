@@ -15,7 +15,8 @@ Two kinds of check, both per host:
 
 The verdict: the wave fails when the share of failed hosts exceeds
 `max_failed_percent`. Processes, sockets and the clock are the only side
-effects; the environment for pytest is passed in.
+effects; the environment for pytest is passed in (without secrets, see
+`cd_checks.rollout.scrub`).
 """
 
 from __future__ import annotations
@@ -176,20 +177,22 @@ class Testinfra:
     def command(self, hosts: Sequence[Host], workdir: Path, xml: Path) -> list[str]:
         path = workdir / self.tests
         folder = path if path.is_dir() else path.parent
-        argv = [self.python, "-m", "pytest", str(path), "-p", "no:cacheprovider", "-q"]
+        argv = [self.python, "-m", "pytest", "-p", "no:cacheprovider", "-q"]
         # A real, empty config of our own: the repository's pytest.ini/pyproject.toml must not
         # change how the gate runs, and pytest >= 9.2 refuses a `-c` file that does not exist.
-        argv += ["-c", str(xml.parent / "pytest.ini"), "--rootdir", str(folder)]
-        argv += ["--confcutdir", str(folder), f"--junitxml={xml}"]
+        argv += [f"--config-file={xml.parent / 'pytest.ini'}", f"--rootdir={folder}"]
+        argv += [f"--confcutdir={folder}", f"--junitxml={xml}"]
         argv += ["--hosts=" + ",".join(self.spec(h) for h in hosts)]
         workers = min(self.workers, len(hosts))
         if workers > 1:  # pytest-xdist (the rollout extra) spreads hosts over processes
-            argv += ["-n", str(workers)]
+            argv += [f"--numprocesses={workers}"]
         if self.backend == "ansible":
-            argv += ["--ansible-inventory", str(self.inventory), "--force-ansible"]
+            argv += [f"--ansible-inventory={self.inventory}", "--force-ansible"]
         elif self.ssh_config is not None:
-            argv += ["--ssh-config", str(self.ssh_config)]
-        return argv
+            argv += [f"--ssh-config={self.ssh_config}"]
+        # Values inside their options and the tests after `--`, as an absolute path: pytest
+        # reads a test directory named `--x` as an option even after `--`, never `/.../--x`.
+        return [*argv, "--", str(path.absolute())]
 
     def run(self, hosts: Sequence[Host], workdir: Path) -> dict[str, list[CheckResult]]:
         with tempfile.TemporaryDirectory(prefix="cd-checks-testinfra-") as scratch:

@@ -19,7 +19,9 @@ inventory order, children included. Two ways in:
 Without ansible-core (it comes with the `rollout` extra), INI files are
 read by a reader here that follows the ini plugin's rules, so a validate-only
 install still checks them and never mistakes them for strict INI. Objects
-and exceptions of ansible never leave this module.
+and exceptions of ansible never leave this module. YAML is read, and YAML
+that ansible would read is measured first, through `cd_checks.bounded`
+(aliases, depth): a bomb is a parse problem at its line.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from typing import Any, NoReturn
 
 import yaml
 
+from cd_checks import bounded
 from cd_checks.errors import CdChecksError, ConfigError, InputError, ToolError
 
 _RANGE = re.compile(r"\[([0-9a-zA-Z]+):([0-9a-zA-Z]+)(?::([0-9]+))?\]")
@@ -166,6 +169,7 @@ def load(path: Path, *, env: Mapping[str, str] | None = None, cwd: Path | None =
     else:
         program = _ansible_inventory_program(env)
         if program is not None:
+            _refuse_unbounded_yaml(path)
             inventory = _ansible_inventory(program, path, env or {}, cwd)
         else:
             static = read_static(path)
@@ -294,6 +298,10 @@ class _AnsiblePlugins:
     def read(self, root: Path, sources: Iterable[Path]) -> Inventory:
         data = self._data_class()
         for source in sources:
+            if "yaml" in self._plugin_names(source):
+                bomb = _yaml_problem(source)
+                if bomb is not None:
+                    raise InventoryError(bomb)
             problem = self._parse_file(data, source.resolve())
             if problem is not None:
                 raise InventoryError(Problem(source, problem.line, problem.message))
@@ -465,8 +473,8 @@ def _ansible_inventory(
     if done.returncode != 0:
         raise _failed(path, done.stderr)
     try:
-        listed = json.loads(done.stdout)
-    except ValueError as exc:
+        listed, _ = bounded.load_json(done.stdout)
+    except ValueError as exc:  # JSONDecodeError and ParseProblem (too deep) alike
         raise ToolError(f"inventory {path}: ansible-inventory printed no JSON") from exc
     return _from_listing(listed, path)
 
@@ -514,6 +522,29 @@ def _from_listing(listed: Any, path: Path) -> Inventory:
 # -- cd-checks' own readers: YAML files, and INI without ansible-core ------------------
 
 
+def _refuse_unbounded_yaml(path: Path) -> None:
+    """InventoryError for a YAML file of `path` that crosses `cd_checks.bounded`'s bounds.
+
+    Ansible's YAML parser has no bounds of its own: an alias bomb or absurd nesting in
+    a file it would read stops here, at its line, before ansible sees it.
+    """
+    for source in _source_files(path):
+        if source.suffix.lower() in _YAML_SUFFIXES or not source.suffix:
+            problem = _yaml_problem(source)
+            if problem is not None:
+                raise InventoryError(problem)
+
+
+def _yaml_problem(path: Path) -> Problem | None:
+    try:
+        bounded.compose_yaml(path.read_text("utf-8"), bounded.DOCUMENTS)
+    except bounded.ParseProblem as exc:
+        return Problem(path, exc.line, exc.message)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None  # not YAML (an INI file), or unreadable: ansible says what is wrong
+    return None
+
+
 def _read_text(path: Path) -> str:
     try:
         return path.read_text("utf-8")
@@ -544,7 +575,9 @@ def _read_own(path: Path, builder: _Builder) -> None:
 
 def _parse_yaml(text: str, path: Path, builder: _Builder) -> None:
     try:
-        data = yaml.safe_load(text)
+        data = bounded.load_yaml(text, bounded.DOCUMENTS)
+    except bounded.ParseProblem as exc:
+        raise InventoryError(Problem(path, exc.line, exc.message)) from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None

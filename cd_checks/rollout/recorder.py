@@ -277,12 +277,13 @@ def first_parent(git: Git, revision: str) -> Base | None:
     Read from the commit object itself, so a shallow clone still names it; a rollback
     to it needs it fetched, which the reason then says.
     """
-    text = git(["cat-file", "commit", revision])
+    # The revision comes from the audit trail: after --end-of-options it is only ever a name.
+    text = git(["cat-file", "commit", "--end-of-options", revision])
     header = (text or "").split("\n\n", 1)[0]
     parents = [line.split()[1] for line in header.splitlines() if line.startswith("parent ")]
     if not parents:
         return None
     reason = f"the parent of {revision[:12]}"
-    if git(["cat-file", "-e", f"{parents[0]}^{{commit}}"]) is None:
+    if git(["cat-file", "-e", "--end-of-options", f"{parents[0]}^{{commit}}"]) is None:
         reason += "; it is not in this clone: fetch the full history (fetch-depth: 0)"
     return Base(parents[0], reason)

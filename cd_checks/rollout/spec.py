@@ -78,6 +78,7 @@ class RolloutSpec:
     health: HealthSpec = HealthSpec()
     automatic_rollback: bool = True
     state_dir: str = DEFAULT_STATE_DIR
+    pass_env: tuple[str, ...] = ()  # secret-looking variables the applier and tests still get
 
     def stage(self, name: str) -> Stage:
         for stage in self.stages:
@@ -107,6 +108,7 @@ def from_section(raw: Mapping[str, Any]) -> RolloutSpec:
         health=_health(raw.get("health") or {}),
         automatic_rollback=bool(rollback.get("automatic", True)),
         state_dir=raw.get("state_dir", DEFAULT_STATE_DIR),
+        pass_env=tuple(raw.get("pass_env", ())),
     )
 
 
@@ -128,13 +130,25 @@ def _stage(raw: Mapping[str, Any]) -> Stage:
             f"rollout: stage {raw['name']!r}: waves must increase (they are cumulative), "
             f"got {list(raw['waves'])}"
         )
+    environment = raw.get("environment", raw["hosts"])
+    _directory_name(raw["name"], environment)
     return Stage(
         name=raw["name"],
         group=raw["hosts"],
-        environment=raw.get("environment", raw["hosts"]),
+        environment=environment,
         percent=raw.get("percent"),
         waves=waves,
     )
+
+
+def _directory_name(stage: str, environment: str) -> None:
+    # An environment names its directory under the state directory (lock, run record):
+    # it may not lead anywhere else.
+    if environment in ("", ".", "..") or any(c in environment for c in "/\\\0"):
+        raise ConfigError(
+            f"rollout: stage {stage!r}: environment {environment!r} is not a plain name "
+            "(it names a directory of rollout.state_dir); set `environment:` to one"
+        )
 
 
 def _unique_names(stages: tuple[Stage, ...]) -> None:

@@ -34,10 +34,10 @@ def test_ansible_command_is_an_argument_list() -> None:
         AnsibleApply("deploy/site.yml", ("--diff",), 5), Path("/inv.yml"), {}, "ansible-playbook"
     )
     assert applier.command(HOSTS, "abc", "canary") == [
-        "ansible-playbook", "-i", "/inv.yml", "deploy/site.yml",
-        "--limit", "web-1,web-2;rm -rf /",
-        "-e", "cd_checks_revision=abc", "-e", "cd_checks_stage=canary",
-        "--forks", "5", "--diff",
+        "ansible-playbook", "--inventory=/inv.yml",
+        "--limit=web-1,web-2;rm -rf /",
+        "--extra-vars=cd_checks_revision=abc", "--extra-vars=cd_checks_stage=canary",
+        "--forks=5", "--diff", "--", "deploy/site.yml",
     ]  # fmt: skip
 
 

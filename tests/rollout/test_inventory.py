@@ -163,8 +163,8 @@ def test_bad_files(tmp_path: Path) -> None:
         inventory.load(tmp_path / "missing.yml")
     with pytest.raises(InputError, match="no such file"):
         inventory.load(tmp_path / "missing.ini")
-    with pytest.raises(InputError, match=r"bad.yml:1: invalid YAML"):
-        load(tmp_path, "bad.yml", "all: [")
+    with pytest.raises(InputError, match=r"bad.yml:3: invalid YAML"):
+        load(tmp_path, "bad.yml", "all:\n  hosts: {a: 1\nweb: {}\n")
     with pytest.raises(InputError, match="no hosts"):
         load(tmp_path, "empty.yml", "all: {}\n")
     with pytest.raises(InputError, match="no hosts"):

@@ -237,7 +237,7 @@ def commits(parents: dict[str, str]) -> Git:
 
     def git(args: list[str]) -> str | None:
         if args[:2] == ["cat-file", "commit"]:
-            parent = parents.get(args[2])
+            parent = parents.get(args[-1])
             head = f"tree 4b825dc\n{f'parent {parent}' + chr(10) if parent else ''}author A"
             return f"{head}\n\nsubject\n\nparent of nothing: the body is not the header"
         return "" if args[:2] == ["cat-file", "-e"] else None
