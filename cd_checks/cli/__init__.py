@@ -22,6 +22,7 @@ import click
 
 from cd_checks import __version__
 from cd_checks.errors import CdChecksError
+from cd_checks.report import escaping
 
 # name -> (module, attribute, one-line help). One line per command; no discovery magic.
 COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -226,7 +227,7 @@ def _usage_error(exc: click.UsageError, args: Sequence[str]) -> int:
 
 def _sentence(message: str) -> str:
     """click's message on one line, lower-cased like the other error lines ("No such" ...)."""
-    line = " ".join(message.split())
+    line = _safe(" ".join(message.split()))
     if line[:1].isupper() and line[1:2].islower():
         return line[0].lower() + line[1:]
     return line
@@ -245,7 +246,12 @@ def _command_path(args: Sequence[str]) -> str:
 
 
 def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
+    return _safe(" ".join(str(exc).split()) or type(exc).__name__)
+
+
+def _safe(line: str) -> str:
+    """An error line a terminal or a CI log shows as text: a path in it may hold anything."""
+    return escaping.defuse_text(escaping.escape_controls(line, keep=""))
 
 
 def run() -> None:

@@ -92,6 +92,17 @@ def test_a_usage_error_from_the_installed_command(tmp_path: Path) -> None:
     assert done.stderr.splitlines()[1:] == ["Try 'cd-checks policy --help'."]
 
 
+def test_an_error_line_naming_a_hostile_path_stays_one_inert_line(cli: Cli, tmp_path: Path) -> None:
+    # A path is anything a repository holds: escape codes, a carriage return, a
+    # GitHub Actions workflow command (`##[` acts anywhere on a line).
+    name = "a\033]8;;x\007\r##[add-mask]b"
+    run = cli("validate", tmp_path / name / "gone.yml")
+    assert run.code == 2 and run.out == ""
+    assert run.err.count("\n") == 1 and run.err.startswith("cd-checks: error: ")
+    assert "\033" not in run.err and "\r" not in run.err and "##[" not in run.err
+    assert "a\\033]8;;x\\a\\r##\\133add-mask]b/gone.yml" in run.err
+
+
 @pytest.mark.parametrize(
     ("config", "message"),
     [
