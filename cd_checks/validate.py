@@ -3,9 +3,11 @@
 The flow is one way: files -> parse (syntax) -> schema -> policy -> Report.
 Each file is read and parsed once; its documents feed the schema and
 policy checks. Results are cached by content (the file's bytes plus a
-fingerprint of everything that can change a verdict), and work is spread
+fingerprint of everything that can change a verdict; entries authenticated,
+never taken from the checkout: `cd_checks.result_cache`), and work is spread
 over the CPU cores when enough files need checking to pay for the workers.
-This module never prints or exits.
+This module never prints or exits; what the user should know besides the
+report (a cache not used) goes to the `warn` callback of `run`.
 """
 
 from __future__ import annotations
@@ -15,13 +17,13 @@ import datetime
 import hashlib
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from cd_checks import __version__, bounded, files, guard, state_dir
+from cd_checks import __version__, bounded, files, guard, nginx, result_cache, state_dir
 from cd_checks import config as config_module
 from cd_checks.checks import rollout, schema, syntax
 from cd_checks.checks.policy import (
@@ -58,6 +60,8 @@ class ValidateOptions:
     rego_version: str | None = None
     builtin: tuple[str, ...] = ()
     use_cache: bool = True
+    # The result cache's HMAC key (result_cache.secret); without one there is no cache.
+    cache_key: bytes | None = None
     jobs: int | None = None
     today: datetime.date = field(default_factory=datetime.date.today)
     inventory: Path | None = None  # used instead of rollout.inventory (`rollout run --inventory`)
@@ -79,7 +83,9 @@ class CheckSpec:
     want_documents: bool
     cache_dir: Path | None = None
     fingerprint: str = ""
+    cache_key: bytes = b""
     inventories: tuple[str, ...] = ()  # named by rollout.inventory and ansible.cfg files
+    nginx_roots: tuple[str, ...] = ()  # the repository's nginx.conf files (`cd_checks.nginx`)
 
 
 class Checker:
@@ -103,24 +109,63 @@ class Checker:
             where = spec.yamllint_path or "yamllint defaults"
             raise ConfigError(f"{where}: invalid yamllint config: {exc}") from exc
         self.yamllint_conf = conf
-        self.syntax = syntax.SyntaxOptions(conf, spec.max_lint_bytes)
         self.nginx = files.matcher(spec.nginx_globs)
+        # With the default globs, a file under conf.d/ or sites-*/ may be Apache's.
+        defaults = spec.nginx_globs == config_module.DEFAULT_NGINX_GLOBS
+        self._nginx_places = files.matcher(config_module.NGINX_PLACES) if defaults else None
+        self._kinds: dict[str, str | None] = {}
+        self.syntax = syntax.SyntaxOptions(conf, spec.max_lint_bytes, nginx=self._nginx_layout())
         self.schema_rules, self.schema_problems = schema.load_rules(
             spec.root, spec.schemas, spec.config_path
         )
         self.schema_specs = [(files.matcher(r.globs), r) for r in self.schema_rules]
         self.policy = PolicyRunner(spec.policy) if spec.policy else None
-        self.cache = Cache(spec.cache_dir, spec.fingerprint) if spec.cache_dir else None
+        self.cache = (
+            result_cache.Cache(spec.cache_dir, spec.fingerprint, spec.cache_key)
+            if spec.cache_dir
+            else None
+        )
 
     def kind(self, path: str) -> str | None:
         """The kind of file `path` is checked as; None: not checked at all."""
-        nginx = self.nginx.match_file(path)
+        if path not in self._kinds:
+            self._kinds[path] = self._kind(path)
+        return self._kinds[path]
+
+    def _kind(self, path: str) -> str | None:
+        nginx = self.nginx.match_file(path) and self._reads_as_nginx(path)
         kind = "nginx" if nginx else syntax.kind_of(path, self.spec.inventories)
         if kind in self.spec.disabled:
             return None
         if kind == "yaml" and self.yamllint_conf.is_file_ignored(path):
             return None  # yamllint's `ignore:` (e.g. Jinja templates named .yml)
         return kind
+
+    def _reads_as_nginx(self, path: str) -> bool:
+        if self._nginx_places is None or self._nginx_places.match_file(path):
+            return True
+        try:
+            with (self.spec.root / path).open("rb") as handle:
+                return syntax.reads_as_nginx(handle.read(4096))
+        except OSError:
+            return True  # the check reports it unreadable
+
+    def _nginx_layout(self) -> nginx.Layout:
+        """NGINX includes and context. The nginx set reports a file's directives where
+        that file is evaluated on its own, so an included site is not blamed twice."""
+        from cd_checks.builtin_policies import BUILTIN_SETS
+
+        package = BUILTIN_SETS["nginx"].package
+        scopes = self.spec.policy.scopes if self.spec.policy else ()
+        scope = next((files.matcher(s.globs) for s in scopes if s.package == package), None)
+        return nginx.Layout(
+            self.spec.root,
+            self.spec.nginx_roots,
+            is_nginx=lambda p: self.kind(p) == "nginx",
+            alone=lambda p: scope is not None and scope.match_file(p) and self.kind(p) == "nginx",
+            max_bytes=self.spec.max_lint_bytes,
+            documents=scope is not None,
+        )
 
     def check(self, path: str) -> tuple[list[Finding], Parsed | None]:
         """All checks of one file: read once, answered from the cache when unchanged.
@@ -146,7 +191,9 @@ class Checker:
             message = f"cannot read: {exc.strerror or exc}"
             return [Finding(path, None, None, "syntax", "unreadable", "error", message)], None
         source = syntax.Source(path, full, data)
-        key = self.cache.key(path, data) if self.cache else None
+        # An NGINX file's verdict also depends on the files it includes and is included in.
+        context = self.syntax.nginx.inputs(path) if kind == "nginx" and self.syntax.nginx else b""
+        key = self.cache.key(path, data + context) if self.cache else None
         cached = self.cache.get(key) if self.cache and key else None
         if cached is not None:
             parsed = self.documents_only(source, kind) if self.spec.want_documents else None
@@ -192,19 +239,27 @@ def _worker_init(spec: CheckSpec) -> None:
     _WORKER = Checker(spec)
 
 
-def _worker_check(paths: Sequence[str]) -> list[tuple[str, list[Finding], Parsed | None]]:
+def _worker_check(
+    paths: Sequence[str],
+) -> tuple[list[tuple[str, list[Finding], Parsed | None]], int]:
+    """The chunk's results, and how many cache entries failed verification meanwhile."""
     assert _WORKER is not None
+    rejected_before = _WORKER.cache.rejected if _WORKER.cache else 0
     results = []
     for path in paths:
         found, parsed = _WORKER.check(path)
         # YAML node trees do not cross process boundaries (see _entries).
         keep = replace(parsed, nodes=()) if parsed and _WORKER.spec.want_documents else None
         results.append((path, found, keep))
-    return results
+    return results, (_WORKER.cache.rejected if _WORKER.cache else 0) - rejected_before
 
 
-def run(options: ValidateOptions) -> Report:
-    """Validate the repository at `options.root`; raise CdChecksError on user errors."""
+def run(options: ValidateOptions, *, warn: Callable[[str], None] | None = None) -> Report:
+    """Validate the repository at `options.root`; raise CdChecksError on user errors.
+
+    `warn` gets a line for what changes no verdict but the user should know
+    (the result cache not used, or entries of it that failed verification).
+    """
     config = config_module.load(options.root, options.config_path)
     spec = build_spec(config, options)
     paths = options.paths
@@ -219,7 +274,7 @@ def run(options: ValidateOptions) -> Report:
     named = syntax.named_inventories(
         config.root, config.section("rollout").get("inventory"), everything.paths
     )
-    spec = replace(spec, inventories=named)
+    spec = replace(spec, inventories=named, nginx_roots=_nginx_roots(config, options, everything))
     touched: set[str] | None = set(everything.paths) if paths else None
     if options.changed_since is not None:
         changed = files.select(
@@ -234,11 +289,14 @@ def run(options: ValidateOptions) -> Report:
         touched = set(changed.paths)
         if not touched & _verdict_inputs(spec, config):
             selection = changed
-    if options.use_cache:
-        cache_dir = options.root / ".cd-checks" / "cache"
-        spec = replace(spec, cache_dir=cache_dir, fingerprint=fingerprint(spec, config))
+    spec = _with_cache(spec, config, options, warn)
     checker = Checker(spec)
     candidates = [p for p in selection.paths if checker.kind(p) is not None]
+    if selection is not everything and checker.syntax.nginx is not None:
+        # PR mode: a changed snippet or nginx.conf changes the verdict of the sites it reaches.
+        others = [p for p in everything.paths if p not in set(candidates)]
+        nginx_files = [p for p in others if checker.kind(p) == "nginx"]
+        candidates += checker.syntax.nginx.dependents(selection.paths, nginx_files)
     findings: list[Finding] = list(checker.schema_problems)
     parsed_by_path: dict[str, Parsed] = {}
     for path, found, parsed in _check_all(checker, candidates, options.jobs):
@@ -250,6 +308,8 @@ def run(options: ValidateOptions) -> Report:
         every = [p for p in everything.paths if checker.kind(p) is not None]
         entries, unread = _entries(checker, every, parsed_by_path, set(candidates))
         findings += unread + checker.policy.check_combined(entries)
+    if checker.cache is not None and checker.cache.rejected and warn is not None:
+        warn(result_cache.rejected_warning(checker.cache.rejected))
     findings += [_escaping_link(p) for p in selection.escaping_links]
     findings += selection.problems
     findings += rollout.check(
@@ -264,6 +324,41 @@ def run(options: ValidateOptions) -> Report:
     return Report.build(findings, len(candidates))
 
 
+def _with_cache(
+    spec: CheckSpec,
+    config: Config,
+    options: ValidateOptions,
+    warn: Callable[[str], None] | None,
+) -> CheckSpec:
+    """`spec` with the result cache, unless not wanted, without a key, or not to be trusted."""
+    if not options.use_cache or not options.cache_key:
+        return spec
+    cache_dir = options.root / state_dir.NAME / "cache"
+    refused = result_cache.refusal(options.root, cache_dir)
+    if refused is not None:
+        if warn is not None:
+            warn(refused)
+        return spec
+    return replace(
+        spec,
+        cache_dir=cache_dir,
+        fingerprint=fingerprint(spec, config),
+        cache_key=options.cache_key,
+    )
+
+
+def _nginx_roots(
+    config: Config, options: ValidateOptions, everything: files.Selection
+) -> tuple[str, ...]:
+    """The repository's nginx.conf files, in which an included file is looked up.
+    A hook names only the changed files: then the repository is listed for them."""
+    listed = everything.paths
+    matched = files.matcher(config.nginx_globs)
+    if options.paths and any(matched.match_file(p) for p in listed):
+        listed = files.select(options.root, include=config.include, exclude=config.exclude).paths
+    return nginx.roots(listed, matched.match_file)
+
+
 def _check_all(
     checker: Checker, paths: list[str], jobs: int | None
 ) -> Iterator[tuple[str, list[Finding], Parsed | None]]:
@@ -276,7 +371,9 @@ def _check_all(
     with ProcessPoolExecutor(
         max_workers=workers, initializer=_worker_init, initargs=(checker.spec,)
     ) as pool:
-        for results in pool.map(_worker_check, chunks):
+        for results, rejected in pool.map(_worker_check, chunks):
+            if checker.cache is not None:
+                checker.cache.rejected += rejected
             yield from results
 
 
@@ -473,7 +570,7 @@ def fingerprint(spec: CheckSpec, config: Config) -> str:
     digest.update(json.dumps(config.raw, sort_keys=True, default=str).encode())
     # Paths are hashed relative to the repository (and to the shipped policies),
     # so a cache restored into another checkout directory still answers.
-    shown = _portable(repr(replace(spec, cache_dir=None, fingerprint="")), spec.root)
+    shown = _portable(repr(replace(spec, cache_dir=None, fingerprint="", cache_key=b"")), spec.root)
     digest.update(shown.encode())
     for path in _inputs_of(spec):
         digest.update(b"\0" + _portable(path.as_posix(), spec.root).encode() + b"\0")
@@ -541,36 +638,3 @@ def _inputs_of(spec: CheckSpec) -> list[Path]:
             elif root.is_dir():
                 found.update(p for p in root.rglob("*") if p.is_file() and p.suffix in suffixes)
     return sorted(found)
-
-
-class Cache:
-    """Findings by content: .cd-checks/cache/<aa>/<sha256>.json, safe to share between CI runs."""
-
-    def __init__(self, directory: Path, fingerprint: str) -> None:
-        self.directory, self.fingerprint = directory, fingerprint
-
-    def key(self, path: str, data: bytes) -> str:
-        digest = hashlib.sha256(self.fingerprint.encode())
-        for part in (path.encode(), data):
-            digest.update(b"\0" + part)
-        return digest.hexdigest()
-
-    def _entry(self, key: str) -> Path:
-        return self.directory / key[:2] / f"{key}.json"
-
-    def get(self, key: str) -> list[Finding] | None:
-        try:
-            raw = json.loads(self._entry(key).read_text("utf-8"))
-            return [Finding.from_dict(item) for item in raw]
-        except (OSError, ValueError, KeyError, TypeError):
-            return None  # missing or damaged: a miss, rewritten after the check
-
-    def put(self, key: str, findings: Sequence[Finding]) -> None:
-        entry = self._entry(key)
-        try:
-            state_dir.make_dirs(entry.parent)
-            temporary = entry.with_suffix(f".{os.getpid()}.tmp")
-            temporary.write_text(json.dumps([f.to_dict() for f in findings]), "utf-8")
-            temporary.replace(entry)
-        except OSError:
-            return  # a read-only cache directory costs speed, never a verdict

@@ -341,8 +341,13 @@ def test_changed_since_checks_only_the_change(cli: Cli, tmp_path: Path) -> None:
 
 
 def test_cache_answers_unchanged_files_and_notices_policy_changes(
-    cli: Cli, repo: Callable[..., Path]
+    cli: Cli, repo: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from cd_checks.findings import Finding
+    from cd_checks.result_cache import Cache
+
+    key = "a CI secret of the project, 32 chars"
+    monkeypatch.setenv("CD_CHECKS_CACHE_KEY", key)
     root = repo(
         {
             "policy/main.rego": POLICY,
@@ -362,7 +367,10 @@ def test_cache_answers_unchanged_files_and_notices_policy_changes(
         "severity": "warning",
         "message": "from the cache",
     }
-    entries[0].write_text(json.dumps([planted]))
+    # (signed with the key, as cd-checks signs its entries: test_cache_integrity.py)
+    Cache(entries[0].parent.parent, "", key.encode()).put(
+        entries[0].stem, [Finding.from_dict(planted)]
+    )
     assert findings(cli("-C", root, "validate", "--format", "json")) == [planted]
     # --no-cache ignores it
     assert cli("-C", root, "validate", "--no-cache", "--format", "json").out == first.out
@@ -370,9 +378,10 @@ def test_cache_answers_unchanged_files_and_notices_policy_changes(
     moved = root.parent / "moved"
     shutil.copytree(root, moved)
     assert findings(cli("-C", moved, "validate", "--format", "json")) == [planted]
-    # A corrupt cache entry is a miss, not an error.
+    # A corrupt cache entry is a miss (with a warning), not an error.
     entries[0].write_text("{not json")
-    assert cli("-C", root, "validate", "--format", "json").out == first.out
+    corrupt = cli("-C", root, "validate", "--format", "json")
+    assert corrupt.out == first.out and "1 result cache entry failed verification" in corrupt.err
     # Changing a policy changes the verdict, though the file did not change.
     (root / "policy" / "main.rego").write_text(POLICY.replace("< 2", "< 1"))
     assert cli("-C", root, "validate", "--format", "json").code == 0
@@ -460,7 +469,7 @@ def test_unexpected_error_exits_3_without_traceback(
 ) -> None:
     import cd_checks.validate
 
-    def broken(options: object) -> None:
+    def broken(options: object, **_: object) -> None:
         raise RuntimeError("boom")
 
     monkeypatch.setattr(cd_checks.validate, "run", broken)
@@ -474,7 +483,7 @@ def test_interrupt_exits_130(
 ) -> None:
     import cd_checks.validate
 
-    def interrupted(options: object) -> None:
+    def interrupted(options: object, **_: object) -> None:
         raise KeyboardInterrupt
 
     monkeypatch.setattr(cd_checks.validate, "run", interrupted)

@@ -84,7 +84,12 @@ FORMAT_NAMES = ("text", "json", "junit", "sarif", "github", "gitlab")
     metavar="SET",
     help="Turn on a shipped policy set (nginx, monitoring, patches, agents, ansible, pipeline).",
 )
-@click.option("--no-cache", is_flag=True, help="Check every file again, ignoring .cd-checks/cache.")
+@click.option(
+    "--no-cache",
+    is_flag=True,
+    help="Check every file again, ignoring the result cache (.cd-checks/cache; its entries "
+    "are signed with CD_CHECKS_CACHE_KEY, else a per-user key in ~/.local/state/cd-checks).",
+)
 @click.option(
     "--jobs", "-j", type=click.IntRange(min=1), help="Worker processes (default: CPU count)."
 )
@@ -130,9 +135,10 @@ def validate(
         rego_version=rego_version,
         builtin=builtin,
         use_cache=not no_cache,
+        cache_key=None if no_cache else _cache_key(),
         jobs=jobs,
     )
-    result = run(options)
+    result = run(options, warn=_warn)
     if output_format in ("github", "sarif"):
         from cd_checks.report import github
 
@@ -156,6 +162,21 @@ def validate(
 
         _write(Path(summary_file), github.step_summary(result), "a")
     return 1 if result.failed(fail_on) else 0  # type: ignore[arg-type]
+
+
+def _cache_key() -> bytes | None:
+    """The result cache's key from the environment or this user's key file; None: no cache."""
+    from cd_checks import result_cache
+
+    try:
+        return result_cache.secret(os.environ)
+    except result_cache.Unavailable as exc:
+        _warn(str(exc))
+        return None
+
+
+def _warn(message: str) -> None:
+    click.echo(f"cd-checks: warning: {message}", err=True)
 
 
 def _write(path: Path, text: str, mode: str) -> None:

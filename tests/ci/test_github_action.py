@@ -35,6 +35,7 @@ ACTION = REPO / "action.yml"
 ROLLOUT_ACTION = REPO / "rollout" / "action.yml"
 BIN = Path(sys.executable).parent
 THIRD_PARTY = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}  # v\d+\.\d+\.\d+$")
+CACHE_KEY = "0123456789abcdef0123456789abcdef"  # stands in for secrets.CD_CHECKS_CACHE_KEY
 
 
 @pytest.fixture(scope="session")
@@ -58,7 +59,14 @@ def make_runner(tmp_path: Path, action_root: Path, runner_bin: Path) -> Any:
             temp=temp,
             action_root=action_root,
             path=runner_path(runner_bin, str(BIN)),
-            github={"sha": sha, "workspace": str(workspace), "event_name": "push", **github},
+            github={
+                "sha": sha,
+                "workspace": str(workspace),
+                "event_name": "push",  # to the default branch
+                "ref": "refs/heads/main",
+                "event": {"repository": {"default_branch": "main"}},
+                **github,
+            },
         )
 
     return make
@@ -113,7 +121,7 @@ def test_action_declares_the_outputs_and_inputs_of_the_contract() -> None:
     assert set(action["outputs"]) == {"errors", "warnings", "exit-code", "sarif"}
     assert set(action["inputs"]) == {
         "working-directory", "paths", "changed-since", "fail-on", "sarif-file",
-        "builtin", "python-version", "cd-checks-version", "cache",
+        "builtin", "python-version", "cd-checks-version", "cache", "cache-key",
     }  # fmt: skip
     assert action["inputs"]["cache"]["default"] == "true"
 
@@ -123,7 +131,9 @@ def test_clean_repository_passes_with_outputs_summary_and_caches(
 ) -> None:
     workspace = checkout(tmp_path)
     result = run_validate(
-        make_runner(workspace), builtin="nginx monitoring", **{"sarif-file": "cd-checks.sarif"}
+        make_runner(workspace),
+        builtin="nginx monitoring",
+        **{"sarif-file": "cd-checks.sarif", "cache-key": CACHE_KEY},
     )
     assert result.outcome == "success", _log(result)
     assert result.outputs == {
@@ -141,7 +151,14 @@ def test_clean_repository_passes_with_outputs_summary_and_caches(
     # Both caches restored before use and saved after, under the keys of the key step.
     keys = step(result, "Cache keys").outputs
     assert keys["validate-path"] == ".cd-checks/cache"
-    assert keys["validate-key"].endswith(workspace_sha(workspace))
+    assert re.fullmatch(
+        rf"cd-checks-results-Linux-\w+-[0-9a-f]{{12}}-default-{workspace_sha(workspace)}",
+        keys["validate-key"],
+    )
+    restored = step(result, "Restore cd-checks' result cache")
+    assert restored.with_["restore-keys"].splitlines() == [
+        keys["validate-key"].removesuffix(workspace_sha(workspace))
+    ]
     assert re.fullmatch(
         r"cd-checks-pip-Linux-\w+-py3\.\d+\.\d+-[0-9a-f]{16}-\d{4}-\d\d", keys["pip-key"]
     )
@@ -161,7 +178,9 @@ def test_findings_fail_the_step_with_annotations_counts_and_sarif(
 ) -> None:
     workspace = checkout(tmp_path, bad=True)
     result = run_validate(
-        make_runner(workspace), builtin="nginx monitoring", **{"sarif-file": "out/cd-checks.sarif"}
+        make_runner(workspace),
+        builtin="nginx monitoring",
+        **{"sarif-file": "out/cd-checks.sarif", "cache-key": CACHE_KEY},
     )
     assert result.outcome == "failure"
     assert result.outputs["exit-code"] == "1"
@@ -237,6 +256,68 @@ def test_summary_stays_small_with_thousands_of_findings(tmp_path: Path, make_run
     assert "4500 errors in 30 files" in summary
     assert len([row for row in summary.splitlines() if row.startswith("| :x:")]) == 50
     assert "... and 4450 more findings" in summary
+
+
+def test_a_pull_request_restores_the_default_branch_cache_but_saves_only_its_own(
+    tmp_path: Path, make_runner: Any
+) -> None:
+    workspace = checkout(tmp_path)
+    runner = make_runner(
+        workspace,
+        event_name="pull_request",
+        ref="refs/pull/7/merge",
+        event={"pull_request": {"number": 7}, "repository": {"default_branch": "main"}},
+    )
+    runner.env["CD_CHECKS_CACHE_KEY"] = CACHE_KEY  # a job-level variable works as the input does
+    result = run_validate(runner)
+    assert result.outcome == "success", _log(result)
+    keys = step(result, "Cache keys").outputs
+    prefix = keys["validate-key"].split("-pr7-")[0]
+    assert keys["validate-key"] == f"{prefix}-pr7-{workspace_sha(workspace)}"
+    restored = step(result, "Restore cd-checks' result cache")
+    assert restored.with_["restore-keys"].splitlines() == [f"{prefix}-pr7-", f"{prefix}-default-"]
+    saved = step(result, "Save cd-checks' result cache")
+    assert saved.outcome == "success" and saved.with_["key"] == keys["validate-key"]
+    assert "-default-" not in saved.with_["key"]
+    # Another ref (a feature branch push) has its own scope, never the default's.
+    feature = make_runner(workspace, ref="refs/heads/feature")
+    other = run_validate(feature, **{"cache-key": CACHE_KEY})
+    key = step(other, "Cache keys").outputs["validate-key"]
+    assert re.search(r"-ref-[0-9a-f]{12}-[0-9a-f]{40}$", key) and "-default-" not in key
+
+
+def test_without_a_cache_key_the_result_cache_is_not_kept(tmp_path: Path, make_runner: Any) -> None:
+    workspace = checkout(tmp_path)
+    result = run_validate(make_runner(workspace))
+    assert result.outcome == "success", _log(result)
+    keys = step(result, "Cache keys")
+    assert keys.outputs["result-cache"] == "false"
+    assert "the result cache is not kept between runs: no cache-key" in keys.stdout
+    for name in ("Restore cd-checks' result cache", "Save cd-checks' result cache"):
+        assert step(result, name).outcome == "skipped", name
+    assert step(result, "Save pip's downloads").outcome == "success"
+    # Within the run, the per-user key of the runner still signs the local cache.
+    assert any((workspace / ".cd-checks" / "cache").rglob("*.json"))
+
+
+def test_a_result_cache_committed_by_the_pull_request_does_not_turn_it_green(
+    tmp_path: Path, make_runner: Any
+) -> None:
+    from cd_checks.cli import main
+
+    workspace = checkout(tmp_path, bad=True)
+    assert main(["-C", str(workspace), "validate", "--builtin", "nginx", "--format", "json"]) == 1
+    planted = sorted((workspace / ".cd-checks" / "cache").rglob("*.json"))
+    for entry in planted:
+        entry.write_text("[]")
+    git(workspace, "add", "--force", "--", ".cd-checks/cache")
+    git(workspace, "commit", "-qm", "no findings, honest")
+    result = run_validate(make_runner(workspace), builtin="nginx", **{"cache-key": CACHE_KEY})
+    assert result.outcome == "failure"
+    assert result.outputs["exit-code"] == "1" and result.outputs["errors"] != "0"
+    validate = step(result, "cd-checks validate")
+    assert "is tracked by git (committed in the checked revision)" in validate.stderr
+    assert [e.read_text() for e in planted] == ["[]"] * len(planted)
 
 
 def test_cache_false_turns_both_caches_off(tmp_path: Path, make_runner: Any) -> None:

@@ -156,6 +156,42 @@ def test_validate_cache_is_saved_when_the_job_fails() -> None:
     assert ".cd-checks/cache" in cache["paths"]
 
 
+def test_validate_cache_is_written_by_the_default_branch_only_and_read_by_merge_requests() -> None:
+    job = interpolate(TEMPLATES["validate"], {})["cd-checks-validate"]
+    cache = job["cache"]
+    assert cache["key"] == "cd-checks-$CI_COMMIT_REF_SLUG"
+    assert cache["fallback_keys"] == ["cd-checks-$CI_DEFAULT_BRANCH"]
+    assert cache["unprotect"] is False  # protected branches keep their own caches
+    assert cache["policy"] == "$CD_CHECKS_CACHE_POLICY"
+    assert job["variables"]["CD_CHECKS_CACHE_POLICY"] == "pull"  # read-only unless a rule says
+    policy = {rule["if"]: rule["variables"]["CD_CHECKS_CACHE_POLICY"] for rule in job["rules"]}
+    assert policy == {
+        '$CI_PIPELINE_SOURCE == "merge_request_event"': "pull",
+        "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH": "pull-push",
+    }
+
+
+def test_validate_job_drops_a_restored_result_cache_it_cannot_verify(tmp_path: Path) -> None:
+    root = example_copy(tmp_path, bad=True)
+    forged = root / ".cd-checks" / "cache" / "ab" / ("ab" + "0" * 62 + ".json")
+    forged.parent.mkdir(parents=True)
+    forged.write_text("[]")
+    script, variables = validate_script({"builtin": "nginx"})
+    done = bash(script, root, {**variables, "CD_CHECKS_CACHE_KEY": ""})
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "no CD_CHECKS_CACHE_KEY variable: the restored result cache" in done.stderr
+    assert not forged.exists()
+    # With the key, the restored cache is used: entries verify or are checked again.
+    key = {"CD_CHECKS_CACHE_KEY": "a masked CI/CD variable, 32+ chars"}
+    first = bash(script, root, {**variables, **key})
+    for entry in (root / ".cd-checks" / "cache").rglob("*.json"):
+        entry.write_text("[]")
+    again = bash(script, root, {**variables, **key})
+    assert first.returncode == again.returncode == 1
+    assert "no CD_CHECKS_CACHE_KEY" not in first.stderr + again.stderr
+    assert re.search(r"warning: \d+ result cache entries failed verification", again.stderr)
+
+
 # --- the README's snippets -------------------------------------------------------------
 
 
