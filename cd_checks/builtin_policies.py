@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from cd_checks.config import DEFAULT_NGINX_GLOBS
+
 
 @dataclass(frozen=True)
 class BuiltinSet:
@@ -29,7 +31,9 @@ BUILTIN_SETS: dict[str, BuiltinSet] = {
     "nginx": BuiltinSet(
         name="nginx",
         package="cd_checks.nginx",
-        files=("**/nginx/**/*.conf", "**/*.nginx.conf"),
+        # The files read as NGINX by default: nginx.conf anywhere, .conf under nginx/,
+        # conf.d/, sites-available/, sites-enabled/, snippets/; no templates.
+        files=DEFAULT_NGINX_GLOBS,
     ),
     "monitoring": BuiltinSet(
         name="monitoring",

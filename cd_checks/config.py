@@ -21,7 +21,32 @@ from typing import Any
 from cd_checks.errors import ConfigError
 
 CONFIG_NAME = "cd-checks.yml"
-DEFAULT_NGINX_GLOBS = ("**/nginx/**/*.conf", "**/*.nginx.conf")
+# NGINX files by name and place: a plain nginx.conf anywhere, .conf files under an
+# nginx/ directory, and the directories nginx.conf includes (Debian, Alpine, h5bp).
+NGINX_PLACES = ("**/nginx.conf", "**/nginx/**/*.conf", "**/*.nginx.conf")
+# Apache and supervisor use these directories too: a file matched only here is read
+# as NGINX when its first directive is NGINX's (`cd_checks.checks.syntax.reads_as_nginx`).
+NGINX_LAYOUT = (
+    "**/conf.d/*.conf",
+    "**/sites-available/*",
+    "**/sites-enabled/*",
+    "**/snippets/*.conf",
+)
+# Never NGINX as it stands: Jinja and other templates, files nginx's `*` skips
+# (dotfiles: h5bp disables a site by its leading dot), notes and editor leftovers.
+NGINX_NOT = (
+    "!**/*.j2",
+    "!**/*.jinja2",
+    "!**/templates/**",
+    "!**/.*",
+    "!**/*.md",
+    "!**/*.txt",
+    "!**/*.orig",
+    "!**/*.bak",
+    "!**/*.dpkg-*",
+    "!**/*~",
+)
+DEFAULT_NGINX_GLOBS = NGINX_PLACES + NGINX_LAYOUT + NGINX_NOT
 DEFAULT_EXCEPTIONS_FILE = ".cd-checks-exceptions.yml"
 
 

@@ -28,6 +28,9 @@ class Parsed:
     kind: str
     documents: tuple[Any, ...]
     nodes: tuple[yaml.Node | None, ...] = field(default=(), compare=False, repr=False)
+    # NGINX: the file as nginx reads it, in each nginx.conf that includes it (`cd_checks.nginx`),
+    # for the builtin nginx set; users' policies get `documents`, the file alone.
+    in_context: Parsed | None = field(default=None, compare=False, repr=False)
 
     def locate(self, document: int, path: JsonPath, *, key: bool = False) -> Position | None:
         """Line and column of the node at `path`; the deepest existing ancestor when missing.
@@ -71,14 +74,24 @@ def _child(node: yaml.Node, step: str | int) -> tuple[yaml.Node | None, yaml.Nod
 
 
 def _nginx_position(document: Any, path: JsonPath) -> Position | None:
+    """The line of the directive at `path` in the checked file. A directive another file
+    brought in through an include of the checked file is placed on that include's line."""
+    own = document.get("file") if isinstance(document, dict) else None
     current, line = document, None
     for step in path:
         try:
             current = current[step]
         except (KeyError, IndexError, TypeError):
             break
-        if isinstance(current, dict) and isinstance(current.get("line"), int):
+        if not isinstance(current, dict) or not isinstance(current.get("line"), int):
+            continue
+        if own is None or current.get("file", own) == own:
             line = current["line"]
+            continue
+        for source, at in current.get("included_from", []):
+            if source == own and isinstance(at, int):
+                line = at
+                break
     return (line, None) if line is not None else None
 
 

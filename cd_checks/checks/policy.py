@@ -103,9 +103,13 @@ class PolicyRunner:
             findings += _findings(inputs, outcomes)
         packages = [s.package for s, spec in self._scopes if spec.match_file(path)]
         if self.builtin is not None and packages and documents:
-            # The shipped sets read whole documents (a playbook is a list of plays).
-            outcomes = self.builtin.evaluate([e.contents for e in documents], namespaces=packages)
-            findings += _findings(documents, outcomes)
+            # The shipped sets read whole documents (a playbook is a list of plays), an
+            # NGINX file as nginx reads it (`Parsed.in_context`). A snippet included in
+            # five servers is one problem at one line, not five.
+            seen = whole_documents(path, parsed.in_context) if parsed.in_context else documents
+            outcomes = self.builtin.evaluate([e.contents for e in seen], namespaces=packages)
+            found = _findings(seen, outcomes)
+            findings += list(dict.fromkeys(found)) if parsed.in_context else found
         return findings
 
     @staticmethod

@@ -18,7 +18,7 @@ import posixpath
 import re
 import sys
 from collections.abc import Callable, Collection, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ import yaml
 from cd_checks import bounded
 from cd_checks.documents import Parsed, to_json_compatible
 from cd_checks.findings import Finding, Severity
+from cd_checks.nginx import Layout
 from cd_checks.rollout.inventory import ignored_in_directory
 
 if sys.version_info >= (3, 11):
@@ -67,6 +68,7 @@ class SyntaxOptions:
     yamllint_conf: Any  # yamllint.config.YamlLintConfig
     max_lint_bytes: int
     lint: bool = True  # False: parse YAML without yamllint (documents for a combined input)
+    nginx: Layout | None = None  # NGINX includes and context; None: each file alone
 
 
 def finding(
@@ -329,6 +331,17 @@ def parse_inventory(
     return Parsed("inventory", (to_json_compatible(inventory.to_document(found)),)), []
 
 
+def reads_as_nginx(head: bytes) -> bool:
+    """Whether a file's first directive is NGINX's: lowercase, not Apache's `<VirtualHost>`
+    or `ServerName`, not an INI `[section]` (supervisor's conf.d), not YAML or JSON."""
+    for raw in head.decode("utf-8", "replace").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        return re.match(r"[a-z_][a-z0-9_]*(?:[\s;{]|$)", line) is not None
+    return True  # comments only: nothing any program would read
+
+
 # A file whose top level has none of these is a fragment included inside `http {}`
 # (a conf.d site file); it is checked in that context.
 NGINX_MAIN_CONTEXT = frozenset({"http", "events", "stream", "mail", "user", "worker_processes"})
@@ -350,7 +363,15 @@ def parse_nginx(
     errors = _nginx_errors(source, checked)
     if errors:
         return None, errors
-    return Parsed("nginx", ({"directives": _conftest_shape(directives)},)), []
+    parsed = Parsed("nginx", ({"directives": _conftest_shape(directives)},))
+    if options.nginx is None:
+        return parsed, []
+    # Users' policies get the file alone (as conftest parses it); the nginx set gets
+    # it as nginx reads it: includes spliced in, inside the nginx.conf that includes it.
+    view = options.nginx.view(source.path, loose["parsed"])
+    problems = [finding(source, p.line, None, p.rule, p.message, p.severity) for p in view.problems]
+    return replace(parsed, in_context=Parsed("nginx", view.documents)), problems
+
 
 
 def _crossplane(path: Path, *, check_ctx: bool) -> dict[str, Any]:

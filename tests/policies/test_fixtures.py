@@ -35,6 +35,7 @@ BAD: dict[str, set[str]] = {
         "NGINX-006",
         "NGINX-007",
     },
+    "nginx/bad/legacy-tls.example.com.conf": {"NGINX-008", "NGINX-009", "NGINX-010"},
     "monitoring/bad/host.rules.yml": {
         "MON-001",
         "MON-002",
