@@ -4,10 +4,14 @@ One `AuditRecord` per rollout run, stage, rollback, break-glass use,
 post-mortem and incident event. Each record carries `seq` (its position in
 the chain, from 0), `prev_hash` (the hash of the record before it, or
 `GENESIS` for the first) and `hash`: sha256 over the canonical JSON (sorted
-keys, no spaces) of the record without `hash`. `verify` walks a trail and
-names each edited, deleted, inserted or reordered record. A chain alone
-cannot show that its newest records were cut off: compare its head with a
-hash published earlier (`missing_anchor`).
+keys, no spaces) of the record without `hash` and `signature`. `verify`
+walks a trail and names each edited, deleted, inserted or reordered record.
+A chain alone cannot show that its newest records were cut off: compare its
+head with a hash published earlier (`missing_anchor`), and it proves nothing
+about who wrote a record: anyone who can write the trail can recompute it.
+That is the `signature`'s job (`cd_checks.audit.signing`): {signer, key,
+sig} over `hash`, left out of records written without a key (and of every
+record from before 0.2.0), so their hashes stay as they were.
 
 Unknown values: a value that applies but is not known (no PR found, no token
 to ask for approvers, no git history) is the string `"unknown"`, for lists
@@ -32,7 +36,17 @@ from cd_checks.errors import AuditError
 UNKNOWN = "unknown"
 GENESIS = "0" * 64
 Json = Any
-ProblemKind = Literal["edited", "deleted", "inserted", "reordered"]
+ProblemKind = Literal[
+    "edited",
+    "deleted",
+    "inserted",
+    "reordered",
+    "truncated",
+    "rewritten",
+    "unsigned",
+    "bad-signature",
+    "unknown-signer",
+]
 
 # Outcomes a finished record can have; `started` marks the record written before work begins.
 # `interrupted`: the process running it was killed; refs name the run that took over.
@@ -92,13 +106,15 @@ class AuditRecord:
     seq: int = -1
     prev_hash: str = ""
     hash: str = ""
+    signature: Json = None  # {signer, key, sig} over `hash` (see the docstring)
     extra: Mapping[str, Json] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Json]:
         data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
         data["refs"] = list(self.refs)
-        if self.base_revision is None:
-            del data["base_revision"]
+        for optional in ("base_revision", "signature"):
+            if data[optional] is None:
+                del data[optional]
         data.update(self.extra)
         return data
 
@@ -129,14 +145,20 @@ def canonical(data: Mapping[str, Json]) -> str:
 def compute_hash(record: AuditRecord) -> str:
     data = record.to_dict()
     data.pop("hash", None)
+    # The signature signs the hash, so it cannot be part of it.
+    data.pop("signature", None)
     return hashlib.sha256(canonical(data).encode("utf-8")).hexdigest()
 
 
 def chain(record: AuditRecord, previous: AuditRecord | None) -> AuditRecord:
-    """The record as the next link after `previous` (None: the first record of the trail)."""
+    """The record as the next link after `previous` (None: the first record of the trail).
+
+    Unsigned: a record made from another (a final record from its start) must not carry
+    that one's signature; the store signs the new link.
+    """
     seq = previous.seq + 1 if previous is not None else 0
     prev_hash = previous.hash if previous is not None else GENESIS
-    linked = replace(record, seq=seq, prev_hash=prev_hash, hash="")
+    linked = replace(record, seq=seq, prev_hash=prev_hash, hash="", signature=None)
     return replace(linked, hash=compute_hash(linked))
 
 

@@ -7,8 +7,12 @@ last record and appends; `GitBranchStore` builds one commit per record on
 the audit branch with git plumbing (the work tree and index are never
 touched), moves the branch with a compare-and-swap `update-ref`, and with a
 remote fetches, builds on the remote tip and pushes, refetching and retrying
-on a rejected (non-fast-forward) push. Any failure is an `AuditError`; a
-write that cannot be made is never silently skipped.
+on a rejected (non-fast-forward) push. The local audit branch only ever
+fast-forwards to the remote's: a remote branch that no longer contains it
+was rewritten (force-pushed), and reading or writing it is a
+`RewrittenHistory` error until someone decides. Any failure is an
+`AuditError`; a write that cannot be made is never silently skipped. A store
+given a `Signer` signs every record it appends (`cd_checks.audit.signing`).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from typing import Any, Protocol
 from cd_checks import state_dir
 from cd_checks.audit import jsonl
 from cd_checks.audit.record import AuditRecord, chain
+from cd_checks.audit.signing import Signer, sign
 from cd_checks.errors import AuditError
 
 DEFAULT_PATH = ".cd-checks/audit.jsonl"
@@ -52,19 +57,21 @@ def open_store(
     section: Mapping[str, Any],
     *,
     warn: Callable[[str], None] | None = None,
+    signer: Signer | None = None,
 ) -> AuditStore:
     """The store the `audit` section of the config names (default: the JSON-lines file).
 
     `warn` hears what the file store fixed on its own (a torn tail moved aside).
+    `signer`: the key every record this store appends is signed with (None: unsigned).
     """
     kind = section.get("store", "file")
     if kind == "git":
         return GitBranchStore(
-            root, section.get("branch", DEFAULT_BRANCH), remote=section.get("remote")
+            root, section.get("branch", DEFAULT_BRANCH), remote=section.get("remote"), signer=signer
         )
     # The config comes with the checkout a pull request chose: its trail stays inside it.
     path = state_dir.inside(root, section.get("path", DEFAULT_PATH), "audit.path")
-    return FileStore(path, warn or _quiet)
+    return FileStore(path, warn or _quiet, signer=signer)
 
 
 def _quiet(message: str) -> None:
@@ -100,6 +107,7 @@ class FileStore:
     warn: Callable[[str], None] = field(default=_quiet, compare=False, repr=False)
     private: bool = False
     now: Callable[[], datetime] = field(default=_utc_now, compare=False, repr=False)
+    signer: Signer | None = field(default=None, compare=False, repr=False)
 
     def describe(self) -> str:
         return str(self.path)
@@ -110,7 +118,7 @@ class FileStore:
                 created = not self.path.exists()
                 fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, self._mode)
                 try:
-                    linked = chain(record, self._settle(fd))
+                    linked = sign(chain(record, self._settle(fd)), self.signer)
                     _append_line(fd, linked.to_json())
                 finally:
                     os.close(fd)
@@ -153,7 +161,7 @@ class FileStore:
                 kept = jsonl.without(data, bad)
                 records = self._parse(kept)
                 last = records[-1] if records else None
-                linked = chain(make_record(bad, side), last)
+                linked = sign(chain(make_record(bad, side), last), self.signer)
                 self._replace(kept + linked.to_json().encode("utf-8") + b"\n")
         except OSError as exc:
             raise AuditError(f"cannot repair the audit trail {self.path}: {exc}") from exc
@@ -319,6 +327,19 @@ class Git:
             raise AuditError(f"cannot run git: {exc}") from exc
 
 
+class RewrittenHistory(AuditError):
+    """The remote's audit branch does not contain the local one: it was force-pushed.
+
+    `records`: the remote's records (to verify them anyway); `lost`: the first record of
+    the local copy the remote no longer has (None: the commits changed, the records not).
+    """
+
+    def __init__(self, message: str, records: list[AuditRecord], lost: AuditRecord | None):
+        super().__init__(message)
+        self.records = records
+        self.lost = lost
+
+
 @dataclass(frozen=True)
 class GitBranchStore:
     """`records/<seq>-<id>.json` on a branch of the repository, one commit per record."""
@@ -328,14 +349,29 @@ class GitBranchStore:
     remote: str | None = None
     sleep: Callable[[float], None] = time.sleep
     jitter: Callable[[], float] = field(default=random.random)
+    signer: Signer | None = field(default=None, compare=False, repr=False)
 
     def describe(self) -> str:
         where = f" (pushed to {self.remote})" if self.remote else ""
         return f"branch {self.branch} of {self.repo}{where}"
 
+    def location(self) -> str:
+        """Which trail this is, the same in every clone: the remote's URL (else the
+        repository) and the branch."""
+        where = str(self.repo.resolve())
+        if self.remote:
+            done = self._git.run(["config", "--get", f"remote.{self.remote}.url"])
+            where = done.stdout.strip() if done.returncode == 0 else self.remote
+        return f"git {where} {self.branch}"
+
     @property
     def _ref(self) -> str:
         return f"refs/heads/{self.branch}"
+
+    @property
+    def _seen(self) -> str:
+        """Where the remote's tip is fetched to, before the audit branch may follow it."""
+        return f"refs/cd-checks/{self.remote}/{self.branch}"
 
     @property
     def _git(self) -> Git:
@@ -369,14 +405,48 @@ class GitBranchStore:
         return done.stdout.strip() if done.returncode == 0 else None
 
     def _fetch(self) -> bool:
-        """Update the local branch from the remote; False when another local writer raced us."""
+        """Fast-forward the local branch to the remote's; False when another local writer
+        raced us. The remote's tip lands in a ref of our own first (as in FETCH_HEAD): the
+        audit branch itself never takes a forced update."""
         assert self.remote is not None
-        done = self._git.run(["fetch", "--quiet", self.remote, f"+{self._ref}:{self._ref}"])
-        if done.returncode == 0 or "couldn't find remote ref" in done.stderr:
+        done = self._git.run(["fetch", "--quiet", self.remote, f"+{self._ref}:{self._seen}"])
+        if "couldn't find remote ref" in done.stderr:
             return True
         if "cannot lock ref" in done.stderr or "Unable to create" in done.stderr:
             return False
-        raise AuditError(f"cannot fetch the audit branch from {self.remote}: {_last(done)}")
+        if done.returncode != 0:
+            raise AuditError(f"cannot fetch the audit branch from {self.remote}: {_last(done)}")
+        tip, seen = self._tip(), self._git(["rev-parse", self._seen]).strip()
+        if tip == seen:
+            return True
+        if tip is not None and not self._contains(seen, tip):
+            raise self._rewritten(tip, seen)
+        moved = self._git.run(["update-ref", self._ref, seen, tip or "0" * 40])
+        return moved.returncode == 0
+
+    def _contains(self, descendant: str, ancestor: str) -> bool:
+        done = self._git.run(["merge-base", "--is-ancestor", ancestor, descendant])
+        if done.returncode > 1:
+            raise AuditError(f"cannot compare audit branch commits: {_last(done)}")
+        return done.returncode == 0
+
+    def _rewritten(self, tip: str, seen: str) -> RewrittenHistory:
+        remote = self._records_at(seen)
+        kept = {(r.seq, r.hash) for r in remote}
+        lost = next((r for r in self._records_at(tip) if (r.seq, r.hash) not in kept), None)
+        what = (
+            f"record #{lost.seq} ({lost.id}) of the local copy is not in its history"
+            if lost is not None
+            else "its commits are not those of the local copy (the records still are)"
+        )
+        return RewrittenHistory(
+            f"the audit branch {self.branch} on {self.remote} was rewritten (force-pushed): "
+            f"{what}; local {tip[:12]}, remote {seen[:12]} (kept as {self._seen}). "
+            f"Run `cd-checks audit verify`; only if the new history is legitimate, follow "
+            f"it: git update-ref {self._ref} {self._seen}",
+            remote,
+            lost,
+        )
 
     def _entries(self, tip: str | None) -> list[str]:
         if tip is None:
@@ -400,7 +470,7 @@ class GitBranchStore:
         entries = self._entries(tip)
         names = sorted(line.split("\t", 1)[1] for line in entries)
         last = self._read(tip, names[-1:])
-        linked = chain(record, last[0] if last else None)
+        linked = sign(chain(record, last[0] if last else None), self.signer)
         blob = self._git(["hash-object", "-w", "--stdin"], linked.to_json() + "\n").strip()
         name = f"{linked.seq:08d}-{linked.id}.json"
         subtree = self._git(["mktree"], "".join(e + "\n" for e in entries) + _entry(blob, name))

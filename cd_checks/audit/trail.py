@@ -10,19 +10,28 @@ id of the start record. A break-glass run also appends a `break_glass`
 record, which leaves the post-mortem obligation (see `cd_checks.breakglass`).
 
 `known_good` reads the last known-good revision of an environment from the
-trail. The clock, ids and git are passed in; nothing here prints.
+trail; `AuditKnownGood`, the rollout engine's view of it, believes only the
+records `cd_checks.audit.integrity` trusts (signed by an allowed signer, the
+chain, anchor and history intact) and says which claims it did not believe.
+A trail opened with `open_trail` signs what it writes and moves the user's
+anchor forward. The clock, ids, git and the environment are passed in;
+nothing here prints (warnings go to the `warn` the caller hands in).
 """
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
+from cd_checks.audit import integrity
+from cd_checks.audit.anchor import AnchorFile
 from cd_checks.audit.identity import Git, Identity, git_runner
+from cd_checks.audit.integrity import Policy, Verdict
 from cd_checks.audit.record import RUN_KINDS, UNKNOWN, AuditRecord, Json, iso
+from cd_checks.audit.signing import Signer
 from cd_checks.audit.store import AuditStore, open_store
 from cd_checks.config import Config
 from cd_checks.errors import AuditError
@@ -107,22 +116,59 @@ def new_id(moment: datetime) -> str:
     return f"{moment.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(3)}"
 
 
+def _quiet(message: str) -> None:
+    """The default warning sink; the CLI hands in one that prints."""
+
+
 @dataclass(frozen=True)
 class AuditTrail:
+    """The trail; `policy` judges it, `anchor` keeps its head (see `open_trail`).
+
+    `missing_key`: why this trail must not be written unsigned (signatures required,
+    no key), refused at the first write. `signer`: the key its store signs with (for
+    another store writing on its behalf, e.g. the break-glass fallback).
+    """
+
     store: AuditStore
     repo: Path
     now: Callable[[], datetime]
     make_id: Callable[[datetime], str] = new_id
     git: Git | None = None
+    policy: Policy = field(default_factory=Policy)
+    anchor: AnchorFile | None = None
+    warn: Callable[[str], None] = field(default=_quiet, compare=False, repr=False)
+    missing_key: str | None = None
+    signer: Signer | None = field(default=None, compare=False, repr=False)
 
     def records(self) -> list[AuditRecord]:
         return self.store.records()
 
+    def verdict(self, *, published: str | None = None) -> Verdict:
+        """The trail judged: chain, signatures, anchor (and a rewritten git remote)."""
+        return integrity.read(self.store, self.policy, self.anchor, published=published)
+
+    def believed(self) -> list[AuditRecord]:
+        """The records that verify: the only ones that may choose what a rollback does."""
+        verdict = self.verdict()
+        return [r for i, r in enumerate(verdict.records) if i in verdict.trusted]
+
     def append(self, record: AuditRecord) -> AuditRecord:
         try:
-            return self.store.append(record)
+            return self._write(record)
         except AuditError as exc:
             raise AuditError(f"cannot write the audit record ({record.kind}): {exc}") from exc
+
+    def _write(self, record: AuditRecord) -> AuditRecord:
+        """Append (signed by the store) and move the anchor to the new record."""
+        if self.missing_key is not None:
+            raise AuditError(self.missing_key)
+        written = self.store.append(record)
+        if self.anchor is not None:
+            try:
+                self.anchor.advance(written)
+            except AuditError as exc:  # the record is written: the run goes on, told
+                self.warn(f"the audit record {written.id} is written, but {exc}")
+        return written
 
     def start(
         self,
@@ -223,7 +269,7 @@ class AuditTrail:
             detail={**(start.detail or {}), **detail} if detail else start.detail,
         )
         try:
-            return self.store.append(final)
+            return self._write(final)
         except AuditError as exc:
             raise AuditError(
                 f"the {start.kind} {start_id} ran but its final audit record could not be "
@@ -318,23 +364,66 @@ def known_good(
     last stage count: a revision is known-good once the whole environment has it.
     A revision deployed by a break-glass run is never known-good if that run (same
     `break_glass.run`) went past a failed gate in any stage, of any environment. A verified
-    on-demand rollback (`cd-checks rollback`) makes its target known-good.
+    on-demand rollback (`cd-checks rollback`) makes its target known-good. `records` are
+    taken as true: give only trusted ones (`verified_known_good` does).
     """
     final = (final_stages or {}).get(environment)
     forced = _forced_runs(records)
     for record in reversed(records):
-        if record.environment != environment:
-            continue
-        if record.kind == "rollback" and record.outcome == "succeeded":
+        if _claims_known_good(record, environment, final, forced):
             return record.revision_to
-        if record.kind not in ("stage", "rollout"):
-            continue
-        if record.outcome != "succeeded" or (final is not None and record.stage != final):
-            continue
-        if record.break_glass and run_of(record) in forced:
-            continue
-        return record.revision_to
     return None
+
+
+def _claims_known_good(
+    record: AuditRecord, environment: str, final: str | None, forced: set[str]
+) -> bool:
+    """Whether `record`, if true, makes its revision_to known-good for `environment`."""
+    if record.environment != environment:
+        return False
+    if record.kind == "rollback":
+        return record.outcome == "succeeded"
+    if record.kind not in ("stage", "rollout") or record.outcome != "succeeded":
+        return False
+    if final is not None and record.stage != final:
+        return False
+    return not (record.break_glass and run_of(record) in forced)
+
+
+def verified_known_good(
+    verdict: Verdict, environment: str, final_stages: Mapping[str, str] | None = None
+) -> tuple[str | None, list[str]]:
+    """Known-good from the records the verdict trusts, and a warning for each newer claim
+    it did not believe (a forged "succeeded" record is never a rollback target)."""
+    trusted = [r for i, r in enumerate(verdict.records) if i in verdict.trusted]
+    revision = known_good(trusted, environment, final_stages)
+    final = (final_stages or {}).get(environment)
+    forced = _forced_runs(trusted)
+    warnings: list[str] = []
+    for position in range(len(verdict.records) - 1, -1, -1):
+        record = verdict.records[position]
+        claims = _claims_known_good(record, environment, final, forced)
+        if claims and position in verdict.trusted:
+            break
+        if claims:
+            warnings.append(_unbelieved(verdict, position, environment))
+    if verdict.broken and warnings:
+        # Nothing is believed: the newest claim stands for all the others.
+        first = verdict.broken[0]
+        warnings[1:] = [
+            f"the audit trail is broken ({first.kind} at position {first.position}): no "
+            "known-good revision is taken from it; run `cd-checks audit verify`"
+        ]
+    return revision, warnings
+
+
+def _unbelieved(verdict: Verdict, position: int, environment: str) -> str:
+    record = verdict.records[position]
+    return (
+        f"audit {integrity.name(record)} says {environment} succeeded at "
+        f"{str(record.revision_to)[:12]}, but it does not verify "
+        f"({verdict.why_untrusted(position)}): it is not a rollback target"
+    )
 
 
 def _forced_runs(records: Sequence[AuditRecord]) -> set[str]:
@@ -345,13 +434,31 @@ def _forced_runs(records: Sequence[AuditRecord]) -> set[str]:
 @dataclass(frozen=True)
 class AuditKnownGood:
     """The rollout engine's KnownGoodStore, read from the trail (`set` writes nothing:
-    the final record of the run that completed the environment is the source)."""
+    the final record of the run that completed the environment is the source).
+
+    Only verified records count (`verified_known_good`); each claim not believed is
+    said once through `warn`.
+    """
 
     store: AuditStore
     final_stages: Mapping[str, str] | None = None
+    policy: Policy = field(default_factory=Policy)
+    anchor: AnchorFile | None = None
+    warn: Callable[[str], None] = field(default=_quiet, compare=False, repr=False)
+    _said: set[str] = field(default_factory=set, compare=False, repr=False)
+
+    @classmethod
+    def of(cls, trail: AuditTrail, final_stages: Mapping[str, str] | None) -> AuditKnownGood:
+        return cls(trail.store, final_stages, trail.policy, trail.anchor, trail.warn)
 
     def get(self, environment: str) -> str | None:
-        return known_good(self.store.records(), environment, self.final_stages)
+        verdict = integrity.read(self.store, self.policy, self.anchor)
+        revision, warnings = verified_known_good(verdict, environment, self.final_stages)
+        for warning in warnings:
+            if warning not in self._said:
+                self._said.add(warning)
+                self.warn(warning)
+        return revision
 
     def set(self, environment: str, revision: str) -> None:
         return None
@@ -362,10 +469,26 @@ def open_trail(
     *,
     now: Callable[[], datetime],
     warn: Callable[[str], None] | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> AuditTrail:
     """The trail the config's `audit` section names, for the repository at `config.root`.
 
-    `warn` hears what the store fixed on its own (a torn tail moved to a side file).
+    `warn` hears what the store fixed on its own (a torn tail moved to a side file) and
+    the claims of the trail not believed. With the environment (`env`, the CLI's):
+    records are signed with the writer's key, judged against the allowed signers, and
+    the user's anchor follows the head. Without it, records are written unsigned, judged
+    against `audit.signers` only, and no anchor is kept.
     """
-    store = open_store(config.root, config.section("audit"), warn=warn)
-    return AuditTrail(store, config.root, now)
+    section = config.section("audit")
+    keys = integrity.open_keys(config.root, section, env if env is not None else {"CI": "1"})
+    store = open_store(config.root, section, warn=warn, signer=keys.signer)
+    return AuditTrail(
+        store,
+        config.root,
+        now,
+        policy=keys.policy,
+        anchor=integrity.anchor_for(keys, store),
+        warn=warn or _quiet,
+        missing_key=keys.missing_key if env is not None else None,
+        signer=keys.signer,
+    )

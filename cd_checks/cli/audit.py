@@ -8,18 +8,23 @@ the one place that hands `os.environ` to `identify`.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
+from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import click
 
 from cd_checks import breakglass, config, incidents, metrics
 from cd_checks.audit import listing
+from cd_checks.audit.anchor import Anchor
 from cd_checks.audit.identity import git_runner, identify
+from cd_checks.audit.integrity import Verdict
 from cd_checks.audit.jsonl import BadLine
-from cd_checks.audit.record import OUTCOMES, missing_anchor, parse_time, verify
+from cd_checks.audit.record import OUTCOMES, parse_time
 from cd_checks.audit.trail import AuditTrail, open_trail
 from cd_checks.cli import examples
 from cd_checks.errors import AuditError, InputError
@@ -39,7 +44,7 @@ def _config(ctx: click.Context) -> config.Config:
 
 
 def _trail(ctx: click.Context, now: Callable[[], datetime] = _now) -> AuditTrail:
-    return open_trail(_config(ctx), now=now, warn=warner())
+    return open_trail(_config(ctx), now=now, warn=warner(), env=os.environ)
 
 
 def warner(prefix: str = "warning: ") -> Callable[[str], None]:
@@ -179,8 +184,9 @@ def export(ctx: click.Context, output_format: str, output: Path | None) -> None:
 @audit.command(
     "verify",
     epilog=examples(
-        "cd-checks audit verify                # exit 1 naming any tampered record",
-        "cd-checks audit verify --anchor HASH  # HASH: a `head` printed earlier, e.g. in CI",
+        "cd-checks audit verify                # exit 1 naming any tampered or forged record",
+        "cd-checks audit verify --format json  # the head to keep, e.g. in a CI job summary",
+        "cd-checks audit verify --anchor HASH  # HASH: a head printed earlier, e.g. in CI",
     ),
 )
 @click.option(
@@ -188,27 +194,72 @@ def export(ctx: click.Context, output_format: str, output: Path | None) -> None:
     metavar="HASH",
     help="A record hash published earlier (e.g. in a CI log): fail if the trail lost it.",
 )
+@click.option("--format", "output_format", type=click.Choice(("text", "json")), default="text")
 @click.pass_context
-def verify_command(ctx: click.Context, anchor: str | None) -> int:
-    """Check the hash chain: name every edited, deleted, inserted or reordered record.
+def verify_command(ctx: click.Context, anchor: str | None, output_format: str) -> int:
+    """Check the hash chain, every signature and the head: name every record that fails.
 
-    A chain cannot show that its newest records were cut off; `--anchor` can.
+    Fails (exit 1) on an edited, deleted, inserted or reordered record, a bad signature
+    or one by a key no allowed signers file lists, a missing signature where one is
+    required, a head seen here before that the trail lost or changed (cut off, rewritten,
+    force-pushed), and on the HASH of `--anchor` missing from the trail.
     """
     trail = _trail(ctx)
     leftovers(_root(ctx), trail)
-    records = trail.records()
-    problems = verify(records)
-    if anchor and all(r.hash != anchor for r in records):
-        problems.append(missing_anchor(anchor, len(records)))
-    for problem in problems:
-        click.echo(f"{problem.kind}: {problem.message}")
-    if problems:
-        click.echo(f"audit trail {trail.store.describe()}: {len(problems)} problem(s)", err=True)
+    previous = trail.anchor.read() if trail.anchor is not None else None
+    verdict = trail.verdict(published=anchor)
+    if output_format == "json":
+        click.echo(json.dumps(_verdict_json(trail, verdict, previous), indent=2))
+    else:
+        _echo_verdict(trail, verdict)
+    if not verdict.ok:
+        count = len(verdict.problems)
+        click.echo(f"audit trail {trail.store.describe()}: {count} problem(s)", err=True)
         ctx.exit(1)
-    head = records[-1].hash if records else "(empty)"
-    click.echo(f"audit trail {trail.store.describe()}: {len(records)} records, chain intact")
-    click.echo(f"head {head}")
+    if verdict.records and trail.anchor is not None:
+        try:
+            trail.anchor.advance(verdict.records[-1])
+        except AuditError as exc:
+            click.echo(f"cd-checks: warning: {exc}", err=True)
     return 0
+
+
+def _echo_verdict(trail: AuditTrail, verdict: Verdict) -> None:
+    for problem in verdict.problems:
+        click.echo(f"{problem.kind}: {problem.message}")
+    if not verdict.ok:
+        return
+    records = verdict.records
+    if verdict.unsigned:
+        seqs = [records[i].seq for i in verdict.unsigned]
+        click.echo(
+            f"unsigned: {len(seqs)} record(s) (#{seqs[0]}..#{seqs[-1]}) carry no signature: "
+            "the chain links them, nothing shows who wrote them"
+        )
+    signers = ", ".join(f"{who}: {n}" for who, n in sorted(verdict.signers().items()))
+    signed = sum(verdict.signers().values())
+    click.echo(
+        f"audit trail {trail.store.describe()}: {len(records)} records, chain intact, "
+        f"{signed} signed{f' ({signers})' if signers else ''}, {len(verdict.unsigned)} unsigned"
+    )
+    click.echo(f"head #{records[-1].seq} {records[-1].hash}" if records else "head (empty)")
+
+
+def _verdict_json(trail: AuditTrail, verdict: Verdict, previous: Anchor | None) -> dict[str, Any]:
+    head = verdict.records[-1] if verdict.records else None
+    return {
+        "trail": trail.store.describe(),
+        "ok": verdict.ok,
+        "records": len(verdict.records),
+        "head": {"seq": head.seq, "id": head.id, "hash": head.hash} if head else None,
+        "anchor": asdict(previous) if previous else None,
+        "signed": verdict.signers(),
+        "unsigned": [verdict.records[i].seq for i in verdict.unsigned],
+        "problems": [
+            {"kind": p.kind, "position": p.position, "id": p.record_id, "message": p.message}
+            for p in verdict.problems
+        ],
+    }
 
 
 @audit.command(

@@ -304,7 +304,7 @@ def _trail(context: Context, *, emergency: bool = False) -> AuditTrail:
     from cd_checks.audit.trail import open_trail
     from cd_checks.cli.audit import leftovers, warner
 
-    trail = open_trail(context.config, now=_now, warn=warner())
+    trail = open_trail(context.config, now=_now, warn=warner(), env=os.environ)
     leftovers(context.root, trail)
     if not emergency:
         return trail

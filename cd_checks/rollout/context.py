@@ -108,7 +108,7 @@ def load(
 def known_good(context: Context, trail: AuditTrail) -> AuditKnownGood:
     """Known-good per environment from the trail: the last run of its last stage."""
     last = {e: context.spec.stages_of(e)[-1].name for e in context.spec.environments()}
-    return AuditKnownGood(trail.store, last)
+    return AuditKnownGood.of(trail, last)
 
 
 def parts(

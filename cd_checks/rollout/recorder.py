@@ -212,8 +212,10 @@ class TrailHistory:
     git: Git
 
     def base(self, environment: str, revision: str) -> Base | None:
-        """What the environment was last rolled back to (its hosts run that), else the parent."""
-        last = last_run(self.trail.records(), environment)
+        """What the environment was last rolled back to (its hosts run that), else the parent.
+
+        Only records that verify count: a forged one must not choose a rollback target."""
+        last = last_run(self.trail.believed(), environment)
         rollback = last.rollback if last is not None and isinstance(last.rollback, dict) else {}
         if last is not None and last.outcome == "rolled_back" and rollback.get("verified"):
             target = str(rollback["target"])
@@ -224,7 +226,7 @@ class TrailHistory:
         return first_parent(self.git, revision)
 
     def failed_run(self, environment: str) -> RunRecord | None:
-        last = last_run(self.trail.records(), environment)
+        last = last_run(self.trail.believed(), environment)
         if last is None or last.outcome not in ("failed", "rollback_failed"):
             return None
         return self._failed(environment, last)

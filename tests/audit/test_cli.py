@@ -219,14 +219,17 @@ def test_verify_with_an_anchor_catches_a_cut_off_end(
 ) -> None:
     trail.run("production", 3, "succeeded")
     path = trail.root / ".cd-checks/audit.jsonl"
-    head = json.loads(path.read_text().splitlines()[-1])["hash"]
-    assert cli("-C", trail.root, "audit", "verify", "--anchor", head).code == 0
+    head = json.loads(path.read_text().splitlines()[-1])
+    assert cli("-C", trail.root, "audit", "verify", "--anchor", head["hash"]).code == 0
     path.write_text(path.read_text().splitlines()[0] + "\n")
-    cut = cli("-C", trail.root, "audit", "verify", "--anchor", head)
+    cut = cli("-C", trail.root, "audit", "verify", "--anchor", head["hash"])
     assert cut.code == 1
+    # The user's own anchor (kept by the verify that passed) says so too.
     assert cut.out == (
-        f"deleted: no record has the anchor hash {head}: records were deleted from the end of "
-        "the trail (or the anchor belongs to another trail)\n"
+        f"truncated: record #1 ({head['id']}) is gone: the trail ends at #0, but held #1 when "
+        "this trail was last written or verified here: records were cut off its end\n"
+        f"deleted: no record has the anchor hash {head['hash']}: records were deleted from the "
+        "end of the trail (or the anchor belongs to another trail)\n"
     )
 
 
