@@ -93,8 +93,13 @@ def judge(
     anchor: Anchor | None = None,
     published: str | None = None,
     rewrite: RewrittenHistory | None = None,
+    seen: dict[tuple[str, ...], Checked] | None = None,
 ) -> Verdict:
-    """The verdict on `records` (see the module docstring)."""
+    """The verdict on `records` (see the module docstring).
+
+    `seen`: signatures judged before, by record (a caller that judges the same trail
+    again and again, as a rollout does, checks each signature once).
+    """
     problems = list(verify(records))
     held = _anchor_problems(records, anchor)
     if published and all(r.hash != published for r in records):
@@ -102,7 +107,7 @@ def judge(
     if rewrite is not None:
         held.append(_rewrite_problem(records, rewrite))
     problems += held
-    checks = tuple(signing.check(r, policy.keyring) for r in records)
+    checks = tuple(_check(r, policy.keyring, {} if seen is None else seen) for r in records)
     signed_from = _signed_from(records, checks, anchor)
     accepted: list[int] = []
     for position, (record, checked) in enumerate(zip(records, checks, strict=True)):
@@ -116,6 +121,16 @@ def judge(
     trusted = frozenset() if broken else frozenset(range(len(records))) - bad
     ordered = tuple(sorted(problems, key=lambda p: p.position))
     return Verdict(tuple(records), ordered, checks, trusted, tuple(accepted))
+
+
+def _check(
+    record: AuditRecord, keyring: Keyring, checked: dict[tuple[str, ...], Checked]
+) -> Checked:
+    # What a signature's verdict depends on: the hash it signs, itself, the record's time.
+    key = (str(record.hash), repr(record.signature), str(record.started_at), str(record.ended_at))
+    if key not in checked:
+        checked[key] = signing.check(record, keyring)
+    return checked[key]
 
 
 def name(record: AuditRecord) -> str:
@@ -197,6 +212,7 @@ def read(
     anchor: AnchorFile | None = None,
     *,
     published: str | None = None,
+    seen: dict[tuple[str, ...], Checked] | None = None,
 ) -> Verdict:
     """Read the trail and judge it; a force-pushed git remote is a problem, not an error."""
     rewrite: RewrittenHistory | None = None
@@ -205,7 +221,7 @@ def read(
     except RewrittenHistory as exc:
         records, rewrite = exc.records, exc
     held = anchor.read() if anchor is not None else None
-    return judge(records, policy, anchor=held, published=published, rewrite=rewrite)
+    return judge(records, policy, anchor=held, published=published, rewrite=rewrite, seen=seen)
 
 
 def location(store: AuditStore) -> str:

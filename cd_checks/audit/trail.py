@@ -31,7 +31,7 @@ from cd_checks.audit.anchor import AnchorFile
 from cd_checks.audit.identity import Git, Identity, git_runner
 from cd_checks.audit.integrity import Policy, Verdict
 from cd_checks.audit.record import RUN_KINDS, UNKNOWN, AuditRecord, Json, iso
-from cd_checks.audit.signing import Signer
+from cd_checks.audit.signing import Checked, Signer
 from cd_checks.audit.store import AuditStore, open_store
 from cd_checks.config import Config
 from cd_checks.errors import AuditError
@@ -446,13 +446,16 @@ class AuditKnownGood:
     anchor: AnchorFile | None = None
     warn: Callable[[str], None] = field(default=_quiet, compare=False, repr=False)
     _said: set[str] = field(default_factory=set, compare=False, repr=False)
+    _checked: dict[tuple[str, ...], Checked] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @classmethod
     def of(cls, trail: AuditTrail, final_stages: Mapping[str, str] | None) -> AuditKnownGood:
         return cls(trail.store, final_stages, trail.policy, trail.anchor, trail.warn)
 
     def get(self, environment: str) -> str | None:
-        verdict = integrity.read(self.store, self.policy, self.anchor)
+        verdict = integrity.read(self.store, self.policy, self.anchor, seen=self._checked)
         revision, warnings = verified_known_good(verdict, environment, self.final_stages)
         for warning in warnings:
             if warning not in self._said:
