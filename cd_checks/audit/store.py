@@ -21,6 +21,7 @@ import fcntl
 import json
 import os
 import random
+import re
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -362,7 +363,8 @@ class GitBranchStore:
         if self.remote:
             done = self._git.run(["config", "--get", f"remote.{self.remote}.url"])
             where = done.stdout.strip() if done.returncode == 0 else self.remote
-        return f"git {where} {self.branch}"
+        # A URL may carry credentials (https://user:token@host/...): never keep them.
+        return f"git {re.sub(r'//[^/@]*@', '//', where)} {self.branch}"
 
     @property
     def _ref(self) -> str:

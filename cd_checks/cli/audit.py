@@ -215,6 +215,12 @@ def verify_command(ctx: click.Context, anchor: str | None, output_format: str) -
     if not verdict.ok:
         count = len(verdict.problems)
         click.echo(f"audit trail {trail.store.describe()}: {count} problem(s)", err=True)
+        if previous is not None and trail.anchor is not None and verdict.broken:
+            click.echo(
+                f"cd-checks: the head last seen here is kept in {trail.anchor.path}; "
+                "only if this trail was reset on purpose, remove that file",
+                err=True,
+            )
         ctx.exit(1)
     if verdict.records and trail.anchor is not None:
         try:

@@ -20,7 +20,7 @@ from cd_checks.audit.identity import git_runner
 from cd_checks.audit.integrity import Policy
 from cd_checks.audit.record import AuditRecord, chain, compute_hash
 from cd_checks.audit.signing import Keyring, Signer, load_allowed, sign
-from cd_checks.audit.store import FileStore
+from cd_checks.audit.store import FileStore, GitBranchStore
 from cd_checks.audit.trail import AuditKnownGood, AuditTrail, open_trail, verified_known_good
 from cd_checks.errors import AuditError
 from cd_checks.rollout.recorder import TrailHistory
@@ -400,3 +400,24 @@ def test_a_forged_rollback_record_does_not_choose_the_base_revision(tmp_path: Pa
     assert base is not None and base.revision == parent
     assert history.failed_run("production") is None
     assert [r.id for r in trail.believed()] == ["run-1", "run-2"]
+
+
+def test_a_trail_reset_on_purpose_verifies_once_its_anchor_is_removed(
+    tmp_path: Path, cli: Callable[..., Run], user: Path
+) -> None:
+    root = init_repo(write_tree(tmp_path / "repo", {"a.txt": "1\n"}))
+    write_records(root, 2)
+    (root / TRAIL).unlink()
+    reset = cli("-C", root, "audit", "verify")
+    assert reset.code == 1 and "truncated: record #1 (r1) is gone" in reset.out
+    [anchor] = (user / "anchors").glob("*.json")
+    assert f"the head last seen here is kept in {anchor}; only if this trail" in reset.err
+    anchor.unlink()
+    assert cli("-C", root, "audit", "verify").code == 0
+
+
+def test_the_anchor_of_a_git_trail_never_keeps_credentials(tmp_path: Path) -> None:
+    root = init_repo(write_tree(tmp_path / "repo", {"a.txt": "1\n"}))
+    git(root, "remote", "add", "origin", "https://deploy:s3cret@git.example.com/ops/infra.git")
+    store = GitBranchStore(root, remote="origin")
+    assert store.location() == f"git https://git.example.com/ops/infra.git {BRANCH}"
