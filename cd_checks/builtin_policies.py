@@ -25,6 +25,10 @@ class BuiltinSet:
     files: tuple[str, ...]
     combined_package: str | None = None
     schema: str | None = None  # path inside the set's directory
+    # Files the set reads only when they hold a playbook (a list with a play), the way
+    # ansible-lint tells a play from other YAML: a root `deploy.yml` is read, a root
+    # docker-compose.yml is not. Replaced, like `files`, by `policy.builtin_files`.
+    playbook_files: tuple[str, ...] = ()
 
 
 BUILTIN_SETS: dict[str, BuiltinSet] = {
@@ -38,13 +42,36 @@ BUILTIN_SETS: dict[str, BuiltinSet] = {
     "monitoring": BuiltinSet(
         name="monitoring",
         package="cd_checks.monitoring",
+        # Rule directories and rule file names (kube-prometheus, mixins, node_exporter,
+        # dockprom), and PrometheusRule manifests. A `.rules` file only where its name
+        # or place says Prometheus: udev, polkit and audit `.rules` files are no YAML.
+        # Other YAML these match (a CRD, prometheus.yml) has no rule groups: passed over.
         files=(
-            "**/prometheus/**/*.rules.yml",
-            "**/prometheus/**/*.rules.yaml",
-            "**/alerts/**/*.yml",
-            "**/alerts/**/*.yaml",
             "**/rules/**/*.yml",
             "**/rules/**/*.yaml",
+            "**/alerts/**/*.yml",
+            "**/alerts/**/*.yaml",
+            "**/*.rules.yml",
+            "**/*.rules.yaml",
+            "**/*_rules.yml",
+            "**/*_rules.yaml",
+            "**/*-rules.yml",
+            "**/*-rules.yaml",
+            "**/*_alerts.yml",
+            "**/*_alerts.yaml",
+            "**/*-alerts.yml",
+            "**/*-alerts.yaml",
+            "**/prometheus/**/*rules*.yml",
+            "**/prometheus/**/*rules*.yaml",
+            "**/prometheus/**/*alerts*.yml",
+            "**/prometheus/**/*alerts*.yaml",
+            "**/prometheus/**/*.rules",
+            "**/*alert*.rules",
+            "**/*record*.rules",
+            "**/*prometheusRule.yaml",
+            "**/*prometheusRule.yml",
+            "**/*PrometheusRule.yaml",
+            "**/*PrometheusRule.yml",
         ),
         combined_package="cd_checks.monitoring.combined",
     ),
@@ -63,13 +90,29 @@ BUILTIN_SETS: dict[str, BuiltinSet] = {
     "ansible": BuiltinSet(
         name="ansible",
         package="cd_checks.ansible",
+        # Where Ansible reads tasks and variables: a role's tasks/ handlers/ defaults/
+        # vars/ meta/ (a Galaxy role at the root, or under any roles/), inventory
+        # group_vars/ and host_vars/ (files without an extension too), playbooks/.
+        # Not templates/ (Jinja) nor files/ (copied as they are).
         files=(
-            "playbooks/**/*.yml",
-            "playbooks/**/*.yaml",
+            "**/tasks/**/*.yml",
+            "**/tasks/**/*.yaml",
+            "**/handlers/**/*.yml",
+            "**/handlers/**/*.yaml",
+            "**/defaults/**/*.yml",
+            "**/defaults/**/*.yaml",
+            "**/vars/**/*.yml",
+            "**/vars/**/*.yaml",
+            "**/meta/main.yml",
+            "**/meta/main.yaml",
+            "**/group_vars/**",
+            "**/host_vars/**",
+            "**/playbooks/**/*.yml",
+            "**/playbooks/**/*.yaml",
             "**/site.yml",
-            "roles/*/tasks/*.yml",
-            "roles/*/handlers/*.yml",
+            "**/site.yaml",
         ),
+        playbook_files=("**/*.yml", "**/*.yaml"),
     ),
     "pipeline": BuiltinSet(
         name="pipeline",

@@ -549,7 +549,8 @@ def _policy_setup(config: Config, options: ValidateOptions) -> PolicySetup | Non
         for name in sets:
             known = BUILTIN_SETS[name]
             globs = tuple(policy.builtin_files.get(name, known.files))
-            scopes.append(BuiltinScope(known.package, known.combined_package, globs))
+            plays = () if name in policy.builtin_files else known.playbook_files
+            scopes.append(BuiltinScope(known.package, known.combined_package, globs, plays))
     if user is None and builtin is None:
         return None
     all_namespaces = options.all_namespaces or policy.all_namespaces

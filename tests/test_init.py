@@ -314,7 +314,8 @@ def test_a_prometheus_repository_with_long_promql_gets_a_yamllint_config_that_fi
     yamllint = yaml.safe_load((root / ".yamllint").read_text())
     assert yamllint == {"extends": "default", "rules": {"line-length": {"max": 90}}}
     code, findings = validate(root)
-    assert code == 1 and where(findings) == [("prometheus/rules/disk.yml", 11, "MON-005")]
+    # Real, and a house rule: a warning that does not fail the run.
+    assert code == 0 and where(findings) == [("prometheus/rules/disk.yml", 11, "MON-005")]
     gitlab = yaml.safe_load((root / render.GITLAB_CI).read_text())
     assert gitlab["include"] == [
         {"component": "$CI_SERVER_FQDN/cd-checks/cd-checks/validate@0.2.0"}

@@ -20,12 +20,16 @@ from cd_checks.files import matcher
 from cd_checks.findings import Finding, Severity
 from cd_checks.rego import Evaluator, Outcome, PolicySource, open_engine
 
+# Keys only a play has at its top: a tasks file never does.
+PLAY_KEYS = ("hosts", "import_playbook", "ansible.builtin.import_playbook")
+
 
 @dataclass(frozen=True)
 class BuiltinScope:
     package: str
     combined_package: str | None
     globs: tuple[str, ...]
+    playbook_globs: tuple[str, ...] = ()  # read only when the file holds a playbook
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,13 @@ def whole_documents(path: str, parsed: Parsed) -> list[Entry]:
     return [Entry(path, i, parsed) for i, d in enumerate(parsed.documents) if d is not None]
 
 
+def holds_playbook(document: Any) -> bool:
+    """A list with a play (`hosts`, or `import_playbook`): ansible-lint's test for a playbook."""
+    return isinstance(document, list) and any(
+        isinstance(play, dict) and any(k in play for k in PLAY_KEYS) for play in document
+    )
+
+
 def conftest_inputs(entries: Sequence[Entry]) -> list[Entry]:
     """conftest evaluates each element of a top-level list as an input of its own
     (and combines them one by one); users' policies are written for that."""
@@ -90,6 +101,9 @@ class PolicyRunner:
             open_engine(setup.builtin, engine="embedded", wait=False) if setup.builtin else None
         )
         self._scopes = [(scope, matcher(scope.globs)) for scope in setup.scopes]
+        self._playbook_scopes = [
+            (scope, matcher(scope.playbook_globs)) for scope in setup.scopes if scope.playbook_globs
+        ]
 
     def check(self, path: str, parsed: Parsed) -> list[Finding]:
         """Per-document policies; skipped for users' policies in combine mode (conftest does)."""
@@ -102,6 +116,9 @@ class PolicyRunner:
             )
             findings += _findings(inputs, outcomes)
         packages = [s.package for s, spec in self._scopes if spec.match_file(path)]
+        if self._playbook_scopes and any(holds_playbook(e.contents) for e in documents):
+            plays = [s.package for s, spec in self._playbook_scopes if spec.match_file(path)]
+            packages += [p for p in plays if p not in packages]
         if self.builtin is not None and packages and documents:
             # The shipped sets read whole documents (a playbook is a list of plays), an
             # NGINX file as nginx reads it (`Parsed.in_context`). A snippet included in

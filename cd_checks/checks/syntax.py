@@ -52,6 +52,8 @@ INVENTORY_NAME_PREFIXES = ("hosts", "inventory")
 # Suffixes a file named by `rollout.inventory` or ansible.cfg keeps its own kind for.
 STRUCTURED_SUFFIXES = frozenset({".yml", ".yaml", ".json", ".toml"})
 VARS_DIRS = frozenset({"group_vars", "host_vars"})
+# Files beside the group_vars/host_vars files that are notes or leftovers, not variables.
+NOT_VARS_SUFFIXES = frozenset({".md", ".txt", ".rst", ".j2", ".bak", ".orig", ".swp", ".sample"})
 
 
 @dataclass(frozen=True)
@@ -93,7 +95,40 @@ def kind_of(path: str, inventories: Collection[str] = ()) -> str | None:
     name = path.rsplit("/", 1)[-1]
     if name in INI_NAMES:
         return "ini"
-    return EXTENSIONS.get(Path(name).suffix.lower())
+    kind = EXTENSIONS.get(Path(name).suffix.lower())
+    if kind is None and (is_ansible_vars(path) or is_prometheus_rules(path)):
+        return "yaml"
+    return kind
+
+
+def is_ansible_vars(path: str) -> bool:
+    """A group_vars/ or host_vars/ file Ansible reads as YAML though it has no `.yml`.
+
+    Right in the directory a file is named after its group or host, dots and all
+    (`group_vars/web`, `host_vars/db1.example.com`); in a group's or host's own
+    directory Ansible reads files without an extension (`group_vars/web/vault`).
+    Hidden files, editor backups and notes are not read.
+    """
+    parts = path.split("/")
+    name = parts[-1]
+    if len(parts) < 2 or name.startswith(".") or name.endswith("~"):
+        return False
+    if parts[-2] in VARS_DIRS:
+        return Path(name).suffix.lower() not in NOT_VARS_SUFFIXES
+    return bool(VARS_DIRS & set(parts[:-2])) and Path(name).suffix == ""
+
+
+def is_prometheus_rules(path: str) -> bool:
+    """A Prometheus rule file named `.rules` (`alert.rules`, `prometheus/node.rules`).
+
+    udev, polkit and audit `.rules` files are no YAML: only a name or a directory that
+    says Prometheus makes one a rule file.
+    """
+    parts = path.lower().split("/")
+    name = parts[-1]
+    if not name.endswith(".rules"):
+        return False
+    return "prometheus" in parts[:-1] or "alert" in name or "record" in name
 
 
 def is_inventory(path: str, named: Collection[str] = ()) -> bool:
@@ -371,7 +406,6 @@ def parse_nginx(
     view = options.nginx.view(source.path, loose["parsed"])
     problems = [finding(source, p.line, None, p.rule, p.message, p.severity) for p in view.problems]
     return replace(parsed, in_context=Parsed("nginx", view.documents)), problems
-
 
 
 def _crossplane(path: Path, *, check_ctx: bool) -> dict[str, Any]:

@@ -173,7 +173,8 @@ def _yaml_documents(root: Path, paths: Sequence[str]) -> dict[str, Any]:
     options = syntax.SyntaxOptions(yamllint_conf=None, max_lint_bytes=0, lint=False)
     documents: dict[str, Any] = {}
     for path in paths:
-        if not path.endswith(YAML_SUFFIXES) or path.rsplit("/", 1)[-1] in YAMLLINT_FILES:
+        # As validate reads them: `group_vars/web` and `alert.rules` are YAML too.
+        if syntax.kind_of(path) != "yaml" or path.rsplit("/", 1)[-1] in YAMLLINT_FILES:
             continue
         try:
             data = (root / path).read_bytes()
@@ -210,6 +211,8 @@ def _kinds(
 
 
 def _is_rule_file(doc: Any) -> bool:
+    if isinstance(doc, dict) and doc.get("kind") == "PrometheusRule":
+        doc = doc.get("spec")  # prometheus-operator's resource: the groups under spec
     groups = doc.get("groups") if isinstance(doc, dict) else None
     if not isinstance(groups, list) or not groups:
         return False
@@ -229,13 +232,12 @@ def _is_playbook(doc: Any) -> bool:
     return all("hosts" in play or any(k in play for k in IMPORT_PLAYBOOK) for play in doc)
 
 
-_ROLE_TASKS = re.compile(r"(?:^|/)roles/[^/]+/(?:tasks|handlers)/[^/]+\.ya?ml$")
+# Where Ansible reads tasks and variables: the ansible set's default places.
+_ANSIBLE_PLACES = repo_files.matcher(BUILTIN_SETS["ansible"].files)
 
 
 def _is_ansible(path: str, doc: Any) -> bool:
-    if _ROLE_TASKS.search(path):
-        return isinstance(doc, list)
-    return _is_playbook(doc)
+    return _ANSIBLE_PLACES.match_file(path) or _is_playbook(doc)
 
 
 def _is_patch(doc: Any) -> bool:

@@ -1,8 +1,9 @@
 # Ansible playbook and tasks-file policies (builtin set "ansible").
 #
-# Input: a playbook (a list of plays, each with `hosts`) or a tasks file (a
-# list of tasks, e.g. roles/*/tasks/main.yml). Tasks are found at any depth
-# (tasks, pre_tasks, post_tasks, handlers, block/rescue/always).
+# Input: a playbook (a list of plays, each with `hosts`), a tasks file (a list
+# of tasks, e.g. roles/*/tasks/main.yml) or a variables file (a mapping:
+# group_vars/, host_vars/, a role's defaults/ and vars/). Tasks are found at
+# any depth (tasks, pre_tasks, post_tasks, handlers, block/rescue/always).
 #
 # Config (data.cd_checks.config.ansible):
 #   production_words     words in a play's `hosts` that make it a production play
@@ -95,17 +96,18 @@ deny contains result if {
 
 # --- ANS-002: no plaintext secrets -------------------------------------------
 
-secret_key_pattern := `(?i)^(.*[_-])?(password|passwd|pass|passphrase|secret|token|api[_-]?key|access[_-]?key|secret[_-]?key|private[_-]?key|client[_-]?secret)$`
+# Keys that end in password, passwd, secret or token (`dbpassword`, `api_token`,
+# `ansible_become_password`), and the separated shorter forms (`ssh_pass`, `api_key`).
+secret_key_pattern := `(?i)^(.*(password|passwd|secret|token)|(.*[_-])?(pass|passphrase|api[_-]?key|access[_-]?key|secret[_-]?key|private[_-]?key))$`
 
 deny contains result if {
 	walk(input, [path, value])
-	is_string(value)
+	literal(value)
 	count(path) > 0
 	key := path[count(path) - 1]
 	is_string(key)
 	regex.match(secret_key_pattern, key)
 	not key in allowed_secret_keys
-	plaintext(value)
 	msg := sprintf(
 		"%s has a literal value; secrets in git are leaked secrets: use ansible-vault (!vault) or a lookup (\"{{ vault_%s }}\")",
 		[key, lower(key)],
@@ -113,8 +115,15 @@ deny contains result if {
 	result := finding("ANS-002", msg, path)
 }
 
+literal(value) if {
+	is_string(value)
+	plaintext(value)
+}
+
+literal(value) if is_number(value) # db_password: 123456 is read as a number
+
 plaintext(value) if {
-	trim_space(value) != ""
+	trim_space(value) != "" # an empty default, to be set in the inventory or vault
 	not regex.match(`^[!*]+$`, trim_space(value)) # "!" / "*": a locked account, not a secret
 	not contains(value, "{{")
 	not startswith(trim_space(value), "$ANSIBLE_VAULT;")
@@ -154,6 +163,7 @@ deny contains result if {
 deny contains result if {
 	some [i, play] in plays
 	not has_key(play, "become")
+	not escalation_moot(play)
 	msg := sprintf(
 		"play (hosts: %s) does not declare become: privilege escalation then depends on ansible.cfg and the runner's environment; set become: true or false",
 		[hosts_text(play)],
@@ -172,6 +182,46 @@ deny contains result if {
 		[node.become_user],
 	)
 	result := finding("ANS-005", msg, array.concat(p, ["become_user"]))
+}
+
+# Plays where an undeclared `become` changes nothing a reviewer cares about: they
+# connect as root already, run on the controller, or manage Windows (WinRM and PSRP
+# log in as an administrator; `runas` is no sudo).
+escalation_moot(play) if connects_as(play, "root")
+
+escalation_moot(play) if connection(play) == "local"
+
+escalation_moot(play) if {
+	names := regex.split(`\s*,\s*`, trim_space(hosts_text(play)))
+	every name in names {
+		name in {"localhost", "127.0.0.1", "::1"}
+	}
+}
+
+escalation_moot(play) if connection(play) in {"winrm", "psrp"}
+
+escalation_moot(play) if "windows" in regex.split(`[^a-z0-9]+`, lower(hosts_text(play)))
+
+escalation_moot(play) if {
+	some section in ["tasks", "pre_tasks", "post_tasks", "handlers"]
+	walk(play[section], [_, task])
+	is_object(task)
+	some module, _ in task
+	is_string(module)
+	regex.match(`^((ansible|community)\.windows\.|chocolatey\.chocolatey\.)?win_|^microsoft\.ad\.`, module)
+}
+
+connects_as(play, user) if play.remote_user == user
+
+connects_as(play, user) if {
+	some key in ["ansible_user", "ansible_ssh_user"]
+	play.vars[key] == user
+}
+
+connection(play) := play.connection if {
+	is_string(play.connection)
+} else := play.vars.ansible_connection if {
+	is_string(play.vars.ansible_connection)
 }
 
 # `become: true` on the node at path p or on an object enclosing it.

@@ -84,6 +84,30 @@ test_plaintext_password_denied if {
 	"ANS-002" in denied with input as [{"name": "x", "environment": {"GITHUB_TOKEN": "ghp_0123456789abcdef"}, "command": "gh release list"}]
 }
 
+# Keys that end in a secret word without a separator, in vars files and plays alike.
+test_secret_suffix_without_separator_denied if {
+	some r in ansible.deny with input as {"dbname": "shop", "dbuser": "shop", "dbpassword": "abc123"}
+	r.rule == "ANS-002"
+	r.path == ["dbpassword"]
+	"ANS-002" in denied with input as {"mysqlrootpasswd": "toor"}
+	"ANS-002" in denied with input as {"slack_webhooksecret": "xoxb-0123"}
+	"ANS-002" in denied with input as [play_with({"vars": {"githubtoken": "ghp_0123456789abcdef"}})]
+	"ANS-002" in denied with input as {"api_token": "0123456789abcdef"}
+	"ANS-002" in denied with input as {"aws_secret_key": "wJalrXUtnFEMI/K7MDENG"}
+	"ANS-002" in denied with input as {"redis_password": 123456}
+}
+
+test_secret_like_keys_that_hold_no_secret_allowed if {
+	not "ANS-002" in denied with input as {"dbpassword": ""}
+	not "ANS-002" in denied with input as {"dbpassword": "  "}
+	not "ANS-002" in denied with input as {"dbpassword": null}
+	not "ANS-002" in denied with input as {"dbpassword": "{{ lookup('community.hashi_vault.hashi_vault', 'secret/db:password') }}"}
+	not "ANS-002" in denied with input as {"dbpassword": "{{ vault_dbpassword }}"}
+	not "ANS-002" in denied with input as {"require_password": false}
+	not "ANS-002" in denied with input as {"password_file": "/etc/app/password", "token_ttl": 3600}
+	not "ANS-002" in denied with input as {"compass": "north", "bypass": "proxy"}
+}
+
 test_vaulted_or_templated_secret_allowed if {
 	not "ANS-002" in denied with input as [prod_play]
 	not "ANS-002" in denied with input as [play_with({"vars": {"db_password": "$ANSIBLE_VAULT;1.1;AES256\n6238..."}})]
@@ -124,6 +148,34 @@ test_production_play_with_max_fail_allowed if {
 
 test_play_without_become_denied if {
 	"ANS-005" in denied with input as [play_without("become")]
+}
+
+# A play without `become` (and without become_user, which is the rule's other half).
+no_become(patch) := [object.union(
+	{"name": "Configure", "hosts": "webservers", "tasks": [{"name": "Reload nginx", "ansible.builtin.command": "nginx -s reload"}]},
+	patch,
+)]
+
+test_plays_that_need_no_become_allowed if {
+	not "ANS-005" in denied with input as no_become({"remote_user": "root"})
+	not "ANS-005" in denied with input as no_become({"vars": {"ansible_user": "root"}})
+	not "ANS-005" in denied with input as no_become({"connection": "local"})
+	not "ANS-005" in denied with input as no_become({"hosts": "localhost"})
+	not "ANS-005" in denied with input as no_become({"hosts": "localhost, 127.0.0.1"})
+	not "ANS-005" in denied with input as no_become({"hosts": ["localhost"]})
+	not "ANS-005" in denied with input as no_become({"vars": {"ansible_connection": "winrm"}})
+	not "ANS-005" in denied with input as no_become({"connection": "psrp"})
+	not "ANS-005" in denied with input as no_become({"hosts": "windows"})
+	not "ANS-005" in denied with input as no_become({"hosts": "all", "tasks": [task("win_feature", {"name": "Web-Server"})]})
+	not "ANS-005" in denied with input as no_become({"hosts": "all", "tasks": [{"block": [task("ansible.windows.win_service", {"name": "W3SVC"})]}]})
+}
+
+test_plays_that_may_need_become_denied if {
+	"ANS-005" in denied with input as no_become({"remote_user": "deploy"})
+	"ANS-005" in denied with input as no_become({"connection": "ssh"})
+	"ANS-005" in denied with input as no_become({"hosts": "localhost,web1"})
+	"ANS-005" in denied with input as no_become({"hosts": "windowsill"})
+	"ANS-005" in denied with input as no_become({"vars": {"win_path": "C:\\app"}})
 }
 
 test_become_user_without_become_denied if {

@@ -9,6 +9,9 @@ warned := {r.rule | some r in monitoring.warn}
 
 combined_denied := {r.rule | some r in combined.deny}
 
+# whatever the severity
+reported := denied | warned
+
 good_alert := {
 	"alert": "NginxHighErrorRate",
 	"expr": "sum by (instance) (rate(nginx_http_requests_total{status=~\"5..\"}[5m])) / sum by (instance) (rate(nginx_http_requests_total[5m])) > 0.05",
@@ -56,7 +59,64 @@ test_alert_with_bad_for_denied if {
 
 test_alert_with_for_allowed if {
 	not "MON-001" in denied with input as file_with(alert_with({"for": "1h30m"}))
-	not "MON-001" in denied with input as file_with(alert_with({"for": "0"}))
+	not "MON-001" in denied with input as file_with(alert_with({"for": "30s"}))
+}
+
+# `for: 0m` is how generators spell "no for" (246 alerts in one public collection).
+test_zero_for_is_no_for if {
+	some r in monitoring.deny with input as file_with(alert_with({"for": "0m"}))
+	r.rule == "MON-001"
+	r.path == ["groups", 0, "rules", 1, "for"]
+	contains(r.msg, "`for: 0m`, which is no `for`")
+	"MON-001" in denied with input as file_with(alert_with({"for": "0"}))
+	"MON-001" in denied with input as file_with(alert_with({"for": "0s"}))
+	not "MON-002" in warned with input as file_with(alert_with({"for": "0m"}))
+}
+
+watchdog := {
+	"alert": "Watchdog",
+	"expr": "vector(1)",
+	"labels": {"severity": "none"},
+	"annotations": {
+		"summary": "An alert that should always be firing to certify that Alertmanager is working properly.",
+		"runbook_url": "https://runbooks.prometheus-operator.dev/runbooks/general/watchdog",
+	},
+}
+
+info_inhibitor := {
+	"alert": "InfoInhibitor",
+	"expr": "ALERTS{severity = \"info\"} == 1 unless on (namespace) ALERTS{alertname != \"InfoInhibitor\", severity =~ \"warning|critical\", alertstate=\"firing\"} == 1",
+	"labels": {"severity": "none"},
+	"annotations": {
+		"summary": "Info-level alert inhibition.",
+		"runbook_url": "https://runbooks.prometheus-operator.dev/runbooks/general/infoinhibitor",
+	},
+}
+
+test_heartbeat_and_inhibitor_alerts_allowed if {
+	count(monitoring.deny) == 0 with input as file_with(watchdog)
+	count(monitoring.deny) == 0 with input as file_with(info_inhibitor)
+	count(monitoring.warn) == 0 with input as file_with(watchdog)
+	not "MON-001" in denied with input as file_with(object.union(watchdog, {"for": "0m", "labels": {"severity": "critical"}}))
+	not "MON-002" in warned with input as file_with(object.union(info_inhibitor, {"for": "1m"}))
+}
+
+test_heartbeat_needs_its_shape if {
+	# severity none is for heartbeats and inhibitors only; a constant other than vector(n) is no heartbeat
+	"MON-003" in denied with input as file_with(alert_with({"labels": {"severity": "none"}}))
+	"MON-001" in denied with input as file_with(object.union(watchdog, {"expr": "up == 0"}))
+	"MON-001" in denied with input as file_with(object.union(watchdog, {"expr": "MY_ALERTS_TOTAL > 1"}))
+}
+
+ttl_alert := alert_with({
+	"alert": "SSLCertificateExpiresSoon",
+	"expr": "probe_ssl_earliest_cert_expiry{job=\"blackbox\"} - time() < 86400 * 14",
+})
+
+test_ttl_alert_without_for_allowed if {
+	not "MON-001" in denied with input as file_with(object.remove(ttl_alert, ["for"]))
+	not "MON-002" in warned with input as file_with(object.union(ttl_alert, {"for": "1m"}))
+	"MON-001" in denied with input as file_with(object.remove(object.union(ttl_alert, {"expr": "x509_timestamp(x) < 5"}), ["for"]))
 }
 
 test_missing_for_points_at_rule if {
@@ -115,17 +175,18 @@ test_summary_allowed if {
 
 # MON-005
 
-test_missing_runbook_denied if {
-	"MON-005" in denied with input as file_with(alert_with({"annotations": {"summary": "disk full"}}))
-	"MON-005" in denied with input as file_with(alert_without("annotations"))
+test_missing_runbook_warned if {
+	"MON-005" in warned with input as file_with(alert_with({"annotations": {"summary": "disk full"}}))
+	"MON-005" in warned with input as file_with(alert_without("annotations"))
+	not "MON-005" in denied with input as file_with(alert_without("annotations"))
 }
 
-test_runbook_not_a_url_denied if {
-	"MON-005" in denied with input as file_with(alert_with({"annotations": {"summary": "x", "runbook_url": "see wiki"}}))
+test_runbook_not_a_url_warned if {
+	"MON-005" in warned with input as file_with(alert_with({"annotations": {"summary": "x", "runbook_url": "see wiki"}}))
 }
 
 test_templated_runbook_allowed if {
-	not "MON-005" in denied with input as file_with(alert_with({"annotations": {
+	not "MON-005" in warned with input as file_with(alert_with({"annotations": {
 		"summary": "x",
 		"runbook_url": "{{ $externalURL }}/runbooks/disk",
 	}}))
@@ -133,13 +194,46 @@ test_templated_runbook_allowed if {
 
 # MON-006
 
-test_recording_rule_name_denied if {
-	"MON-006" in denied with input as file_with({"record": "nginx_request_rate", "expr": "rate(x[5m])"})
-	"MON-006" in denied with input as file_with({"record": "job:nginx_requests", "expr": "rate(x[5m])"})
+test_recording_rule_name_warned if {
+	"MON-006" in warned with input as file_with({"record": "nginx_request_rate", "expr": "rate(x[5m])"})
+	"MON-006" in warned with input as file_with({"record": "job:nginx_requests", "expr": "rate(x[5m])"})
+	not "MON-006" in denied with input as file_with({"record": "job:nginx_requests", "expr": "rate(x[5m])"})
 }
 
 test_recording_rule_name_allowed if {
-	not "MON-006" in denied with input as file_with({"record": "job:nginx_http_requests:rate5m", "expr": "x"})
+	not "MON-006" in warned with input as file_with({"record": "job:nginx_http_requests:rate5m", "expr": "x"})
+	not "MON-006" in warned with input as file_with({"record": ":node_memory_MemAvailable_bytes:sum", "expr": "sum(node_memory_MemAvailable_bytes)"})
+}
+
+record(name, expr) := file_with({"record": name, "expr": expr})
+
+# node_exporter's docs/example-16-compatibility-rules.yml and its new-to-old twin
+test_compatibility_renames_allowed if {
+	not "MON-006" in reported with input as record("node_boot_time_seconds", "node_boot_time")
+	not "MON-006" in reported with input as record("node_cpu", `label_replace(node_cpu_seconds_total, "cpu", "$1", "cpu", "cpu(.+)")`)
+	not "MON-006" in reported with input as record("node_disk_io_time_seconds_total", "node_disk_io_time_ms / 1000")
+	not "MON-006" in reported with input as record("node_disk_io_time_ms", "node_disk_io_time_seconds_total * 1000")
+	not "MON-006" in reported with input as record("node_supervisord_uptime", "time() - node_supervisord_start_time_seconds")
+	not "MON-006" in reported with input as record("node_memory_DirectMap2M", `node_memory_DirectMap2M_bytes{job="node"}`)
+	not "MON-006" in reported with input as record(
+		"node_nfs_requests_total",
+		`label_replace(label_replace(node_nfs_procedures, "proto", "$1", "version", "(.+)"), "method", "$1", "procedure", "(.+)")`,
+	)
+}
+
+test_computations_are_no_renames if {
+	"MON-006" in warned with input as record("node_cpu_rate", "rate(node_cpu_seconds_total[5m])")
+	"MON-006" in warned with input as record("node_cpu_total", "sum(node_cpu_seconds_total)")
+	"MON-006" in warned with input as record("node_cpu_total", "sum by (instance) (node_cpu_seconds_total)")
+	"MON-006" in warned with input as record("mem_ratio", "node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes")
+	"MON-006" in warned with input as record("cpu_abs", "abs(node_cpu_seconds_total)")
+	"MON-006" in warned with input as record("a:b", "node_cpu")
+	"MON-006" in warned with input as record("up_one", "vector(1)")
+}
+
+test_renames_are_configurable if {
+	"MON-006" in warned with input as record("node_boot_time_seconds", "node_boot_time")
+		with data.cd_checks.config.monitoring.allow_renames as false
 }
 
 # MON-008

@@ -78,7 +78,8 @@ def test_named_inventories_come_from_the_config_and_ansible_cfg(tmp_path: Path) 
     assert syntax.kind_of("fleet/web.inv", in_directory) == "inventory"
     assert syntax.kind_of("fleet/README.md", in_directory) is None  # Ansible skips it
     assert syntax.kind_of("fleet/.hidden", in_directory) is None
-    assert syntax.kind_of("fleet/group_vars/web", in_directory) is None
+    # not an inventory: variables, which Ansible reads as YAML without an extension too
+    assert syntax.kind_of("fleet/group_vars/web", in_directory) == "yaml"
     assert syntax.kind_of("fleet/servers.yml", in_directory) == "yaml"
 
 

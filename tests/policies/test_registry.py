@@ -45,7 +45,8 @@ def test_schemas_ship_for_the_manifest_sets() -> None:
         ("ansible", "playbooks/deploy.yml", True),
         ("ansible", "site.yml", True),
         ("ansible", "roles/nginx/tasks/main.yml", True),
-        ("ansible", "roles/nginx/defaults/main.yml", False),
+        ("ansible", "roles/nginx/defaults/main.yml", True),  # variables: ANS-002
+        ("ansible", "roles/nginx/templates/nginx.conf.j2", False),
         ("pipeline", "cd-checks.yml", True),
         ("pipeline", "sub/cd-checks.yml", False),
     ],
