@@ -308,6 +308,7 @@ def _trail(context: Context, *, emergency: bool = False) -> AuditTrail:
     leftovers(context.root, trail)
     if not emergency:
         return trail
+    trail = trail.for_break_glass()
     fallback = FileStore(fallback_path(context.root, os.environ), warner(), private=True)
     return replace(trail, store=FallbackStore(trail.store, fallback, warner(prefix="")))
 

@@ -421,3 +421,31 @@ def test_the_anchor_of_a_git_trail_never_keeps_credentials(tmp_path: Path) -> No
     git(root, "remote", "add", "origin", "https://deploy:s3cret@git.example.com/ops/infra.git")
     store = GitBranchStore(root, remote="origin")
     assert store.location() == f"git https://git.example.com/ops/infra.git {BRANCH}"
+
+
+def test_a_ci_job_without_its_key_does_not_deploy_but_break_glass_does_loudly(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = Repo(tmp_path, capsys)
+    team = signing.user_signer(tmp_path / "team", "ci")
+    text = (repo.root / "cd-checks.yml").read_text() + "audit: {signers: audit-signers}\n"
+    repo.commit({"cd-checks.yml": text, "audit-signers": team.allowed_line() + "\n"})
+    monkeypatch.setenv("CI", "true")
+    code, _, err = repo.cli("rollout", "run", "--all")
+    assert code == 2 and repo.running() == {}
+    assert err.splitlines()[-1] == (
+        "cd-checks: error: cannot write the audit record (stage): audit records must be "
+        "signed (audit.require_signatures) and this job has no key: set CD_CHECKS_AUDIT_KEY "
+        "to an OpenSSH Ed25519 private key listed in audit.signers"
+    )
+    emergency = ("rollout", "run", "--all", "--break-glass", "--reason", "outage")
+    code, out, err = repo.cli(*emergency, "--ticket", "INC-7")
+    assert code == 0, out + err
+    assert "cd-checks: warning: BREAK-GLASS: audit records must be signed" in err
+    caught = repo.cli("audit", "verify")
+    assert caught[0] == 1
+    assert "carries no signature: audit.require_signatures is on" in caught[1]
+    monkeypatch.setenv("CD_CHECKS_AUDIT_KEY", str(tmp_path / "team" / "audit_ed25519"))
+    assert repo.cli("rollout", "run", "--all")[0] == 0
+    signed = FileStore(repo.root / TRAIL).records()[-1].signature
+    assert signed["signer"] == "ci" and signed["key"] == team.fingerprint
