@@ -106,6 +106,9 @@ class _Tree:
     problems: list[Problem] = field(default_factory=list)
     guessed: bool = False  # the prefix is a guess: no nginx.conf holds this file
     budget: list[int] = field(default_factory=lambda: [MAX_INCLUDED, MAX_DIRECTIVES])
+    # Files on an include loop: nginx -t fails on them, so they are read once, not again
+    # at each place they are included (a conf.d/ whose files all include conf.d/*.conf).
+    looping: set[str] = field(default_factory=set)
 
 
 @dataclass(frozen=True)
@@ -307,11 +310,8 @@ class Layout:
         spliced: list[Node] = []
         node["includes"] = list(target.files)
         for included in target.files:
-            if included in stack:
-                loop = " -> ".join([*stack[stack.index(included) :], included])
-                message = f"include {node['parameters'][0]}: include loop ({loop}); nginx -t fails"
-                tree.problems.append(Problem(here, "include-loop", "error", message))
-                node["unresolved"] = True
+            if included in stack or included in tree.looping:
+                self._loop(node, included, tree, stack=stack, here=here)
                 continue
             if tree.budget[0] <= 0:
                 message = (
@@ -325,6 +325,20 @@ class Layout:
             tree.files.add(included)
             spliced += self._splice(node, included, prefix, tree, stack=stack, chain=here)
         return spliced
+
+    def _loop(
+        self, node: Node, included: str, tree: _Tree, *, stack: tuple[str, ...], here: Chain
+    ) -> None:
+        """One finding per include directive that closes a loop; the files on it are not
+        expanded again."""
+        if included in stack:
+            cycle = stack[stack.index(included) :]
+            tree.looping.update(cycle)
+            if not node.get("loop"):
+                loop = " -> ".join([*cycle, included])
+                message = f"include {node['parameters'][0]}: include loop ({loop}); nginx -t fails"
+                tree.problems.append(Problem(here, "include-loop", "error", message))
+        node["unresolved"] = node["loop"] = True
 
     def _splice(
         self,

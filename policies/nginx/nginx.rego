@@ -562,6 +562,7 @@ warn contains result if {
 	some [p, d] in directives
 	d.name in header_levels
 	count(add_headers(d)) > 0
+	not answers_itself(d)
 	levels := level_paths(p)
 	count(levels) > 1
 	inherit_mode(levels, count(levels) - 1) != "merge"
@@ -579,6 +580,13 @@ warn contains result if {
 		[block_label(d), concat(", ", dropped)],
 	)
 	result := finding("NGINX-010", msg, array.concat(p, ["block", "directives", first]))
+}
+
+# `if ($request_method = OPTIONS) { add_header Access-Control-Allow-Origin *; return 204; }`:
+# a CORS preflight answer, no page to protect.
+answers_itself(d) if {
+	d.name == "if"
+	has_child(d, "return")
 }
 
 block_label(d) := sprintf("server %s", [server_label(d)]) if d.name == "server"

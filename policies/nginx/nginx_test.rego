@@ -518,3 +518,11 @@ test_security_headers_setting if {
 	not "NGINX-010" in warned with input as site with data.cd_checks.config.nginx.security_headers as ["content-security-policy"]
 	"NGINX-010" in warned with input as site with data.cd_checks.config.nginx.security_headers as ["x-frame-options"]
 }
+
+test_preflight_answer_in_if_allowed if {
+	not "NGINX-010" in warned with input as headers_site([blk("if", ["$request_method", "=", "OPTIONS"], [
+		d("add_header", ["Access-Control-Allow-Origin", "*"]),
+		d("return", ["204"]),
+	])])
+	"NGINX-010" in warned with input as headers_site([blk("if", ["$arg_download"], [d("add_header", ["Content-Disposition", "attachment"])])])
+}

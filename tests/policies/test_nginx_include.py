@@ -107,6 +107,19 @@ def test_include_problems_are_findings_at_the_include_line(
     assert "server_tokens" not in run.out  # the file outside was never read
 
 
+def test_files_that_all_include_each_other_are_one_loop_finding_each(
+    cli: Callable[..., Run], repo: Callable[[Mapping[str, str | bytes]], Path]
+) -> None:
+    sites = {
+        f"conf.d/s{i:02}.conf": "include conf.d/*.conf;\nserver {\n    listen 80;\n}\n"
+        for i in range(12)
+    }
+    main = "events {}\nhttp {\n    server_tokens off;\n    include conf.d/*.conf;\n}\n"
+    run = validate(cli, repo({"cd-checks.yml": NGINX_ONLY, "nginx.conf": main, **sites}))
+    assert run.code == 1
+    assert findings(run) == {(name, 1, "include-loop", "error") for name in sites}
+
+
 # --- each false-alarm class of issue 10, alone ------------------------------------------
 
 H5BP_MAIN = """\
