@@ -289,11 +289,9 @@ def test_an_nginx_repository_gets_globs_for_where_its_configs_are(tmp_path: Path
     done = init(root, "--ci", "github")
     assert "found: 3 NGINX configs" in done.out  # not logrotate.conf
     written = config(root)
-    assert written["syntax"] == {"nginx": ["/nginx.conf", "conf.d/*.conf"]}
-    assert written["policy"] == {
-        "builtin": ["nginx"],
-        "builtin_files": {"nginx": ["/nginx.conf", "conf.d/*.conf"]},
-    }
+    # the default globs find nginx.conf and conf.d/ (and leave logrotate.conf alone)
+    assert "syntax" not in written
+    assert written["policy"] == {"builtin": ["nginx"]}
     code, findings = validate(root)
     assert code == 1 and where(findings) == [("conf.d/files.conf", 7, "NGINX-003")]  # real
     assert not (root / render.GITLAB_CI).exists()
