@@ -294,9 +294,10 @@ def run(options: ValidateOptions, *, warn: Callable[[str], None] | None = None) 
     candidates = [p for p in selection.paths if checker.kind(p) is not None]
     if selection is not everything and checker.syntax.nginx is not None:
         # PR mode: a changed snippet or nginx.conf changes the verdict of the sites it reaches.
-        others = [p for p in everything.paths if p not in set(candidates)]
-        nginx_files = [p for p in others if checker.kind(p) == "nginx"]
-        candidates += checker.syntax.nginx.dependents(selection.paths, nginx_files)
+        chosen = set(candidates)
+        others = [p for p in everything.paths if p not in chosen and checker.kind(p) == "nginx"]
+        if others:
+            candidates += checker.syntax.nginx.dependents(selection.paths, others)
     findings: list[Finding] = list(checker.schema_problems)
     parsed_by_path: dict[str, Parsed] = {}
     for path, found, parsed in _check_all(checker, candidates, options.jobs):
