@@ -4,8 +4,11 @@ YAML goes through yamllint (its rules and config honoured) and is then
 composed once with libyaml, keeping the node tree for locating findings.
 JSON, TOML, INI and NGINX (crossplane) parse errors become findings with
 line and column; Ansible INI inventories are not INI, they are read the way
-Ansible reads them (`cd_checks.rollout.inventory`). The parsed documents
-are returned for the schema and policy checks. Bad bytes (binary, invalid
+Ansible reads them (`cd_checks.rollout.inventory`). An NGINX file's
+includes are resolved as nginx does (`cd_checks.nginx`): a missing file or a
+loop is a finding at the include line, and the file as nginx reads it goes
+to the nginx policy set. The parsed documents are returned for the schema
+and policy checks. Bad bytes (binary, invalid
 UTF-8, alias bombs, deep nesting, files too large to lint) become findings,
 never exceptions.
 """
