@@ -101,6 +101,8 @@ class View:
 
 @dataclass
 class _Tree:
+    """One nginx.conf (or a file alone) with its includes spliced in, while it is built."""
+
     nodes: list[Node]
     files: set[str] = field(default_factory=set)
     problems: list[Problem] = field(default_factory=list)
