@@ -4,16 +4,21 @@ One explicit entry per set: its Rego package, the files it applies to by
 default (gitwildmatch globs against repo-relative paths, overridable with
 `policy.builtin_files`), its cross-file package for `--combine`, and the JSON
 schema it ships for its manifest format. This module only names things; it
-does not load, evaluate or match anything.
+does not load, evaluate or match anything (it reads the rule ids out of the
+shipped Rego, which is where a rule gets its id).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 from cd_checks.config import DEFAULT_NGINX_GLOBS
+
+# A rule's id is the first argument of its `finding(...)` call (policies/README.md).
+RULE_ID = re.compile(r'\bfinding\("([A-Z]+-[0-9]{3})"')
 
 
 @dataclass(frozen=True)
@@ -128,6 +133,17 @@ def policies_dir() -> Path:
     if isinstance(packaged, Path) and (packaged / "nginx").is_dir():
         return packaged
     return Path(__file__).resolve().parent.parent / "policies"
+
+
+def rule_ids() -> dict[str, str]:
+    """Every rule id of the shipped sets, and its set: read from the Rego sources,
+    so that a new rule is known to `policy.rules` without a second list to keep."""
+    ids: dict[str, str] = {}
+    for name in BUILTIN_SETS:
+        for source in sorted((policies_dir() / name).glob("*.rego")):
+            if not source.name.endswith("_test.rego"):
+                ids.update(dict.fromkeys(RULE_ID.findall(source.read_text("utf-8")), name))
+    return ids
 
 
 def config_schema_path() -> Path:

@@ -16,7 +16,7 @@ import json
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from cd_checks.errors import ConfigError
 
@@ -47,6 +47,17 @@ NGINX_NOT = (
     "!**/*~",
 )
 DEFAULT_NGINX_GLOBS = NGINX_PLACES + NGINX_LAYOUT + NGINX_NOT
+# Templates are not what they render to: a Jinja `{% if %}` is no YAML or NGINX, so
+# these are not checked at all (ansible-lint skips them; yamllint users list them in
+# `ignore:`). A role's templates/ keeps the target's own name (`nginx.conf`,
+# `app.yml`) as often as it adds `.j2`. `syntax.templates` replaces the list.
+DEFAULT_TEMPLATE_GLOBS = (
+    "**/*.j2",
+    "**/*.j2.*",
+    "**/*.jinja",
+    "**/*.jinja2",
+    "**/roles/**/templates/**",
+)
 DEFAULT_EXCEPTIONS_FILE = ".cd-checks-exceptions.yml"
 
 
@@ -54,6 +65,18 @@ DEFAULT_EXCEPTIONS_FILE = ".cd-checks-exceptions.yml"
 class SchemaMapping:
     globs: tuple[str, ...]
     schema: str
+
+
+RuleSeverity = Literal["error", "warning", "off"]
+
+
+@dataclass(frozen=True)
+class RuleSetting:
+    """A builtin rule as tuned in `policy.rules.<ID>`; None keeps the set's own choice."""
+
+    severity: RuleSeverity | None = None
+    files: tuple[str, ...] | None = None  # replaces the set's globs for this rule
+    exclude: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -68,6 +91,7 @@ class PolicyConfig:
     builtin: tuple[str, ...] = ()
     builtin_files: dict[str, tuple[str, ...]] = field(default_factory=dict)
     builtin_data: dict[str, Any] = field(default_factory=dict)
+    rules: dict[str, RuleSetting] = field(default_factory=dict)
     exceptions: str = DEFAULT_EXCEPTIONS_FILE
 
 
@@ -82,6 +106,7 @@ class Config:
     max_size_mb: float = 5.0
     yamllint: str | None = None
     nginx_globs: tuple[str, ...] = DEFAULT_NGINX_GLOBS
+    template_globs: tuple[str, ...] = DEFAULT_TEMPLATE_GLOBS
     syntax_disabled: tuple[str, ...] = ()
     schemas: tuple[SchemaMapping, ...] = ()
     policy: PolicyConfig = PolicyConfig()
@@ -115,7 +140,23 @@ def validate_raw(raw: Any, source: str) -> dict[str, Any]:
 
         settings = json.loads(config_schema_path().read_text("utf-8"))
         _raise_first(settings, builtin_data, source, ("policy", "builtin_data"))
+    _check_rule_ids((raw.get("policy") or {}).get("rules") or {}, source)
     return dict(raw)
+
+
+def _check_rule_ids(rules: dict[Any, Any], source: str) -> None:
+    """`policy.rules` names rules the builtin sets define: a typo would tune nothing."""
+    from cd_checks.builtin_policies import rule_ids
+
+    known = sorted(rule_ids())
+    for rule in rules:
+        if rule in known:
+            continue
+        # Ids are upper case; `mon-005` is that id, not a near miss of it.
+        guess = str(rule).upper()
+        close = [guess] if guess in known else difflib.get_close_matches(guess, known, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else " (ids: policies/README.md)"
+        raise ConfigError(f"{source}: unknown rule {rule!r} in policy.rules{hint}")
 
 
 def _raise_first(
@@ -155,10 +196,13 @@ def _globs(raw: dict[str, Any]) -> list[tuple[str, str]]:
         ("files.include", (raw.get("files") or {}).get("include")),
         ("files.exclude", (raw.get("files") or {}).get("exclude")),
         ("syntax.nginx", (raw.get("syntax") or {}).get("nginx")),
+        ("syntax.templates", (raw.get("syntax") or {}).get("templates")),
     ]
     named += [(f"schema[{i}].files", m.get("files")) for i, m in enumerate(raw.get("schema") or [])]
     builtin_files = (raw.get("policy") or {}).get("builtin_files") or {}
     named += [(f"policy.builtin_files.{name}", g) for name, g in builtin_files.items()]
+    for rule, setting in ((raw.get("policy") or {}).get("rules") or {}).items():
+        named += [(f"policy.rules.{rule}.{key}", setting.get(key)) for key in ("files", "exclude")]
     found = []
     for key, value in named:
         if isinstance(value, str):
@@ -257,6 +301,16 @@ def _tuple(value: Any) -> tuple[str, ...]:
     return (value,) if isinstance(value, str) else tuple(value)
 
 
+def _rule_setting(raw: dict[str, Any]) -> RuleSetting:
+    # An unquoted `off` is YAML 1.1's false: it says "off" all the same.
+    severity = raw.get("severity")
+    return RuleSetting(
+        severity="off" if severity is False else severity,
+        files=_tuple(raw["files"]) if "files" in raw else None,
+        exclude=_tuple(raw.get("exclude", ())),
+    )
+
+
 def _build(root: Path, source: Path | None, raw: dict[str, Any]) -> Config:
     files = raw.get("files") or {}
     syntax = raw.get("syntax") or {}
@@ -270,6 +324,7 @@ def _build(root: Path, source: Path | None, raw: dict[str, Any]) -> Config:
         max_size_mb=float(files.get("max_size_mb", 5.0)),
         yamllint=syntax.get("yamllint"),
         nginx_globs=tuple(syntax.get("nginx", DEFAULT_NGINX_GLOBS)),
+        template_globs=tuple(syntax.get("templates", DEFAULT_TEMPLATE_GLOBS)),
         syntax_disabled=tuple(syntax.get("disable", ())),
         schemas=tuple(
             SchemaMapping(_tuple(m["files"]), m["schema"]) for m in raw.get("schema") or ()
@@ -285,6 +340,7 @@ def _build(root: Path, source: Path | None, raw: dict[str, Any]) -> Config:
             builtin=tuple(policy.get("builtin", ())),
             builtin_files={k: tuple(v) for k, v in (policy.get("builtin_files") or {}).items()},
             builtin_data=dict(policy.get("builtin_data") or {}),
+            rules={rule: _rule_setting(s) for rule, s in (policy.get("rules") or {}).items()},
             exceptions=policy.get("exceptions", DEFAULT_EXCEPTIONS_FILE),
         ),
         raw=raw,

@@ -17,6 +17,7 @@ import datetime
 import hashlib
 import json
 import os
+import re
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -43,6 +44,8 @@ YAMLLINT_FILES = (".yamllint", ".yamllint.yaml", ".yamllint.yml")
 # Below this many files, starting worker processes costs more than it saves (bench/).
 PARALLEL_THRESHOLD = 48
 CHUNK = 16
+# A line that may open a play (`- hosts: web`, `- import_playbook: x.yml`).
+PLAY_LINE = re.compile(rb"^[ \t-]*(?:hosts|(?:ansible\.builtin\.)?import_playbook)[ \t]*:", re.M)
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,7 @@ class CheckSpec:
     max_lint_bytes: int
     disabled: frozenset[str]
     nginx_globs: tuple[str, ...]
+    template_globs: tuple[str, ...]
     schemas: tuple[tuple[tuple[str, ...], str], ...]
     config_path: str
     policy: PolicySetup | None
@@ -110,6 +114,7 @@ class Checker:
             raise ConfigError(f"{where}: invalid yamllint config: {exc}") from exc
         self.yamllint_conf = conf
         self.nginx = files.matcher(spec.nginx_globs)
+        self.templates = files.matcher(spec.template_globs)
         # With the default globs, a file under conf.d/ or sites-*/ may be Apache's.
         defaults = spec.nginx_globs == config_module.DEFAULT_NGINX_GLOBS
         self._nginx_places = files.matcher(config_module.NGINX_PLACES) if defaults else None
@@ -133,6 +138,8 @@ class Checker:
         return self._kinds[path]
 
     def _kind(self, path: str) -> str | None:
+        if self.templates.match_file(path):
+            return None  # not what it renders to until rendered (`syntax.templates`)
         nginx = self.nginx.match_file(path) and self._reads_as_nginx(path)
         kind = "nginx" if nginx else syntax.kind_of(path, self.spec.inventories)
         if kind in self.spec.disabled:
@@ -291,6 +298,11 @@ def run(options: ValidateOptions, *, warn: Callable[[str], None] | None = None) 
             selection = changed
     spec = _with_cache(spec, config, options, warn)
     checker = Checker(spec)
+    if warn is not None and not paths:
+        # The whole repository was listed, also in PR mode: a set that reads none of it
+        # has globs that miss this layout. (Named files are only part of it.)
+        for line in _idle_sets(checker, everything.paths):
+            warn(line)
     candidates = [p for p in selection.paths if checker.kind(p) is not None]
     if selection is not everything and checker.syntax.nginx is not None:
         # PR mode: a changed snippet or nginx.conf changes the verdict of the sites it reaches.
@@ -358,6 +370,46 @@ def _nginx_roots(
     if options.paths and any(matched.match_file(p) for p in listed):
         listed = files.select(options.root, include=config.include, exclude=config.exclude).paths
     return nginx.roots(listed, matched.match_file)
+
+
+def _idle_sets(checker: Checker, paths: Sequence[str]) -> list[str]:
+    """A line for each builtin set that is on and reads no file of `paths`."""
+    scopes = checker.spec.policy.scopes if checker.spec.policy else ()
+    lines = []
+    for scope in scopes:
+        if _reads_any(checker, scope, paths):
+            continue
+        plays = " (nor a YAML file holding a play)" if scope.playbook_globs else ""
+        keys = f"policy.builtin_files.{scope.name}"
+        if scope.name == "nginx":  # its files must be read as NGINX first
+            keys = f"syntax.nginx and {keys}"
+        lines.append(
+            f"policy set {scope.name!r} is on but matches no file{plays}; its globs: "
+            f"{', '.join(g for g in scope.globs if not g.startswith('!'))}; "
+            f"set {keys} to where its files are, or turn the set off"
+        )
+    return lines
+
+
+def _reads_any(checker: Checker, scope: BuiltinScope, paths: Sequence[str]) -> bool:
+    read = files.matcher((*scope.globs, *scope.rule_globs()))
+    if any(checker.kind(p) is not None for p in paths if read.match_file(p)):
+        return True
+    if not scope.playbook_globs:
+        return False
+    plays = files.matcher(scope.playbook_globs)
+    candidates = (p for p in paths if plays.match_file(p) and checker.kind(p) == "yaml")
+    return any(_may_hold_play(checker.spec.root / p) for p in candidates)
+
+
+def _may_hold_play(full: Path) -> bool:
+    """Whether a YAML file may be a playbook: a play's keys start a line (enough to
+    not warn; the policy check reads the file properly)."""
+    try:
+        with full.open("rb") as handle:
+            return PLAY_LINE.search(handle.read(1 << 16)) is not None
+    except OSError:
+        return False
 
 
 def _check_all(
@@ -474,6 +526,7 @@ def build_spec(config: Config, options: ValidateOptions) -> CheckSpec:
         max_lint_bytes=int(config.max_size_mb * 2**20),
         disabled=frozenset(config.syntax_disabled),
         nginx_globs=config.nginx_globs,
+        template_globs=config.template_globs,
         schemas=tuple(schemas),
         config_path=_config_path(config),
         policy=setup,
@@ -526,7 +579,7 @@ def _builtin_schemas(config: Config, options: ValidateOptions) -> list[tuple[tup
 
 
 def _policy_setup(config: Config, options: ValidateOptions) -> PolicySetup | None:
-    from cd_checks.builtin_policies import BUILTIN_SETS, policies_dir
+    from cd_checks.builtin_policies import BUILTIN_SETS, policies_dir, rule_ids
 
     policy = config.policy
     rego_version: Any = options.rego_version or policy.rego_version
@@ -547,11 +600,15 @@ def _policy_setup(config: Config, options: ValidateOptions) -> PolicySetup | Non
             paths=tuple(base / name for name in sets) + library,
             extra_data={"cd_checks": {"config": policy.builtin_data}},
         )
+        owner = rule_ids()
         for name in sets:
             known = BUILTIN_SETS[name]
             globs = tuple(policy.builtin_files.get(name, known.files))
             plays = () if name in policy.builtin_files else known.playbook_files
-            scopes.append(BuiltinScope(known.package, known.combined_package, globs, plays))
+            rules = tuple((r, s) for r, s in policy.rules.items() if owner.get(r) == name)
+            scopes.append(
+                BuiltinScope(known.package, known.combined_package, globs, plays, name, rules)
+            )
     if user is None and builtin is None:
         return None
     all_namespaces = options.all_namespaces or policy.all_namespaces

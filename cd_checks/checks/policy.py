@@ -4,16 +4,21 @@ Users' own policies (`policy.paths`) see every parsed document; each
 enabled builtin set sees only the files its globs match. Results become
 findings: deny/violation are errors, warn are warnings, conftest exceptions
 drop a result. A result object's `path` puts the finding on that node's
-line and column; its `rule` is the stable id shown on the finding. Which
-engine evaluates is decided in `cd_checks.rego`; this module only maps.
+line and column; its `rule` is the stable id shown on the finding. A builtin
+rule's findings then take the user's settings for that id (`policy.rules`:
+severity, files, exclude). Which engine evaluates is decided in
+`cd_checks.rego`; this module only maps.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+import pathspec
+
+from cd_checks.config import RuleSetting, RuleSeverity
 from cd_checks.documents import Parsed
 from cd_checks.errors import PolicyError
 from cd_checks.files import matcher
@@ -30,6 +35,38 @@ class BuiltinScope:
     combined_package: str | None
     globs: tuple[str, ...]
     playbook_globs: tuple[str, ...] = ()  # read only when the file holds a playbook
+    name: str = ""
+    rules: tuple[tuple[str, RuleSetting], ...] = ()  # `policy.rules` of this set's rules
+
+    def rule_globs(self) -> tuple[str, ...]:
+        """Files a rule of the set was given (`files:`) beyond the set's globs."""
+        return tuple(g for _, setting in self.rules for g in setting.files or ())
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """One builtin rule's settings, its globs compiled."""
+
+    severity: RuleSeverity | None
+    files: pathspec.GitIgnoreSpec | None
+    exclude: pathspec.GitIgnoreSpec | None
+
+    @classmethod
+    def of(cls, setting: RuleSetting) -> Tuning:
+        files = matcher(setting.files) if setting.files is not None else None
+        return cls(setting.severity, files, matcher(setting.exclude) if setting.exclude else None)
+
+    def applied(self, finding: Finding, *, in_scope: bool) -> Finding | None:
+        """The finding as the user set the rule up; None when it is not wanted.
+        `in_scope`: the set reads the finding's file by its own globs."""
+        wanted = self.files.match_file(finding.path) if self.files is not None else in_scope
+        if not wanted or self.severity == "off":
+            return None
+        if self.exclude is not None and self.exclude.match_file(finding.path):
+            return None
+        if self.severity is None:
+            return finding
+        return replace(finding, severity=self.severity)
 
 
 @dataclass(frozen=True)
@@ -104,6 +141,13 @@ class PolicyRunner:
         self._playbook_scopes = [
             (scope, matcher(scope.playbook_globs)) for scope in setup.scopes if scope.playbook_globs
         ]
+        # Sets one of whose rules was given files of its own: they read those files too.
+        self._rule_scopes = [
+            (scope, matcher(scope.rule_globs())) for scope in setup.scopes if scope.rule_globs()
+        ]
+        self._tuning = {
+            rule: Tuning.of(setting) for scope in setup.scopes for rule, setting in scope.rules
+        }
 
     def check(self, path: str, parsed: Parsed) -> list[Finding]:
         """Per-document policies; skipped for users' policies in combine mode (conftest does)."""
@@ -115,19 +159,45 @@ class PolicyRunner:
                 [e.contents for e in inputs], namespaces=self.setup.user_namespaces
             )
             findings += _findings(inputs, outcomes)
+        if self.builtin is None or not documents:
+            return findings
         packages = [s.package for s, spec in self._scopes if spec.match_file(path)]
         if self._playbook_scopes and any(holds_playbook(e.contents) for e in documents):
             plays = [s.package for s, spec in self._playbook_scopes if spec.match_file(path)]
             packages += [p for p in plays if p not in packages]
-        if self.builtin is not None and packages and documents:
-            # The shipped sets read whole documents (a playbook is a list of plays), an
-            # NGINX file as nginx reads it (`Parsed.in_context`). A snippet included in
-            # five servers is one problem at one line, not five.
-            seen = whole_documents(path, parsed.in_context) if parsed.in_context else documents
-            outcomes = self.builtin.evaluate([e.contents for e in seen], namespaces=packages)
-            found = _findings(seen, outcomes)
-            findings += list(dict.fromkeys(found)) if parsed.in_context else found
+        found = self._builtin(path, parsed, documents, packages)
+        findings += self._tuned(found, lambda _: True)
+        extra = [s.package for s, spec in self._rule_scopes if spec.match_file(path)]
+        extra = [p for p in extra if p not in packages]
+        found = self._builtin(path, parsed, documents, extra)
+        findings += self._tuned(found, lambda _: False)
         return findings
+
+    def _builtin(
+        self, path: str, parsed: Parsed, documents: list[Entry], packages: list[str]
+    ) -> list[Finding]:
+        if self.builtin is None or not packages:
+            return []
+        # The shipped sets read whole documents (a playbook is a list of plays), an
+        # NGINX file as nginx reads it (`Parsed.in_context`). A snippet included in
+        # five servers is one problem at one line, not five.
+        seen = whole_documents(path, parsed.in_context) if parsed.in_context else documents
+        outcomes = self.builtin.evaluate([e.contents for e in seen], namespaces=packages)
+        found = _findings(seen, outcomes)
+        return list(dict.fromkeys(found)) if parsed.in_context else found
+
+    def _tuned(self, found: Sequence[Finding], in_scope: Callable[[str], bool]) -> list[Finding]:
+        """Builtin findings as `policy.rules` sets their rules up. `in_scope(path)`: the
+        set reads that file by its own globs, not only for a rule's `files:`."""
+        kept: list[Finding] = []
+        for finding in found:
+            tuning = self._tuning.get(finding.rule)
+            if tuning is None:
+                kept += [finding] if in_scope(finding.path) else []
+                continue
+            tuned = tuning.applied(finding, in_scope=in_scope(finding.path))
+            kept += [tuned] if tuned is not None else []
+        return kept
 
     @staticmethod
     def wants(setup: PolicySetup) -> bool:
@@ -148,9 +218,11 @@ class PolicyRunner:
         for scope, spec in self._scopes:
             if self.builtin is None or not scope.combined_package:
                 continue
-            chosen = [e for e in entries if spec.match_file(e.path)]
+            extra = matcher(scope.rule_globs())
+            chosen = [e for e in entries if spec.match_file(e.path) or extra.match_file(e.path)]
             if chosen:
-                findings += self._combined(self.builtin, chosen, [scope.combined_package])
+                found = self._combined(self.builtin, chosen, [scope.combined_package])
+                findings += self._tuned(found, _within(spec))
         return findings
 
     def _combined(
@@ -171,6 +243,11 @@ class PolicyRunner:
             found.append(_make(entry.path, position, result))
         found += [_error(".", e.namespace, e.rule, e.message) for e in outcome.errors]
         return found
+
+
+def _within(spec: pathspec.GitIgnoreSpec) -> Callable[[str], bool]:
+    """Whether a combined finding's file is one of the set's (`.`: the input as a whole)."""
+    return lambda path: path == "." or spec.match_file(path)
 
 
 def _engine_for(setup: PolicySetup) -> Any:
