@@ -32,7 +32,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "rollout": ("cd_checks.cli.rollout", "rollout", "Staged, health-gated rollouts (plan, run)."),
     "rollback": ("cd_checks.cli.rollout", "rollback", "Roll an environment back to known-good."),
     "lab": ("cd_checks.cli.lab", "lab", "Start/stop a local fleet (sshd + nginx on loopback)."),
-    "audit": ("cd_checks.cli.audit", "audit", "The audit trail: log, show, export, verify, repair."),
+    "audit": ("cd_checks.cli.audit", "audit", "The audit trail: log, verify, repair."),
     "incident": ("cd_checks.cli.audit", "incident", "Record deploy-caused incidents."),
     "postmortem": (
         "cd_checks.cli.audit",
