@@ -127,7 +127,7 @@ def _git_user(git: Git) -> str:
 
 
 def _commit_message(git: Git, revision: str) -> str:
-    return git(["log", "-1", "--format=%B", revision]) or ""
+    return git(["log", "-1", "--format=%B", "--end-of-options", revision, "--"]) or ""
 
 
 def _number_from_message(message: str, system: str) -> str | None:
@@ -169,7 +169,10 @@ def _github(env: Mapping[str, str], git: Git, http: Http | None, revision: str) 
 
 
 def _sha(git: Git, revision: str) -> str:
-    return git(["rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}"]) or revision
+    return (
+        git(["rev-parse", "--verify", "--quiet", "--end-of-options", f"{revision}^{{commit}}"])
+        or revision
+    )
 
 
 def _claimed(system: str, number: str, url: str | None) -> ChangeRequest:
