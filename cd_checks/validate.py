@@ -18,7 +18,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -385,10 +385,17 @@ def _idle_sets(checker: Checker, paths: Sequence[str]) -> list[str]:
             keys = f"syntax.nginx and {keys}"
         lines.append(
             f"policy set {scope.name!r} is on but matches no file{plays}; its globs: "
-            f"{', '.join(g for g in scope.globs if not g.startswith('!'))}; "
+            f"{_some(g for g in scope.globs if not g.startswith('!'))}; "
             f"set {keys} to where its files are, or turn the set off"
         )
     return lines
+
+
+def _some(globs: Iterable[str], shown: int = 8) -> str:
+    """The first globs of a set, enough to see where it looks (policies/README.md has all)."""
+    listed = list(globs)
+    more = f" and {len(listed) - shown} more" if len(listed) > shown else ""
+    return ", ".join(listed[:shown]) + more
 
 
 def _reads_any(checker: Checker, scope: BuiltinScope, paths: Sequence[str]) -> bool:
