@@ -195,38 +195,3 @@ def test_set_matching_no_file_only_warns_on_an_empty_repository_in_pr_mode(
     run = cli("-C", root, "validate", "--no-cache", "--changed-since", "HEAD~1")
     assert "policy set 'nginx' is on but matches no file" in run.err
     assert "'ansible'" not in run.err  # deploy.yml holds a play
-
-
-# -- templates ---------------------------------------------------------------------------
-
-JINJA_NGINX = """{% if tls %}
-server {
-    listen 443 ssl;
-    server_tokens {{ tokens }};
-}
-{% endif %}
-"""
-JINJA_YAML = "---\n{% for user in users %}\n- name: {{ user }}\n{% endfor %}\n"
-
-
-def test_jinja_templates_are_not_syntax_checked_by_default(cli: Cli, tmp_path: Path) -> None:
-    files = {
-        # nginx.conf* would take templates in: they stay out all the same.
-        "cd-checks.yml": '---\nsyntax:\n  nginx: ["**/nginx.conf*"]\n',
-        "roles/x/templates/nginx.conf.j2": JINJA_NGINX,
-        "roles/x/templates/users.yml": JINJA_YAML,
-        "templates/app.yaml.jinja2": JINJA_YAML,
-        "deploy/nginx.conf": NGINX,
-    }
-    root = write_tree(tmp_path / "r", files)
-    run = cli("-C", root, "validate", "--no-cache", "--format", "json")
-    assert run.code == 0, run.out
-    assert json.loads(run.out)["findings"] == []
-    # Opting back in: `syntax.templates` lists what is a template, [] nothing.
-    (root / "cd-checks.yml").write_text(
-        '---\nsyntax:\n  nginx: ["**/nginx.conf*"]\n  templates: []\n'
-    )
-    run = cli("-C", root, "validate", "--no-cache", "--format", "json")
-    flagged = {f["path"] for f in json.loads(run.out)["findings"] if f["check"] == "syntax"}
-    assert run.code == 1
-    assert {"roles/x/templates/nginx.conf.j2", "roles/x/templates/users.yml"} <= flagged
