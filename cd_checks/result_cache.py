@@ -60,15 +60,7 @@ def secret(environ: Mapping[str, str]) -> bytes:
 
 def user_state_dir(environ: Mapping[str, str]) -> Path:
     """`$XDG_STATE_HOME/cd-checks`, by default `~/.local/state/cd-checks` (XDG base dirs)."""
-    state = environ.get("XDG_STATE_HOME", "")
-    if os.path.isabs(state):  # the spec says relative values are to be ignored
-        return Path(state) / "cd-checks"
-    home = environ.get("HOME", "")
-    if not home:
-        raise Unavailable(
-            f"neither HOME nor XDG_STATE_HOME is set for the per-user cache key; set {ENV}"
-        )
-    return Path(home) / ".local" / "state" / "cd-checks"
+    return state_dir.user_dir(environ)
 
 
 def _user_key(path: Path) -> bytes:

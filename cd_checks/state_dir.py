@@ -14,6 +14,8 @@ Containment: a checkout is untrusted input (a pull request chooses its files), s
 `make_dirs` never writes through a symbolic link at or below `.cd-checks` (a
 committed `.cd-checks -> /home/ci` would otherwise put the state, the cache or the
 audit trail wherever the link points).
+`user_dir` is the other place cd-checks keeps state: per user, outside every
+checkout (keys, audit anchors, the break-glass fallback trail).
 This module creates directories and that one file; it reads nothing else.
 """
 
@@ -21,6 +23,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pwd
+from collections.abc import Mapping
 from pathlib import Path
 
 from cd_checks.errors import ConfigError, InputError
@@ -32,6 +36,19 @@ GITIGNORE = (
     "# local audit trail). Nothing here belongs in git.\n"
     "*\n"
 )
+
+
+def user_dir(env: Mapping[str, str]) -> Path:
+    """`$XDG_STATE_HOME/cd-checks` (default `~/.local/state/cd-checks`): per-user state.
+
+    Outside every repository, so nothing a checked revision holds can stand in for
+    what is kept here. HOME unset falls back to the account's home directory.
+    """
+    base = env.get("XDG_STATE_HOME", "")
+    if not os.path.isabs(base):  # the XDG spec: a relative value is invalid, ignore it
+        home = env.get("HOME") or pwd.getpwuid(os.getuid()).pw_dir
+        base = os.path.join(home, ".local", "state")
+    return Path(base) / "cd-checks"
 
 
 def inside(root: Path, path: str | os.PathLike[str], key: str) -> Path:

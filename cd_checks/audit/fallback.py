@@ -14,12 +14,11 @@ are not in the trail. The environment is handed in; nothing here prints.
 from __future__ import annotations
 
 import hashlib
-import os
-import pwd
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cd_checks import state_dir
 from cd_checks.audit import jsonl
 from cd_checks.audit.record import AuditRecord
 from cd_checks.audit.store import AuditStore, FileStore
@@ -41,13 +40,9 @@ def fallback_path(root: Path, env: Mapping[str, str]) -> Path:
 
     The name carries a hash of the checkout's path: two clones called `infra` differ.
     """
-    base = env.get("XDG_STATE_HOME", "")
-    if not os.path.isabs(base):  # the XDG spec: a relative value is invalid, ignore it
-        home = env.get("HOME") or pwd.getpwuid(os.getuid()).pw_dir
-        base = os.path.join(home, ".local", "state")
     where = root.resolve()
     digest = hashlib.sha256(str(where).encode("utf-8")).hexdigest()[:8]
-    return Path(base) / "cd-checks" / FALLBACK_DIR / f"{where.name}-{digest}.jsonl"
+    return state_dir.user_dir(env) / FALLBACK_DIR / f"{where.name}-{digest}.jsonl"
 
 
 @dataclass(frozen=True)

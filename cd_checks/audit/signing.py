@@ -42,6 +42,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
+from cd_checks import state_dir
 from cd_checks.audit.record import AuditRecord, Json, parse_time
 from cd_checks.errors import AuditError
 
@@ -57,11 +58,7 @@ TOKEN = re.compile(r'(?:[^\s"]|"[^"]*")+')
 
 def state_home(env: Mapping[str, str]) -> Path:
     """`$XDG_STATE_HOME/cd-checks` (default `~/.local/state/cd-checks`): per-user state."""
-    base = env.get("XDG_STATE_HOME", "")
-    if not os.path.isabs(base):  # the XDG spec: a relative value is invalid, ignore it
-        home = env.get("HOME") or pwd.getpwuid(os.getuid()).pw_dir
-        base = os.path.join(home, ".local", "state")
-    return Path(base) / "cd-checks"
+    return state_dir.user_dir(env)
 
 
 def make_private_dir(path: Path) -> Path:

@@ -309,8 +309,13 @@ def _trail(context: Context, *, emergency: bool = False) -> AuditTrail:
     if not emergency:
         return trail
     trail = trail.for_break_glass()
-    fallback = FileStore(fallback_path(context.root, os.environ), warner(), private=True)
-    return replace(trail, store=FallbackStore(trail.store, fallback, warner(prefix="")))
+    path = fallback_path(context.root, os.environ)
+    fallback = FileStore(path, warner(), private=True, signer=trail.signer)
+    store = FallbackStore(trail.store, fallback, warner(prefix=""))
+    if trail.anchor is not None:
+        # The store moves the anchor, and only for records the main trail took.
+        store = replace(store, written=trail.anchor.advance)
+    return replace(trail, store=store, anchor=None)
 
 
 def _break_glass(flag: bool, reason: str | None, ticket: str | None) -> BreakGlass | None:
