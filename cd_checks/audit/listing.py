@@ -18,8 +18,10 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 
 from cd_checks.audit.record import RUN_KINDS, AuditRecord, Json, parse_time
+from cd_checks.audit.signing import Checked
 from cd_checks.audit.trail import final_of, find, run_of
 from cd_checks.breakglass import obligations
+from cd_checks.report.escaping import escape_controls
 
 
 @dataclass(frozen=True)
@@ -159,20 +161,30 @@ def render_rows_json(found: Sequence[Row]) -> str:
 
 def related(records: Sequence[AuditRecord], record_id: str) -> list[AuditRecord]:
     """The record and every record that references it, or that it references, in trail order."""
+    return [records[i] for i in _related_positions(records, record_id)]
+
+
+def _related_positions(records: Sequence[AuditRecord], record_id: str) -> list[int]:
     record = find(records, record_id)
     ids = {record.id, *record.refs}
-    return [r for r in records if r.id in ids or ids & set(r.refs)]
+    return [i for i, r in enumerate(records) if r.id in ids or ids & set(r.refs)]
 
 
-def render_show(records: Sequence[AuditRecord], record_id: str) -> str:
-    story = related(records, record_id)
-    return "".join(_show_one(r, story[0] if i else None) for i, r in enumerate(story))
+def render_show(
+    records: Sequence[AuditRecord], record_id: str, signatures: Sequence[Checked]
+) -> str:
+    """The story of one id; `signatures`: each record's signature judged (`Verdict`)."""
+    story = [(records[i], signatures[i]) for i in _related_positions(records, record_id)]
+    base = story[0][0]
+    return "".join(
+        _show_one(record, base if i else None, checked) for i, (record, checked) in enumerate(story)
+    )
 
 
 CHAIN_KEYS = ("refs", "prev_hash", "hash", "outcome")
 
 
-def _show_one(record: AuditRecord, base: AuditRecord | None) -> str:
+def _show_one(record: AuditRecord, base: AuditRecord | None, checked: Checked) -> str:
     """All fields of the first record of the story; of the others, what differs from it."""
     same = base.to_dict() if base else {}
     title = f"== {record.kind} {record.id} (#{record.seq})"
@@ -180,11 +192,14 @@ def _show_one(record: AuditRecord, base: AuditRecord | None) -> str:
         title += "  ** BREAK-GLASS **"
     lines = [title]
     for key, value in record.to_dict().items():
-        if key in ("kind", "id", "seq", "gates", "detail") or value in (None, [], {}):
+        if key in ("kind", "id", "seq", "gates", "detail", "signature"):
+            continue
+        if value in (None, [], {}):
             continue
         if key not in CHAIN_KEYS and key in same and same[key] == value:
             continue
         lines.append(f"  {key}: {_inline(value)}")
+    lines.append(f"  signature: {signature_line(checked)}")
     for gate in record.gates or ():
         verdict = "pass" if gate.get("passed") else "FAIL"
         lines.append(
@@ -198,6 +213,20 @@ def _show_one(record: AuditRecord, base: AuditRecord | None) -> str:
         if text:
             lines += ["  document:"] + [f"    {line}" for line in str(text).splitlines()]
     return "\n".join(lines) + "\n\n"
+
+
+def signature_line(checked: Checked) -> str:
+    """Who signed a record, as `audit verify` judged it; never the signature itself."""
+    # The signer and key are the record's own claims: a forged one may hold anything.
+    who = f"{escape_controls(checked.signer, keep='')} ({escape_controls(checked.key, keep='')})"
+    if checked.status == "good":
+        return f"signed by {who}"
+    if checked.status == "unsigned":
+        return "unsigned"
+    if checked.status == "unknown":
+        return f"signed by {who}, NOT an allowed signer: {checked.reason}"
+    claimed = f" claiming {who}" if checked.key else ""
+    return f"BAD signature{claimed}: {checked.reason}"
 
 
 def _inline(value: Json) -> str:

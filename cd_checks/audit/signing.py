@@ -167,6 +167,9 @@ def env_signer(env: Mapping[str, str]) -> Signer | None:
         return None
     if "-----BEGIN" in value:
         return parse_private_key(value.encode(), KEY_ENV)
+    encoded = _base64_key(value)
+    if encoded is not None:
+        return parse_private_key(encoded, f"{KEY_ENV} (base64)")
     # Never echo the value itself: it may be a mangled secret.
     if "\n" in value or len(value) > 4096:
         raise AuditError(f"{KEY_ENV} is neither an OpenSSH private key nor a path to one")
@@ -176,6 +179,19 @@ def env_signer(env: Mapping[str, str]) -> Signer | None:
     except OSError as exc:
         raise AuditError(f"{KEY_ENV}: cannot read the key file {path}: {exc.strerror}") from exc
     return parse_private_key(data, f"{KEY_ENV} ({path})")
+
+
+def _base64_key(value: str) -> bytes | None:
+    """The key text of a base64-encoded key (`base64 -w0 KEY`), else None.
+
+    GitLab masks only values without spaces or line breaks, which a key's own text
+    has: its masked variable holds the key base64-encoded.
+    """
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True)
+    except ValueError:
+        return None
+    return decoded if decoded.lstrip().startswith(b"-----BEGIN") else None
 
 
 def user_principal(env: Mapping[str, str]) -> str:

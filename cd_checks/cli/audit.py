@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -39,12 +39,14 @@ def _root(ctx: click.Context) -> Path:
     return Path(obj.get("root", ".")).resolve()
 
 
-def _config(ctx: click.Context) -> config.Config:
-    return config.load(_root(ctx), None)
+def _config(ctx: click.Context, path: Path | None = None) -> config.Config:
+    return config.load(_root(ctx), path)
 
 
-def _trail(ctx: click.Context, now: Callable[[], datetime] = _now) -> AuditTrail:
-    return open_trail(_config(ctx), now=now, warn=warner(), env=os.environ)
+def _trail(
+    ctx: click.Context, now: Callable[[], datetime] = _now, config_path: Path | None = None
+) -> AuditTrail:
+    return open_trail(_config(ctx, config_path), now=now, warn=warner(), env=os.environ)
 
 
 def warner(prefix: str = "warning: ") -> Callable[[str], None]:
@@ -162,7 +164,9 @@ def log(
 @click.pass_context
 def show(ctx: click.Context, record_id: str) -> None:
     """Everything recorded about one deploy or event, related records included."""
-    click.echo(listing.render_show(_trail(ctx).records(), record_id), nl=False)
+    verdict = _trail(ctx).verdict()  # each signature judged: who signed, or that none did
+    text = listing.render_show(verdict.records, record_id, verdict.signatures)
+    click.echo(text, nl=False)
 
 
 @audit.command(
@@ -194,17 +198,40 @@ def export(ctx: click.Context, output_format: str, output: Path | None) -> None:
     metavar="HASH",
     help="A record hash published earlier (e.g. in a CI log): fail if the trail lost it.",
 )
+@click.option(
+    "--anchor-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    metavar="DIR",
+    help="Keep the head of a pushed trail (git store with a remote) in DIR, e.g. a CI "
+    "cache, instead of the per-user state: fail if the trail lost the head kept there, "
+    "move it forward when the trail verifies.",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Config file (default: cd-checks.yml at the repository root).",
+)
 @click.option("--format", "output_format", type=click.Choice(("text", "json")), default="text")
 @click.pass_context
-def verify_command(ctx: click.Context, anchor: str | None, output_format: str) -> int:
+def verify_command(
+    ctx: click.Context,
+    anchor: str | None,
+    anchor_dir: Path | None,
+    config_path: Path | None,
+    output_format: str,
+) -> int:
     """Check the hash chain, every signature and the head: name every record that fails.
 
     Fails (exit 1) on an edited, deleted, inserted or reordered record, a bad signature
     or one by a key no allowed signers file lists, a missing signature where one is
-    required, a head seen here before that the trail lost or changed (cut off, rewritten,
-    force-pushed), and on the HASH of `--anchor` missing from the trail.
+    required, a head seen here before (or kept in --anchor-dir) that the trail lost or
+    changed (cut off, rewritten, force-pushed), and on the HASH of `--anchor` missing
+    from the trail.
     """
-    trail = _trail(ctx)
+    trail = _trail(ctx, config_path=config_path)
+    if anchor_dir is not None:
+        trail = _anchored_in(trail, anchor_dir)
     leftovers(_root(ctx), trail)
     previous = trail.anchor.read() if trail.anchor is not None else None
     verdict = trail.verdict(published=anchor)
@@ -216,9 +243,11 @@ def verify_command(ctx: click.Context, anchor: str | None, output_format: str) -
         count = len(verdict.problems)
         click.echo(f"audit trail {trail.store.describe()}: {count} problem(s)", err=True)
         if previous is not None and trail.anchor is not None and verdict.broken:
+            where = "an earlier run kept" if anchor_dir else "last seen here is kept"
             click.echo(
-                f"cd-checks: the head last seen here is kept in {trail.anchor.path}; "
-                "only if this trail was reset on purpose, remove that file",
+                f"cd-checks: the head {where} in {trail.anchor.path}; only if this "
+                "trail was reset on purpose, remove that file"
+                + (" (and the CI cache it came from)" if anchor_dir else ""),
                 err=True,
             )
         ctx.exit(1)
@@ -228,6 +257,36 @@ def verify_command(ctx: click.Context, anchor: str | None, output_format: str) -
         except AuditError as exc:
             click.echo(f"cd-checks: warning: {exc}", err=True)
     return 0
+
+
+def _anchored_in(trail: AuditTrail, directory: Path) -> AuditTrail:
+    """The trail with its anchor in `directory` (`--anchor-dir`), said on stderr.
+
+    Only a git trail pushed to a remote outlives a CI job: a file trail, or a branch
+    that is not pushed, starts anew in each checkout, so a head kept from an earlier
+    job would fail every later one as cut off.
+    """
+    from cd_checks.audit.anchor import AnchorFile
+    from cd_checks.audit.integrity import location
+    from cd_checks.audit.store import GitBranchStore
+
+    store = trail.store
+    if not isinstance(store, GitBranchStore) or not store.remote:
+        click.echo(
+            f"cd-checks: note: --anchor-dir: the trail {store.describe()} lives in this "
+            "checkout, not on a remote: no head is kept for it",
+            err=True,
+        )
+        return replace(trail, anchor=None)
+    kept = AnchorFile.of(directory, location(store))
+    if kept.read() is None:
+        click.echo(
+            f"cd-checks: warning: --anchor-dir: no head of this trail kept in {directory} "
+            "yet (a first run, or the cache was lost): records cut off its end before "
+            "now cannot be detected; its head is kept from this run on",
+            err=True,
+        )
+    return replace(trail, anchor=kept)
 
 
 def _echo_verdict(trail: AuditTrail, verdict: Verdict) -> None:
@@ -259,6 +318,7 @@ def _verdict_json(trail: AuditTrail, verdict: Verdict, previous: Anchor | None) 
         "records": len(verdict.records),
         "head": {"seq": head.seq, "id": head.id, "hash": head.hash} if head else None,
         "anchor": asdict(previous) if previous else None,
+        "anchor_file": str(trail.anchor.path) if trail.anchor is not None else None,
         "signed": verdict.signers(),
         "unsigned": [verdict.records[i].seq for i in verdict.unsigned],
         "problems": [

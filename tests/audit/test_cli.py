@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -106,6 +107,46 @@ def test_show_tells_the_whole_story_of_a_deploy(trail: Deploys, cli: Callable[..
     assert '  break_glass: {"reason": "outage", "ticket": "INC-9"}' in result.out
     missing = cli("-C", trail.root, "audit", "show", "nope")
     assert (missing.code, missing.err) == (2, "cd-checks: error: no audit record 'nope'\n")
+    assert "  signature: unsigned" in result.out
+
+
+def test_show_names_who_signed_each_record_never_the_signature(
+    tmp_path: Path, cli: Callable[..., Run], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cd_checks import config
+    from cd_checks.audit import signing
+    from cd_checks.audit.trail import open_trail
+
+    state = tmp_path / "xdg"
+    monkeypatch.setenv("XDG_STATE_HOME", str(state))
+    monkeypatch.setenv("USER", "alice")
+    for name in ("CI", "CD_CHECKS_AUDIT_KEY", "GITHUB_ACTIONS", "GITLAB_CI"):
+        monkeypatch.delenv(name, raising=False)
+    deploys = Deploys(init_repo(write_tree(tmp_path / "repo", {"a.txt": "1\n"})))
+    deploys.trail = open_trail(
+        config.load(deploys.root), now=lambda: deploys.now, env=dict(os.environ)
+    )
+    deploy = deploys.run("production", 1, "succeeded")
+    key = signing.user_signer(state / "cd-checks", "alice")
+    who = f"{signing.user_principal(os.environ)} ({key.fingerprint})"
+    shown = cli("-C", deploys.root, "audit", "show", deploy)
+    assert shown.code == 0, shown.err
+    assert shown.out.count(f"  signature: signed by {who}\n") == 2  # start and final record
+    lines = (deploys.root / ".cd-checks/audit.jsonl").read_text().splitlines()
+    sig = json.loads(lines[0])["signature"]["sig"]
+    assert sig[:40] not in shown.out and '"sig"' not in shown.out
+    # Another key's signature pasted in: the claim is shown, and that it is bad.
+    other = signing.sign(deploys.trail.records()[0], signing.user_signer(tmp_path / "m", "m"))
+    start = json.loads(lines[0])
+    start["signature"] = {**start["signature"], "sig": other.signature["sig"]}
+    lines[0] = json.dumps(start)
+    (deploys.root / ".cd-checks/audit.jsonl").write_text("\n".join(lines) + "\n")
+    forged = cli("-C", deploys.root, "audit", "show", deploy)
+    assert forged.code == 0, forged.err
+    assert (
+        f"  signature: BAD signature claiming {who}: the signature was made by another key"
+        in forged.out
+    )
 
 
 def test_export_json_and_csv(trail: Deploys, cli: Callable[..., Run], tmp_path: Path) -> None:

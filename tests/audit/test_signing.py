@@ -55,6 +55,20 @@ def test_an_ssh_keygen_key_from_the_environment_as_path_or_text(ci_key: Path) ->
     assert signing.env_signer({}) is None
 
 
+def test_a_base64_encoded_key_as_a_masked_gitlab_variable_holds_it(ci_key: Path) -> None:
+    """GitLab masks only values without spaces: `base64 -w0 KEY` is what the variable holds."""
+    encoded = subprocess.run(
+        ["base64", "-w0", str(ci_key)], capture_output=True, text=True, check=True
+    ).stdout
+    assert " " not in encoded and "\n" not in encoded
+    by_base64 = signing.env_signer({"CD_CHECKS_AUDIT_KEY": encoded + "\n"})
+    by_path = signing.env_signer({"CD_CHECKS_AUDIT_KEY": str(ci_key)})
+    assert by_base64 is not None and by_path is not None and by_base64.public == by_path.public
+    # Base64 of anything but a key is read as a path, as before.
+    with pytest.raises(AuditError, match="cannot read the key file"):
+        signing.env_signer({"CD_CHECKS_AUDIT_KEY": "bm90IGEga2V5"})
+
+
 def test_a_signature_verifies_with_ssh_keygen(ci_key: Path, tmp_path: Path) -> None:
     signer = signing.env_signer({"CD_CHECKS_AUDIT_KEY": str(ci_key)})
     assert signer is not None
