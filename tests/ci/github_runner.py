@@ -12,8 +12,13 @@ annotations.
 
 What is not: `uses:` of third-party actions (checkout, setup-python, cache,
 upload-sarif) are recorded with their evaluated `with:` and skipped (the
-cache's restore is a miss); `uses:` of this repository's actions
-(`cd-checks/cd-checks@REF`, `.../rollout@REF`, `./`) run from `action_root`.
+cache's restore is a miss), unless the runner is given an `ActionsCache`: then
+actions/cache/restore and /save work as GitHub's cache service documents them
+(exact key, else the newest entry a restore-key prefixes; only entries saved by
+the run's own ref or the default branch, with the same `path` list, which is part
+of an entry's version; a key is never overwritten); `uses:` of
+this repository's actions (`cd-checks/cd-checks@REF`, `.../rollout@REF`, `./`)
+run from `action_root`.
 Expressions cover what the project's workflows use: contexts, literals,
 `== != && || !`, and `always() success() failure() cancelled() hashFiles()`.
 """
@@ -22,6 +27,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -74,6 +80,87 @@ class StepResult:
 
 
 @dataclass
+class CacheEntry:
+    scope: str  # the ref of the run that saved it
+    key: str
+    files: dict[str, Path]  # each saved path, as given, -> its copy
+    paths: tuple[str, ...]  # the `path` input: restores with another list miss it
+
+
+@dataclass
+class ActionsCache:
+    """A repository's Actions cache, outliving runs: what actions/cache/restore and
+    actions/cache/save see. Entries are kept in the order they were saved."""
+
+    store: Path
+    default_branch: str = "main"
+    entries: list[CacheEntry] = field(default_factory=list)
+
+    def restore(self, ref: str, with_: Mapping[str, str], workspace: Path) -> dict[str, str]:
+        paths = _paths(with_)
+        found = self._lookup(ref, paths, with_["key"], with_.get("restore-keys", "").splitlines())
+        for path, copy in found.files.items() if found else ():
+            target = _cache_path(path, workspace)
+            if copy.is_dir():
+                shutil.copytree(copy, target, dirs_exist_ok=True)
+            else:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(copy, target)
+        return {
+            "cache-hit": "true" if found is not None and found.key == with_["key"] else "false",
+            "cache-primary-key": with_["key"],
+            "cache-matched-key": found.key if found else "",
+        }
+
+    def _lookup(
+        self, ref: str, paths: tuple[str, ...], key: str, prefixes: list[str]
+    ) -> CacheEntry | None:
+        """The exact key, else per restore-key the newest entry it prefixes: the run's own
+        ref's entries first, then the default branch's; no other ref's."""
+        scopes = dict.fromkeys((ref, f"refs/heads/{self.default_branch}"))
+        usable = [e for e in reversed(self.entries) if e.paths == paths]
+        for scope in scopes:
+            for entry in usable:
+                if entry.scope == scope and entry.key == key:
+                    return entry
+        for prefix in filter(None, (p.strip() for p in prefixes)):
+            for scope in scopes:
+                for entry in usable:
+                    if entry.scope == scope and entry.key.startswith(prefix):
+                        return entry
+        return None
+
+    def save(self, ref: str, with_: Mapping[str, str], workspace: Path) -> str:
+        """Save the paths under the key; a warning (not a failure) when the key exists."""
+        if any(e.key == with_["key"] and e.scope == ref for e in self.entries):
+            return f"Failed to save: cache entry with key {with_['key']} already exists"
+        files: dict[str, Path] = {}
+        for number, path in enumerate(_paths(with_)):
+            source = _cache_path(path, workspace)
+            if not source.exists():
+                continue
+            copy = self.store / f"{len(self.entries)}-{number}"
+            if source.is_dir():
+                shutil.copytree(source, copy)
+            else:
+                copy.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(source, copy)
+            files[path] = copy
+        if not files:
+            return "Path Validation Error: no path to save exists"
+        self.entries.append(CacheEntry(ref, with_["key"], files, _paths(with_)))
+        return f"Cache saved with key: {with_['key']}"
+
+
+def _paths(with_: Mapping[str, str]) -> tuple[str, ...]:
+    return tuple(p.strip() for p in with_["path"].splitlines() if p.strip())
+
+
+def _cache_path(path: str, workspace: Path) -> Path:
+    return Path(path) if os.path.isabs(path) else workspace / path
+
+
+@dataclass
 class Runner:
     """One job's world: the checkout, the runner's temp dir and PATH, the event."""
 
@@ -83,6 +170,8 @@ class Runner:
     path: str
     github: dict[str, Any] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
+    cache: ActionsCache | None = None
+    skip: frozenset[str] = frozenset()  # names of steps a test has no need to run again
 
     def run_job(self, job: Mapping[str, Any]) -> list[StepResult]:
         """The steps of a workflow job, in order, as the runner would run them."""
@@ -140,7 +229,7 @@ class Runner:
         name = str(step.get("name") or step.get("uses") or step.get("run", "")[:40])
         failed = any(result.outcome == "failure" for result in before)
         contexts = self._contexts(scope, steps)
-        if not condition(step.get("if", ""), contexts, failed=failed):
+        if not condition(step.get("if", ""), contexts, failed=failed) or name in self.skip:
             return StepResult(name, "skipped")
         if "uses" in step:
             return self._uses(step, name, contexts)
@@ -150,6 +239,8 @@ class Runner:
         uses = str(step["uses"])
         with_ = {k: interpolate(_text(v), contexts) for k, v in (step.get("with") or {}).items()}
         own = OWN_ACTION.match(uses)
+        if own is None and self.cache is not None and uses.startswith("actions/cache/"):
+            return self._cache(uses, name, with_)
         if own is None:
             # A third-party action: not run here. A cache restore is a miss.
             return StepResult(name, "success", uses=uses, with_=with_)
@@ -157,6 +248,16 @@ class Runner:
         result = self.run_action(self.action_root / sub, with_)
         result.uses, result.with_ = uses, with_
         return result
+
+    def _cache(self, uses: str, name: str, with_: dict[str, str]) -> StepResult:
+        assert self.cache is not None
+        ref = str(self.github.get("ref", ""))
+        if uses.startswith("actions/cache/restore@"):
+            outputs = self.cache.restore(ref, with_, self.workspace)
+            return StepResult(name, "success", outputs=outputs, uses=uses, with_=with_)
+        assert uses.startswith("actions/cache/save@"), uses
+        said = self.cache.save(ref, with_, self.workspace)
+        return StepResult(name, "success", stdout=said, uses=uses, with_=with_)
 
     def _run(
         self,

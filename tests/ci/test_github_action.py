@@ -23,13 +23,16 @@ import pytest
 import yaml
 
 from tests.ci.github_runner import (
+    ActionsCache,
     Runner,
     StepResult,
     copy_of_repository,
+    parse_annotations,
     runner_path,
     runner_python,
 )
 from tests.conftest import EXAMPLES, REPO, git, init_repo, write_tree
+from tests.rollout.repo_files import YAMLLINT
 
 ACTION = REPO / "action.yml"
 ROLLOUT_ACTION = REPO / "rollout" / "action.yml"
@@ -359,6 +362,275 @@ def test_rollout_action_installs_its_own_checkout_with_the_rollout_extra(
         "./.cd-checks/rollout/*/rollout.json",
         "./.cd-checks/audit.jsonl",
     ]
+
+
+# -- the rollout action's audit steps: verify, publish and keep the head ------------------------
+
+DEPLOY = """\
+import pathlib, sys
+hosts, revision, fleet = sys.argv[1].split(","), sys.argv[2], pathlib.Path(sys.argv[3])
+for host in hosts:
+    (fleet / host).write_text(revision)
+"""
+ANCHOR_PREFIX = "cd-checks-audit-anchor-"
+
+
+class Deployments:
+    """An ops repository whose audit trail is a signed git branch pushed to a bare origin,
+    deployed by a command applier (no hosts needed); each run is a fresh runner: a new
+    clone, an empty runner temp directory, the repository's Actions cache kept. The
+    paths are the same in every run, as on GitHub's hosted runners
+    (/home/runner/work/REPO/REPO, /home/runner/work/_temp): a cache entry's `path`
+    list is part of its version."""
+
+    def __init__(self, tmp_path: Path, action_root: Path, runner_bin: Path) -> None:
+        self.tmp, self.action_root, self.runner_bin = tmp_path, action_root, runner_bin
+        self.fleet = tmp_path / "fleet"
+        self.fleet.mkdir()
+        self.key = tmp_path / "ci-audit-key"
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "ci", "-f", str(self.key)],
+            check=True,
+        )
+        public = " ".join(Path(f"{self.key}.pub").read_text().split()[:2])
+        rollout = {
+            "inventory": "inventory/hosts",
+            "apply": {"command": ["python", "deploy.py", "{hosts}", "{revision}", str(self.fleet)]},
+            "stages": [
+                {"name": "staging", "hosts": "staging"},
+                {"name": "production", "hosts": "production"},
+            ],
+        }
+        audit = {"store": "git", "remote": "origin", "signers": "audit-signers"}
+        source = write_tree(
+            tmp_path / "source",
+            {
+                "cd-checks.yml": yaml.safe_dump({"rollout": rollout, "audit": audit}),
+                "deploy.py": DEPLOY,
+                "inventory/hosts": "[staging]\nstage-1\n\n[production]\nweb-1\nweb-2\n",
+                "audit-signers": f"ci {public}\n",
+                ".yamllint": YAMLLINT,
+            },
+        )
+        init_repo(source)
+        self.origin = tmp_path / "origin.git"
+        git(tmp_path, "clone", "-q", "--bare", str(source), str(self.origin))
+        self.cache = ActionsCache(tmp_path / "actions-cache")
+        self.runs = 0
+
+    def run(self, job: str, **inputs: str) -> StepResult:
+        """One workflow job using the rollout action, as GitHub starts it: a fresh clone.
+
+        The install step runs once a session: the runner's Python outlives the tests
+        (other tests check what it installs)."""
+        self.runs += 1
+        workspace, temp = self.tmp / "work" / "ops" / "ops", self.tmp / "work" / "_temp"
+        shutil.rmtree(self.tmp / "work", ignore_errors=True)
+        git(self.tmp, "clone", "-q", str(self.origin), str(workspace))
+        temp.mkdir()
+        runner = Runner(
+            workspace=workspace,
+            temp=temp,
+            action_root=self.action_root,
+            path=runner_path(self.runner_bin, str(BIN)),
+            github={
+                "sha": git(workspace, "rev-parse", "HEAD").strip(),
+                "workspace": str(workspace),
+                "event_name": "push",
+                "ref": "refs/heads/main",
+                "event": {"repository": {"default_branch": "main"}},
+                "run_id": str(1000 + self.runs),
+                "run_attempt": "1",
+                "job": job,
+            },
+            env={"CI": "true", "XDG_STATE_HOME": str(temp / "home-state")},
+            cache=self.cache,
+            skip=frozenset({"Install cd-checks"} if self.installed() else ()),
+        )
+        with_ = {"stage": job, "audit-key": self.key.read_text(), **inputs}
+        return runner.run_action(self.action_root / "rollout", with_)
+
+    def installed(self) -> bool:
+        return any(self.runner_bin.parent.glob("lib/python*/site-packages/cd_checks-*.dist-info"))
+
+    def records(self) -> list[str]:
+        listing = git(self.origin, "ls-tree", "--name-only", "cd-checks/audit", "records/")
+        return listing.split()
+
+    def cut_trail(self, commits: int) -> None:
+        """A forced push of the audit branch back by `commits` records."""
+        git(self.origin, "update-ref", "refs/heads/cd-checks/audit", f"cd-checks/audit~{commits}")
+
+
+def everything_shown(result: StepResult) -> str:
+    """The job's log and summary: every step's output, nested actions included."""
+    return "\n".join(
+        "\n".join((c.stdout, c.stderr, c.summaries, *c.outputs.values(), everything_shown(c)))
+        for c in result.children
+    )
+
+
+def test_rollout_action_verifies_publishes_and_keeps_the_audit_head_between_runs(
+    tmp_path: Path, action_root: Path, runner_bin: Path
+) -> None:
+    deployments = Deployments(tmp_path, action_root, runner_bin)
+    first = deployments.run("staging")
+    assert first.outcome == "success", _log(first)
+    restore = step(first, "Restore the audit trail's head kept by an earlier run")
+    assert restore.uses and restore.uses.startswith("actions/cache/restore@")
+    assert restore.with_["key"] == f"{ANCHOR_PREFIX}1001-1-staging"
+    assert restore.with_["restore-keys"] == ANCHOR_PREFIX
+    assert restore.with_["path"] == f"{tmp_path}/work/_temp/cd-checks-audit-anchor"
+    assert restore.outputs["cache-matched-key"] == ""  # the first run: nothing kept yet
+    assert any(
+        a.level == "warning" and "no head of this trail kept" in a.message
+        for a in first.annotations
+    )
+    # Two records (start, final), signed with the secret's key, pushed to origin.
+    assert len(deployments.records()) == 2
+    head = step(first, "Verify the audit trail and publish its head").outputs
+    assert head["ok"] == head["anchored"] == "true" and head["head-seq"] == "1"
+    assert first.outputs["audit-head-hash"] == head["head-hash"] != ""
+    assert re.search(r"`branch cd-checks/audit of .*`: 0 records, chain intact", first.summaries)
+    assert (
+        f"| after this job | #1 | `{head['head-id']}` | `{head['head-hash']}` |" in first.summaries
+    )
+    assert f"Kept for the next run: cache `{ANCHOR_PREFIX}1001-1-staging`." in first.summaries
+    saved = step(first, "Keep the audit trail's head for the next run")
+    assert saved.with_["key"] == f"{ANCHOR_PREFIX}1001-1-staging"
+    assert [e.key for e in deployments.cache.entries] == [f"{ANCHOR_PREFIX}1001-1-staging"]
+
+    second = deployments.run("production")
+    assert second.outcome == "success", _log(second)
+    matched = step(second, "Restore the audit trail's head kept by an earlier run")
+    assert matched.outputs["cache-matched-key"] == f"{ANCHOR_PREFIX}1001-1-staging"
+    assert (
+        f"Checked against the head an earlier run kept (cache `{ANCHOR_PREFIX}1001-1-staging`):"
+        f" #1 `{head['head-id']}` `{head['head-hash']}`." in second.summaries
+    )
+    assert "2 records, chain intact, signed: ci: 2." in second.summaries
+    assert second.outputs["audit-head-seq"] == "3"
+    assert {p.name: p.read_text() for p in deployments.fleet.iterdir()}.keys() == {
+        "stage-1", "web-1", "web-2"
+    }  # fmt: skip
+
+    # The audit branch is pushed back to record #1 (a forced push): the head the
+    # production run kept (#3) is gone. Nothing is deployed; the job says which record.
+    deployments.cut_trail(2)
+    for host in deployments.fleet.iterdir():
+        host.write_text("before")
+    third = deployments.run("production")
+    assert third.outcome == "failure"
+    verify = step(third, "Verify the audit trail")
+    assert verify.outcome == "failure" and verify.returncode == 1
+    errors = [a.message for a in third.annotations if a.level == "error"]
+    assert any(
+        m.startswith("truncated: record #3 (") and "is gone: the trail ends at #1, but held #3" in m
+        for m in errors
+    ), errors
+    assert step(third, "cd-checks rollout").outcome == "skipped"
+    assert {p.read_text() for p in deployments.fleet.iterdir()} == {"before"}
+    assert step(third, "Verify the audit trail and publish its head").outcome == "skipped"
+    assert step(third, "Keep the audit trail's head for the next run").outcome == "skipped"
+    assert ":x: **audit verify failed** (nothing was deployed):" in third.summaries
+    assert "- `truncated` record \\#3 " in third.summaries
+    assert len(deployments.cache.entries) == 2  # the kept head stays #3
+
+    # The signing key reached cd-checks, and no log, summary or output of any run.
+    shown = "\n".join(everything_shown(r) for r in (first, second, third))
+    secret = deployments.key.read_text().splitlines()[1:-1]
+    assert secret and not any(line in shown for line in secret)
+
+
+def test_break_glass_goes_on_past_a_failed_verify_loudly_and_keeps_no_head(
+    tmp_path: Path, action_root: Path, runner_bin: Path
+) -> None:
+    deployments = Deployments(tmp_path, action_root, runner_bin)
+    assert deployments.run("staging").outcome == "success"
+    deployments.cut_trail(1)  # a torn-off final record: the kept head (#1) is gone
+    emergency = {"break-glass": "true", "reason": "outage", "ticket": "INC-7"}
+    (deployments.fleet / "stage-1").write_text("before")
+    result = deployments.run("staging", **emergency)
+    verify = step(result, "Verify the audit trail")
+    assert verify.outcome == "success"  # reported, not blocking
+    errors = [a.message for a in result.annotations if a.level == "error"]
+    assert any(m.startswith("truncated: record #1 (") for m in errors), errors
+    assert any(m.startswith("BREAK-GLASS: going on past a failed audit verify") for m in errors)
+    assert step(result, "cd-checks rollout").outcome == "success", _log(result)
+    assert (deployments.fleet / "stage-1").read_text() != "before"
+    after = step(result, "Verify the audit trail and publish its head")
+    assert after.outputs["anchored"] == "false"
+    assert step(result, "Keep the audit trail's head for the next run").outcome == "skipped"
+    assert "BREAK-GLASS: the job went on" in result.summaries
+    assert len(deployments.cache.entries) == 1
+
+
+def test_without_audit_anchor_the_trail_is_verified_but_no_head_is_kept(
+    tmp_path: Path, action_root: Path, runner_bin: Path
+) -> None:
+    deployments = Deployments(tmp_path, action_root, runner_bin)
+    result = deployments.run("staging", **{"audit-anchor": "false"})
+    assert result.outcome == "success", _log(result)
+    for name in (
+        "Restore the audit trail's head kept by an earlier run",
+        "Keep the audit trail's head for the next run",
+    ):
+        assert step(result, name).outcome == "skipped", name
+    assert "input `audit-anchor` is false" in result.summaries
+    assert result.outputs["audit-head-seq"] == "1"
+    assert deployments.cache.entries == []
+
+
+def verify_audit_module() -> Any:
+    """rollout/verify_audit.py, the audit steps' script, imported from its file."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("verify_audit", REPO / "rollout/verify_audit.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_record_text_from_a_forged_trail_cannot_act_in_the_log_or_the_summary() -> None:
+    steps = verify_audit_module()
+    hostile = "x\n::add-mask::abc\n##[stop-commands]tok | `code` <b>"
+    verdict = {
+        "ok": False,
+        "problems": [{"kind": "unsigned", "id": hostile, "message": f"record #9 ({hostile})"}],
+    }
+    lines = steps.annotate(1, verdict, "cd-checks: warning: seen " + hostile.replace("\n", " "))
+    assert all(line.startswith(("::error title=", "::warning title=")) for line in lines)
+    assert [a.message for a in parse_annotations("\n".join(lines))] == [
+        "seen " + hostile.replace("\n", " "),
+        f"unsigned: record #9 ({hostile})",
+    ]
+    summary = steps.summary("before", 1, verdict, {})
+    assert all(
+        not line.lstrip().startswith("::") and "##[" not in line for line in summary.split("\n")
+    )
+    assert "\\| \\`code\\` \\<b\\>" in summary
+    # cd-checks stopped (exit 2): its error line is the annotation.
+    (error,) = parse_annotations(
+        "\n".join(steps.annotate(2, None, "cd-checks: error: bad config\n"))
+    )
+    assert (error.level, error.message) == ("error", "cd-checks: error: bad config")
+    assert steps.outputs(2, None) == {
+        "ok": "false", "head-seq": "", "head-id": "", "head-hash": "", "anchored": "false"
+    }  # fmt: skip
+
+
+def test_the_summary_says_why_a_head_was_or_was_not_checked() -> None:
+    steps = verify_audit_module()
+    base = {"ok": True, "records": 0, "signed": {}, "unsigned": [], "problems": []}
+    kept = {"KEEP_HEAD": "true", "ANCHORS": "/tmp/a", "RESTORED": "cd-checks-audit-anchor-7"}
+    file_trail = {**base, "trail": ".cd-checks/audit.jsonl", "anchor_file": None, "head": None}
+    assert "this trail lives in the checkout" in steps.summary("before", 0, file_trail, kept)
+    assert "| before the deploy | (empty) | | |" in steps.summary("before", 0, file_trail, kept)
+    off = steps.summary("before", 0, file_trail, {**kept, "KEEP_HEAD": "false"})
+    assert "input `audit-anchor` is false" in off
+    first = {**file_trail, "anchor_file": "/tmp/a/anchors/x.json", "anchor": None}
+    assert ":warning: No head kept by an earlier run" in steps.summary("before", 0, first, kept)
 
 
 # argv of each call, one JSON list a line: stands in for cd-checks where only the
