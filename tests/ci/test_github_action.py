@@ -31,8 +31,8 @@ from tests.ci.github_runner import (
     runner_path,
     runner_python,
 )
+from tests.ci.signed_ops import SignedOps
 from tests.conftest import EXAMPLES, REPO, git, init_repo, write_tree
-from tests.rollout.repo_files import YAMLLINT
 
 ACTION = REPO / "action.yml"
 ROLLOUT_ACTION = REPO / "rollout" / "action.yml"
@@ -366,55 +366,19 @@ def test_rollout_action_installs_its_own_checkout_with_the_rollout_extra(
 
 # -- the rollout action's audit steps: verify, publish and keep the head ------------------------
 
-DEPLOY = """\
-import pathlib, sys
-hosts, revision, fleet = sys.argv[1].split(","), sys.argv[2], pathlib.Path(sys.argv[3])
-for host in hosts:
-    (fleet / host).write_text(revision)
-"""
 ANCHOR_PREFIX = "cd-checks-audit-anchor-"
 
 
-class Deployments:
-    """An ops repository whose audit trail is a signed git branch pushed to a bare origin,
-    deployed by a command applier (no hosts needed); each run is a fresh runner: a new
-    clone, an empty runner temp directory, the repository's Actions cache kept. The
-    paths are the same in every run, as on GitHub's hosted runners
-    (/home/runner/work/REPO/REPO, /home/runner/work/_temp): a cache entry's `path`
-    list is part of its version."""
+class Deployments(SignedOps):
+    """The signed ops repository deployed by workflow jobs using the rollout action;
+    each run is a fresh runner: a new clone, an empty runner temp directory, the
+    repository's Actions cache kept. The paths are the same in every run, as on
+    GitHub's hosted runners (/home/runner/work/REPO/REPO, /home/runner/work/_temp):
+    a cache entry's `path` list is part of its version."""
 
     def __init__(self, tmp_path: Path, action_root: Path, runner_bin: Path) -> None:
-        self.tmp, self.action_root, self.runner_bin = tmp_path, action_root, runner_bin
-        self.fleet = tmp_path / "fleet"
-        self.fleet.mkdir()
-        self.key = tmp_path / "ci-audit-key"
-        subprocess.run(
-            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "ci", "-f", str(self.key)],
-            check=True,
-        )
-        public = " ".join(Path(f"{self.key}.pub").read_text().split()[:2])
-        rollout = {
-            "inventory": "inventory/hosts",
-            "apply": {"command": ["python", "deploy.py", "{hosts}", "{revision}", str(self.fleet)]},
-            "stages": [
-                {"name": "staging", "hosts": "staging"},
-                {"name": "production", "hosts": "production"},
-            ],
-        }
-        audit = {"store": "git", "remote": "origin", "signers": "audit-signers"}
-        source = write_tree(
-            tmp_path / "source",
-            {
-                "cd-checks.yml": yaml.safe_dump({"rollout": rollout, "audit": audit}),
-                "deploy.py": DEPLOY,
-                "inventory/hosts": "[staging]\nstage-1\n\n[production]\nweb-1\nweb-2\n",
-                "audit-signers": f"ci {public}\n",
-                ".yamllint": YAMLLINT,
-            },
-        )
-        init_repo(source)
-        self.origin = tmp_path / "origin.git"
-        git(tmp_path, "clone", "-q", "--bare", str(source), str(self.origin))
+        super().__init__(tmp_path)
+        self.action_root, self.runner_bin = action_root, runner_bin
         self.cache = ActionsCache(tmp_path / "actions-cache")
         self.runs = 0
 
@@ -426,7 +390,7 @@ class Deployments:
         self.runs += 1
         workspace, temp = self.tmp / "work" / "ops" / "ops", self.tmp / "work" / "_temp"
         shutil.rmtree(self.tmp / "work", ignore_errors=True)
-        git(self.tmp, "clone", "-q", str(self.origin), str(workspace))
+        self.clone(workspace)
         temp.mkdir()
         runner = Runner(
             workspace=workspace,
@@ -452,14 +416,6 @@ class Deployments:
 
     def installed(self) -> bool:
         return any(self.runner_bin.parent.glob("lib/python*/site-packages/cd_checks-*.dist-info"))
-
-    def records(self) -> list[str]:
-        listing = git(self.origin, "ls-tree", "--name-only", "cd-checks/audit", "records/")
-        return listing.split()
-
-    def cut_trail(self, commits: int) -> None:
-        """A forced push of the audit branch back by `commits` records."""
-        git(self.origin, "update-ref", "refs/heads/cd-checks/audit", f"cd-checks/audit~{commits}")
 
 
 def everything_shown(result: StepResult) -> str:
@@ -500,7 +456,7 @@ def test_rollout_action_verifies_publishes_and_keeps_the_audit_head_between_runs
     assert saved.with_["key"] == f"{ANCHOR_PREFIX}1001-1-staging"
     assert [e.key for e in deployments.cache.entries] == [f"{ANCHOR_PREFIX}1001-1-staging"]
 
-    second = deployments.run("production")
+    second = deployments.run("canary")
     assert second.outcome == "success", _log(second)
     matched = step(second, "Restore the audit trail's head kept by an earlier run")
     assert matched.outputs["cache-matched-key"] == f"{ANCHOR_PREFIX}1001-1-staging"
@@ -510,16 +466,14 @@ def test_rollout_action_verifies_publishes_and_keeps_the_audit_head_between_runs
     )
     assert "2 records, chain intact, signed: ci: 2." in second.summaries
     assert second.outputs["audit-head-seq"] == "3"
-    assert {p.name: p.read_text() for p in deployments.fleet.iterdir()}.keys() == {
-        "stage-1", "web-1", "web-2"
-    }  # fmt: skip
+    assert len(deployments.deployed()) == 2  # stage-1 and the canary host
 
     # The audit branch is pushed back to record #1 (a forced push): the head the
-    # production run kept (#3) is gone. Nothing is deployed; the job says which record.
+    # canary run kept (#3) is gone. Nothing is deployed; the job says which record.
     deployments.cut_trail(2)
     for host in deployments.fleet.iterdir():
         host.write_text("before")
-    third = deployments.run("production")
+    third = deployments.run("canary")
     assert third.outcome == "failure"
     verify = step(third, "Verify the audit trail")
     assert verify.outcome == "failure" and verify.returncode == 1
@@ -529,7 +483,7 @@ def test_rollout_action_verifies_publishes_and_keeps_the_audit_head_between_runs
         for m in errors
     ), errors
     assert step(third, "cd-checks rollout").outcome == "skipped"
-    assert {p.read_text() for p in deployments.fleet.iterdir()} == {"before"}
+    assert set(deployments.deployed().values()) == {"before"}
     assert step(third, "Verify the audit trail and publish its head").outcome == "skipped"
     assert step(third, "Keep the audit trail's head for the next run").outcome == "skipped"
     assert ":x: **audit verify failed** (nothing was deployed):" in third.summaries
@@ -538,7 +492,7 @@ def test_rollout_action_verifies_publishes_and_keeps_the_audit_head_between_runs
 
     # The signing key reached cd-checks, and no log, summary or output of any run.
     shown = "\n".join(everything_shown(r) for r in (first, second, third))
-    secret = deployments.key.read_text().splitlines()[1:-1]
+    secret = deployments.secret_lines()
     assert secret and not any(line in shown for line in secret)
 
 

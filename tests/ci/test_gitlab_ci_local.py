@@ -79,6 +79,7 @@ from tests.ci.gitlab_components import (
     include_ref,
     readme_snippets,
 )
+from tests.ci.signed_ops import SignedOps
 from tests.conftest import EXAMPLES, REPO, git
 from tests.lab_fixture import lab_fleet
 from tests.rollout.repo_files import YAMLLINT
@@ -227,8 +228,19 @@ def seed_includes(root: Path) -> None:
         shutil.copytree(REPO / "templates", fetched, dirs_exist_ok=True)
 
 
-def gitlab_ci_local(root: Path, env: dict[str, str], *args: str) -> Pipeline:
+def gitlab_ci_local(
+    root: Path, env: dict[str, str], *args: str, keep_cache: bool = False
+) -> Pipeline:
+    """One pipeline; `keep_cache`: the caches of the earlier ones stay, as a runner keeps them."""
+    cache = root / ".gitlab-ci-local" / "cache"
+    kept = root.parent / f"{root.name}-kept-cache"
+    if keep_cache and cache.exists():
+        shutil.rmtree(kept, ignore_errors=True)
+        shutil.move(cache, kept)
     shutil.rmtree(root / ".gitlab-ci-local", ignore_errors=True)
+    if keep_cache and kept.exists():
+        cache.parent.mkdir(parents=True)
+        shutil.move(kept, cache)
     seed_includes(root)
     done = subprocess.run(
         [
@@ -595,6 +607,73 @@ def run_rollback_job(repo: DeployRepo, build: Path) -> subprocess.CompletedProce
         timeout=300,
         check=False,
     )
+
+
+# --- the audit trail's head, kept between pipelines ------------------------------------------
+
+
+@needs_gitlab_ci_local
+def test_the_pipeline_verifies_the_trail_publishes_its_head_and_stops_on_a_cut_trail(
+    tmp_path: Path, installer: Installer, job_venv: Path
+) -> None:
+    """The README's pipeline on a repository whose audit trail is a signed branch on
+    origin, the key a (base64, maskable) CI/CD variable; the runner's cache kept."""
+    ops = SignedOps(tmp_path)
+    root = ops.clone(tmp_path / "ops")
+    git(root, "remote", "add", "gcl-origin", REMOTE)
+    (root / ".gitignore").write_text(".gitlab-ci-local/\n")
+    inputs = {"validate": installer.inputs(), "deploy": installer.inputs()}
+    adopt(root, readme_snippets()[-1], inputs)
+    commit_all(root, "the deploy pipeline")
+    git(root, "push", "-q", "origin", "HEAD:main")
+    encoded = subprocess.run(
+        ["base64", "-w0", str(ops.key)], capture_output=True, text=True, check=True
+    ).stdout
+    env = {**installer.env(job_venv), "XDG_STATE_HOME": str(tmp_path / "runner-state")}
+
+    def pipeline(*args: str) -> Pipeline:
+        variable = ["--variable", f"CD_CHECKS_AUDIT_KEY={encoded}"]
+        return gitlab_ci_local(root, env, *variable, *args, keep_cache=True)
+
+    first = pipeline("--manual", "cd-checks-production")
+    assert first.code == 0, first.log
+    assert "signed: ci: 2" in first.log and "signed: ci: 6" in first.log
+    report = (first.build("cd-checks-production") / "cd-checks-audit.env").read_text()
+    head = dict(line.split("=", 1) for line in report.splitlines())
+    assert head["CD_CHECKS_AUDIT_HEAD_SEQ"] == "5"
+    assert re.search(
+        rf"cd-checks-production\s+> cd-checks audit verify \(after the deploy\): "
+        rf"head #5 {head['CD_CHECKS_AUDIT_HEAD_ID']} {head['CD_CHECKS_AUDIT_HEAD_HASH']}",
+        first.log,
+    )
+    kept = sorted(
+        (root / ".gitlab-ci-local/cache").glob("*/.cd-checks/audit-anchor/anchors/*.json")
+    )
+    assert {p.relative_to(root / ".gitlab-ci-local/cache").parts[0] for p in kept} == {
+        "cd-checks-audit-anchor-staging",
+        "cd-checks-audit-anchor-production",
+    }, first.log
+
+    # Production's two records are cut off the audit branch (a forced push). Staging's
+    # head is still there; the next job on production hosts finds its head rewritten.
+    ops.cut_trail(2)
+    canary_host = [h for h, revision in ops.deployed().items() if h.startswith("web")][0]
+    ops.fleet.joinpath(canary_host).write_text("before")
+    second = pipeline("--manual", "cd-checks-production")
+    assert second.code != 0
+    assert "PASS  cd-checks-staging" in second.log
+    assert "FAIL  cd-checks-canary" in second.log
+    assert re.search(
+        rf"cd-checks-canary\s+> cd-checks audit verify \(before the deploy\): rewritten: "
+        rf"record #5 \(\S+\) at position 5 is not the record #5 "
+        rf"\({head['CD_CHECKS_AUDIT_HEAD_ID']}, ",
+        second.log,
+    ), second.log
+    assert not re.search(r"cd-checks-production\s+>", second.log)
+    assert ops.deployed()[canary_host] == "before"  # the canary deployed nothing
+    for shown in (first.log, second.log):
+        assert encoded[:40] not in shown
+        assert not any(line in shown for line in ops.secret_lines())
 
 
 # --- the GitHub rollout action's script, on the same fleet ----------------------------------

@@ -40,16 +40,21 @@ from tests.ci.gitlab_components import (
     readme_snippets,
     spec_inputs,
 )
+from tests.ci.signed_ops import SignedOps
 from tests.conftest import EXAMPLES, REPO, git
 
 BIN = str(Path(sys.executable).parent)
 # argv of each call, one JSON list a line: stands in for cd-checks where only the
-# arguments a job builds are under test.
+# arguments a job builds are under test. `audit verify` answers: an empty trail.
 FAKE_CD_CHECKS = f"""#!{sys.executable}
 import json, os, sys
 with open(os.environ["CALLS"], "a") as calls:
     calls.write(json.dumps(sys.argv[1:]) + "\\n")
+if sys.argv[1:3] == ["audit", "verify"]:
+    print(json.dumps({{"ok": True, "records": 0, "head": None, "anchor": None,
+                      "signed": {{}}, "problems": []}}))
 """
+VERIFY = ["audit", "verify", "--format", "json", "--anchor-dir", ".cd-checks/audit-anchor"]
 
 
 def check_jsonschema(target: Path) -> subprocess.CompletedProcess[str]:
@@ -321,14 +326,15 @@ def test_gitlab_rollback_job_skips_environments_whose_record_is_closed(tmp_path:
     fake.write_text(FAKE_CD_CHECKS)
     fake.chmod(0o755)
     calls = tmp_path / "calls.jsonl"
-    script = "\n".join(interpolate(TEMPLATES["deploy"], {})["cd-checks-rollback"]["script"])
+    script, variables = deploy_job_script("cd-checks-rollback")
     for environment, status in (("production", "rolled_back"), ("staging", "open")):
         record = tmp_path / ".cd-checks" / "rollout" / environment / "rollout.json"
         record.parent.mkdir(parents=True)
         record.write_text(json.dumps({"environment": environment, "status": status}, indent=2))
-    env = {**os.environ, "CALLS": str(calls), "PATH": f"{fake.parent}:{os.environ['PATH']}"}
+    env = {**os.environ, **variables, "CALLS": str(calls)}
+    env["PATH"] = f"{fake.parent}:{os.environ['PATH']}"
     done = subprocess.run(
-        ["bash", "-e", "-c", "set --\n" + script],
+        ["bash", "-e", "-c", script],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -337,7 +343,7 @@ def test_gitlab_rollback_job_skips_environments_whose_record_is_closed(tmp_path:
     )
     assert done.returncode == 0, done.stderr
     argv = [json.loads(line) for line in calls.read_text().splitlines()]
-    assert argv == [["rollback", "--environment", "staging"]]
+    assert argv == [VERIFY, ["rollback", "--environment", "staging"], VERIFY]
 
 
 def test_deploy_job_passes_break_glass_variables_as_plain_arguments(tmp_path: Path) -> None:
@@ -372,8 +378,138 @@ def test_deploy_job_passes_break_glass_variables_as_plain_arguments(tmp_path: Pa
     )
     assert done.returncode == 0, done.stderr
     assert [json.loads(line) for line in calls.read_text().splitlines()] == [
+        VERIFY,
         ["rollout", "run", "--inventory", "lab/inventory.yml", "--break-glass"]
         + ["--reason", reason, "--ticket", "INC-7"]
-        + ["--revision", "abc123", "--stage", "production"]
+        + ["--revision", "abc123", "--stage", "production"],
+        VERIFY,
     ]
     assert not (tmp_path / "pwned").exists() and not (tmp_path / "pwned2").exists()
+
+
+# --- the deploy jobs' audit steps ----------------------------------------------------------
+
+
+def deploy_job_script(job: str, inputs: dict[str, str] | None = None) -> tuple[str, dict[str, str]]:
+    """A deploy job's before_script and script as the shell gets them (the image's
+    set-up lines aside: cd-checks is on PATH), and its variables."""
+    jobs = interpolate(TEMPLATES["deploy"], inputs or {})
+    base, own = jobs[".cd-checks-deploy"], jobs[job]
+    setup = [line for line in base["before_script"] if "pip install" not in line]
+    setup = [line for line in setup if "apt-get" not in line]
+    variables = {**base["variables"], **own.get("variables", {})}
+    return "\n".join([*setup, *own.get("script", base["script"])]), {
+        k: str(v) for k, v in variables.items()
+    }
+
+
+def test_deploy_jobs_keep_the_audit_head_per_resource_group_for_protected_pipelines() -> None:
+    jobs = interpolate(TEMPLATES["deploy"], {"production-environment": "prod"})
+    cache = jobs[".cd-checks-deploy"]["cache"]
+    assert cache["paths"] == [".cd-checks/audit-anchor/"]
+    assert jobs[".cd-checks-deploy"]["variables"]["CD_CHECKS_AUDIT_ANCHORS"] == (
+        ".cd-checks/audit-anchor"
+    )
+    assert cache["unprotect"] is False  # never shared with unprotected branches' pipelines
+    assert (cache["policy"], cache["when"]) == ("pull-push", "always")
+    keys = {job: jobs[job]["cache"]["key"] for job in jobs if not job.startswith(".")}
+    # The jobs that change the same hosts (one resource group) share one head.
+    assert keys == {
+        "cd-checks-staging": "cd-checks-audit-anchor-staging",
+        "cd-checks-canary": "cd-checks-audit-anchor-prod",
+        "cd-checks-production": "cd-checks-audit-anchor-prod",
+        "cd-checks-rollback": "cd-checks-audit-anchor-prod",
+    }
+    assert all(jobs[job]["resource_group"] in keys[job] for job in keys)
+    assert jobs[".cd-checks-deploy"]["artifacts"]["reports"] == {"dotenv": "cd-checks-audit.env"}
+    # The key leaves the environment before anything else runs.
+    assert jobs[".cd-checks-deploy"]["before_script"][:2] == [
+        "cd_checks_audit_key=${CD_CHECKS_AUDIT_KEY:-}",
+        "unset CD_CHECKS_AUDIT_KEY",
+    ]
+
+
+class GitLabJobs(SignedOps):
+    """The signed ops repository deployed by the deploy component's job scripts, each
+    job in a fresh clone; `cache` stands in for the runner's cache of each key."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        super().__init__(tmp_path)
+        self.jobs = 0
+        encoded = subprocess.run(
+            ["base64", "-w0", str(self.key)], capture_output=True, text=True, check=True
+        ).stdout
+        self.variable = encoded  # the masked CI/CD variable's value
+
+    def run(self, job: str, **variables: str) -> tuple[subprocess.CompletedProcess[str], Path]:
+        self.jobs += 1
+        build = self.clone(self.tmp / f"job-{self.jobs}")
+        script, job_variables = deploy_job_script(job)
+        cache = self.tmp / "runner-cache" / job_variables["CD_CHECKS_STAGE"]
+        if cache.exists():
+            shutil.copytree(cache, build / ".cd-checks/audit-anchor")
+        env = {
+            **os.environ,
+            **job_variables,
+            "PATH": f"{BIN}:{os.environ['PATH']}",
+            "CI": "true",
+            "GITLAB_CI": "true",
+            "CI_COMMIT_SHA": git(build, "rev-parse", "HEAD").strip(),
+            "CD_CHECKS_AUDIT_KEY": self.variable,
+            "XDG_STATE_HOME": str(self.tmp / f"job-{self.jobs}-home"),
+            **variables,
+        }
+        done = bash(script, build, env)
+        if (build / ".cd-checks/audit-anchor").exists():  # `when: always`
+            shutil.rmtree(cache, ignore_errors=True)
+            shutil.copytree(build / ".cd-checks/audit-anchor", cache)
+        return done, build
+
+
+def test_deploy_job_verifies_the_trail_publishes_its_head_and_stops_on_a_cut_trail(
+    tmp_path: Path,
+) -> None:
+    ops = GitLabJobs(tmp_path)
+    first, build = ops.run("cd-checks-staging")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "cd-checks audit verify (before the deploy): the trail is empty" in first.stdout
+    assert "no head of this trail kept in .cd-checks/audit-anchor yet" in first.stderr
+    assert "cd-checks audit verify (after the deploy): 2 records, chain intact, signed: ci: 2" in (
+        first.stdout
+    )
+    report = dict(
+        line.split("=", 1) for line in (build / "cd-checks-audit.env").read_text().splitlines()
+    )
+    assert set(report) == {
+        "CD_CHECKS_AUDIT_HEAD_SEQ", "CD_CHECKS_AUDIT_HEAD_ID", "CD_CHECKS_AUDIT_HEAD_HASH"
+    }  # fmt: skip
+    assert report["CD_CHECKS_AUDIT_HEAD_SEQ"] == "1"
+    head_id, head_hash = report["CD_CHECKS_AUDIT_HEAD_ID"], report["CD_CHECKS_AUDIT_HEAD_HASH"]
+    assert f"head #1 {head_id} {head_hash}" in first.stdout
+    assert len(ops.records()) == 2 and set(ops.deployed()) == {"stage-1"}
+
+    # The next pipeline's staging job, after the audit branch was pushed back a record.
+    ops.cut_trail(1)
+    ops.fleet.joinpath("stage-1").write_text("before")
+    second, build = ops.run("cd-checks-staging")
+    assert second.returncode == 1
+    assert (
+        f"cd-checks audit verify (before the deploy): truncated: record #1 ({head_id}) is gone"
+        in second.stdout
+    )
+    assert "cd-checks audit verify (before the deploy): FAILED" in second.stdout
+    assert ops.deployed() == {"stage-1": "before"}  # nothing deployed
+    assert not (build / "cd-checks-audit.env").exists()
+
+    # Break-glass goes on, saying so; the head kept stays the one before the cut.
+    emergency = {"CD_CHECKS_BREAK_GLASS": "true", "CD_CHECKS_REASON": "outage"}
+    third, _ = ops.run("cd-checks-staging", **emergency, CD_CHECKS_TICKET="INC-7")
+    assert third.returncode == 0, third.stdout + third.stderr
+    assert "cd-checks: BREAK-GLASS: going on past a failed audit verify" in third.stdout
+    assert ops.deployed()["stage-1"] != "before"
+    fourth, _ = ops.run("cd-checks-staging")
+    assert fourth.returncode == 1 and "FAILED" in fourth.stdout
+
+    shown = "\n".join(r.stdout + r.stderr for r in (first, second, third, fourth))
+    assert ops.variable not in shown and ops.variable[:40] not in shown
+    assert not any(line in shown for line in ops.secret_lines())
