@@ -177,7 +177,11 @@ def env_signer(env: Mapping[str, str]) -> Signer | None:
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise AuditError(f"{KEY_ENV}: cannot read the key file {path}: {exc.strerror}") from exc
+        # A value that names no file may be a mangled secret: named only if path-shaped.
+        shown = f" {path}" if value.startswith(("/", "~", "./")) and " " not in value else ""
+        raise AuditError(
+            f"{KEY_ENV}: cannot read the key file{shown} it names: {exc.strerror}"
+        ) from exc
     return parse_private_key(data, f"{KEY_ENV} ({path})")
 
 

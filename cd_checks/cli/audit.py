@@ -28,6 +28,7 @@ from cd_checks.audit.record import OUTCOMES, parse_time
 from cd_checks.audit.trail import AuditTrail, open_trail
 from cd_checks.cli import examples
 from cd_checks.errors import AuditError, InputError
+from cd_checks.report import escaping
 
 
 def _now() -> datetime:
@@ -49,6 +50,12 @@ def _trail(
     return open_trail(_config(ctx, config_path), now=now, warn=warner(), env=os.environ)
 
 
+def _say(text: str, *, err: bool = False, nl: bool = True) -> None:
+    """A line for a terminal or a CI log: what the trail holds (ids, reasons, names) is
+    anyone's text, so control characters are escaped and workflow commands defused."""
+    click.echo(escaping.defuse_text(escaping.escape_controls(text)), err=err, nl=nl)
+
+
 def warner(prefix: str = "warning: ") -> Callable[[str], None]:
     """A store's warning sink for one command: each warning once, on stderr."""
     said: set[str] = set()
@@ -56,7 +63,7 @@ def warner(prefix: str = "warning: ") -> Callable[[str], None]:
     def warn(message: str) -> None:
         if message not in said:
             said.add(message)
-            click.echo(f"cd-checks: {prefix}{message}", err=True)
+            _say(f"cd-checks: {prefix}{message}", err=True)
 
     return warn
 
@@ -66,7 +73,7 @@ def leftovers(root: Path, trail: AuditTrail) -> None:
     from cd_checks.audit.fallback import fallback_path, notices
 
     for notice in notices(trail.store, fallback_path(root, os.environ)):
-        click.echo(f"cd-checks: warning: {notice}", err=True)
+        _say(f"cd-checks: warning: {notice}", err=True)
 
 
 def _hours(ctx: click.Context) -> float:
@@ -88,7 +95,7 @@ def _environments(ctx: click.Context) -> tuple[str, ...] | None:
 
 def _write(text: str, output: Path | None) -> None:
     if output is None:
-        click.echo(text, nl=False)
+        click.echo(text, nl=False)  # export's JSON/CSV as written; for files and pipes
         return
     try:
         output.write_text(text, "utf-8")
@@ -150,8 +157,10 @@ def log(
     found = listing.rows(trail.records(), now, _hours(ctx))
     start = metrics.parse_since(since, now) if since else None
     chosen = listing.select(found, environment=environment, outcome=outcome, since=start)
-    render = listing.render_table if output_format == "table" else listing.render_rows_json
-    click.echo(render(chosen), nl=False)
+    if output_format == "table":
+        _say(listing.render_table(chosen), nl=False)
+    else:
+        click.echo(escaping.defuse_json(listing.render_rows_json(chosen)), nl=False)
 
 
 @audit.command(
@@ -166,7 +175,7 @@ def show(ctx: click.Context, record_id: str) -> None:
     """Everything recorded about one deploy or event, related records included."""
     verdict = _trail(ctx).verdict()  # each signature judged: who signed, or that none did
     text = listing.render_show(verdict.records, record_id, verdict.signatures)
-    click.echo(text, nl=False)
+    _say(text, nl=False)
 
 
 @audit.command(
@@ -236,15 +245,17 @@ def verify_command(
     previous = trail.anchor.read() if trail.anchor is not None else None
     verdict = trail.verdict(published=anchor)
     if output_format == "json":
-        click.echo(json.dumps(_verdict_json(trail, verdict, previous), indent=2))
+        click.echo(
+            escaping.defuse_json(json.dumps(_verdict_json(trail, verdict, previous), indent=2))
+        )
     else:
         _echo_verdict(trail, verdict)
     if not verdict.ok:
         count = len(verdict.problems)
-        click.echo(f"audit trail {trail.store.describe()}: {count} problem(s)", err=True)
+        _say(f"audit trail {trail.store.describe()}: {count} problem(s)", err=True)
         if previous is not None and trail.anchor is not None and verdict.broken:
             where = "an earlier run kept" if anchor_dir else "last seen here is kept"
-            click.echo(
+            _say(
                 f"cd-checks: the head {where} in {trail.anchor.path}; only if this "
                 "trail was reset on purpose, remove that file"
                 + (" (and the CI cache it came from)" if anchor_dir else ""),
@@ -255,7 +266,7 @@ def verify_command(
         try:
             trail.anchor.advance(verdict.records[-1])
         except AuditError as exc:
-            click.echo(f"cd-checks: warning: {exc}", err=True)
+            _say(f"cd-checks: warning: {exc}", err=True)
     return 0
 
 
@@ -272,7 +283,7 @@ def _anchored_in(trail: AuditTrail, directory: Path) -> AuditTrail:
 
     store = trail.store
     if not isinstance(store, GitBranchStore) or not store.remote:
-        click.echo(
+        _say(
             f"cd-checks: note: --anchor-dir: the trail {store.describe()} lives in this "
             "checkout, not on a remote: no head is kept for it",
             err=True,
@@ -280,7 +291,7 @@ def _anchored_in(trail: AuditTrail, directory: Path) -> AuditTrail:
         return replace(trail, anchor=None)
     kept = AnchorFile.of(directory, location(store))
     if kept.read() is None:
-        click.echo(
+        _say(
             f"cd-checks: warning: --anchor-dir: no head of this trail kept in {directory} "
             "yet (a first run, or the cache was lost): records cut off its end before "
             "now cannot be detected; its head is kept from this run on",
@@ -291,23 +302,23 @@ def _anchored_in(trail: AuditTrail, directory: Path) -> AuditTrail:
 
 def _echo_verdict(trail: AuditTrail, verdict: Verdict) -> None:
     for problem in verdict.problems:
-        click.echo(f"{problem.kind}: {problem.message}")
+        _say(f"{problem.kind}: {escaping.escape_controls(problem.message, keep='')}")
     if not verdict.ok:
         return
     records = verdict.records
     if verdict.unsigned:
         seqs = [records[i].seq for i in verdict.unsigned]
-        click.echo(
+        _say(
             f"unsigned: {len(seqs)} record(s) (#{seqs[0]}..#{seqs[-1]}) carry no signature: "
             "the chain links them, nothing shows who wrote them"
         )
     signers = ", ".join(f"{who}: {n}" for who, n in sorted(verdict.signers().items()))
     signed = sum(verdict.signers().values())
-    click.echo(
+    _say(
         f"audit trail {trail.store.describe()}: {len(records)} records, chain intact, "
         f"{signed} signed{f' ({signers})' if signers else ''}, {len(verdict.unsigned)} unsigned"
     )
-    click.echo(f"head #{records[-1].seq} {records[-1].hash}" if records else "head (empty)")
+    _say(f"head #{records[-1].seq} {records[-1].hash}" if records else "head (empty)")
 
 
 def _verdict_json(trail: AuditTrail, verdict: Verdict, previous: Anchor | None) -> dict[str, Any]:
@@ -359,8 +370,8 @@ def repair_command(ctx: click.Context, yes: bool) -> int:
     if done is None:
         return _repair_plan([], store.path)
     for line in done.removed:
-        click.echo(line.describe())
-    click.echo(
+        _say(line.describe())
+    _say(
         f"moved {len(done.removed)} line(s) to {done.side_file}; repair recorded as "
         f"{done.record.id}. Every line that reads as a record was kept: "
         "`cd-checks audit verify` checks their chain"
@@ -370,11 +381,11 @@ def repair_command(ctx: click.Context, yes: bool) -> int:
 
 def _repair_plan(bad: list[BadLine], path: Path) -> int:
     for line in bad:
-        click.echo(line.describe())
+        _say(line.describe())
     if not bad:
-        click.echo(f"audit trail {path}: every line is an audit record, nothing to repair")
+        _say(f"audit trail {path}: every line is an audit record, nothing to repair")
         return 0
-    click.echo(
+    _say(
         f"would move {len(bad)} line(s) to {path}.repair-<UTC time> and record the repair; "
         "nothing changed (a dry run): `cd-checks audit repair --yes` does it"
     )
@@ -411,7 +422,7 @@ def open_command(ctx: click.Context, deploy_id: str, summary: str, detected_at: 
         summary=summary,
         detected_at=_time(detected_at, "--detected-at"),
     )
-    click.echo(record.id)
+    _say(record.id)
 
 
 @incident.command(
@@ -428,7 +439,7 @@ def resolve(ctx: click.Context, incident_id: str, restored_at: str | None) -> No
     record = incidents.resolve(
         _trail(ctx), incident_id, actor=_actor(ctx), restored_at=_time(restored_at, "--restored-at")
     )
-    click.echo(f"incident {incident_id} resolved at {record.ended_at} ({record.id})")
+    _say(f"incident {incident_id} resolved at {record.ended_at} ({record.id})")
 
 
 @click.group(
@@ -466,7 +477,7 @@ def record_command(ctx: click.Context, deploy_id: str, path: Path) -> None:
     record = incidents.record_postmortem(
         _trail(ctx), deploy_id, actor=_actor(ctx), text=text, source=str(path)
     )
-    click.echo(f"post-mortem recorded for deploy {record.refs[0]} ({record.id})")
+    _say(f"post-mortem recorded for deploy {record.refs[0]} ({record.id})")
 
 
 @postmortem.command(
@@ -481,9 +492,9 @@ def list_command(ctx: click.Context, environment: str | None) -> None:
     leftovers(_root(ctx), trail)
     owed = breakglass.obligations(trail.records(), _now(), _hours(ctx), environment)
     for obligation in owed:
-        click.echo(f"{obligation.state.upper()}: {obligation.describe()}")
+        _say(f"{obligation.state.upper()}: {obligation.describe()}")
     if not owed:
-        click.echo("no post-mortem owed")
+        _say("no post-mortem owed")
 
 
 @click.command(
