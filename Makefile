@@ -66,8 +66,10 @@ system-packages:
 ci-tools:
 	@command -v gitlab-ci-local >/dev/null || { command -v npm >/dev/null && npm install -g --silent gitlab-ci-local@4.73.0; } || echo "no npm: the gitlab-ci-local tests will be skipped" >&2
 
+# cd-checks against yamllint alone on a generated kube-prometheus-shaped repository;
+# any repository: $(VPY) bench/vs_yamllint.py DIR
 bench: setup-test
-	$(VPY) bench/validate_vs_yamllint.py
+	$(VPY) bench/vs_yamllint.py --kube-prometheus
 
 lint: venv
 	$(PIP) -e '.[dev]'

@@ -5,14 +5,17 @@ schema and policy checks. `Parsed.locate(doc, path)` turns a JSON path
 (`["spec", "replicas"]`) into the 1-based line and column of that node,
 which is how schema errors and policy results land on file:line:col.
 YAML keeps the composed node tree for that; NGINX documents carry a `line`
-on every directive. This module does no I/O.
+on every directive. Documents that crossed a process boundary or came from
+the result cache have no node tree; `reread` composes it again, only when a
+finding has to be placed. This module does no I/O itself.
 """
 
 from __future__ import annotations
 
 import datetime
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import yaml
@@ -31,6 +34,16 @@ class Parsed:
     # NGINX: the file as nginx reads it, in each nginx.conf that includes it (`cd_checks.nginx`),
     # for the builtin nginx set; users' policies get `documents`, the file alone.
     in_context: Parsed | None = field(default=None, compare=False, repr=False)
+    # Without `nodes`: how to compose them again (from the same bytes), when asked to locate.
+    reread: Callable[[], tuple[yaml.Node | None, ...]] | None = field(
+        default=None, compare=False, repr=False
+    )
+
+    @cached_property
+    def _trees(self) -> tuple[yaml.Node | None, ...]:
+        if self.nodes or self.reread is None:
+            return self.nodes
+        return self.reread()
 
     def locate(self, document: int, path: JsonPath, *, key: bool = False) -> Position | None:
         """Line and column of the node at `path`; the deepest existing ancestor when missing.
@@ -39,8 +52,9 @@ class Parsed:
         """
         if self.kind == "nginx" and document < len(self.documents):
             return _nginx_position(self.documents[document], path)
-        if document < len(self.nodes) and self.nodes[document] is not None:
-            return _node_position(self.nodes[document], path, key=key)
+        trees = self._trees
+        if document < len(trees) and trees[document] is not None:
+            return _node_position(trees[document], path, key=key)
         return None
 
 

@@ -2,12 +2,14 @@
 
 An entry, `.cd-checks/cache/<aa>/<key>.json`, holds one file's findings under
 a key derived from the file's bytes and everything else that decides its
-verdict. Two rules keep a pull request from writing its own verdict:
+verdict, and for a file the cross-file checks read, its parsed documents
+(so a warm run parses nothing). Two rules keep a pull request from writing
+its own verdict:
 
 - the cache is not used at all when git tracks anything under it, or when
   `.cd-checks` or `.cd-checks/cache` is a symbolic link: a cache that arrives
   with the checked revision (or points elsewhere) is not ours;
-- every entry carries an HMAC-SHA256 over its key and findings, made with a
+- every entry carries an HMAC-SHA256 over its key, findings and documents, made with a
   secret that lives outside the repository: `CD_CHECKS_CACHE_KEY` (a CI
   secret, the same for every run of a project, so CI runs share entries) or
   else a per-user key created once in `$XDG_STATE_HOME/cd-checks/cache.key`.
@@ -29,7 +31,9 @@ import secrets
 import stat
 import subprocess
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cd_checks import state_dir
 from cd_checks.findings import Finding
@@ -144,6 +148,25 @@ def _shown(root: Path, path: Path) -> str:
     return path.relative_to(root).as_posix()
 
 
+@dataclass(frozen=True)
+class Documents:
+    """A file's parsed documents as the cross-file checks read them; `kind` is the file's
+    kind (yaml, json, ...). Stored with the findings, so a warm run need not parse."""
+
+    kind: str
+    documents: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A verified entry. `stored`: the entry holds the file's documents (`documents`,
+    None when the file had none to read: a syntax error)."""
+
+    findings: list[Finding]
+    stored: bool = False
+    documents: Documents | None = None
+
+
 class Cache:
     """Findings by content: `<directory>/<aa>/<key>.json`, each entry authenticated.
 
@@ -164,13 +187,20 @@ class Cache:
     def _entry(self, key: str) -> Path:
         return self.directory / key[:2] / f"{key}.json"
 
-    def _mac(self, key: str, findings: object) -> str:
-        body = json.dumps(findings, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-        message = DOMAIN + key.encode() + b"\0" + body.encode()
+    def _mac(self, key: str, findings: object, *documents: object) -> str:
+        # Documents, when stored, follow a NUL: no JSON text here holds one (ensure_ascii),
+        # so an entry with documents and one without never sign the same message.
+        parts = [_canonical(findings), *(_canonical(d) for d in documents)]
+        message = DOMAIN + key.encode() + b"\0" + b"\0".join(parts)
         return hmac.new(self._key, message, hashlib.sha256).hexdigest()
 
     def get(self, key: str) -> list[Finding] | None:
         """The findings stored under `key`; None when missing or not verified (a miss)."""
+        hit = self.lookup(key)
+        return hit.findings if hit is not None else None
+
+    def lookup(self, key: str) -> Hit | None:
+        """The entry stored under `key`, verified; None when missing or not verified (a miss)."""
         try:
             raw = _read_entry(self._entry(key))
         except FileNotFoundError:
@@ -180,19 +210,39 @@ class Cache:
         try:
             entry = json.loads(raw)
             stored, findings = entry["mac"], entry["findings"]
-            expected = self._mac(key, findings)
+            kept = "documents" in entry
+            documents = (entry["documents"],) if kept else ()
+            expected = self._mac(key, findings, *documents)
             if not (isinstance(stored, str) and hmac.compare_digest(stored, expected)):
                 raise ValueError("entry not verified")
-            return [Finding.from_dict(item) for item in findings]
+            found = [Finding.from_dict(item) for item in findings]
+            return Hit(found, kept, _documents(entry["documents"]) if kept else None)
         except (ValueError, KeyError, TypeError):
             # Forged, damaged or made with another key: checked again and rewritten.
             self.rejected += 1
             return None
 
-    def put(self, key: str, findings: Sequence[Finding]) -> None:
+    def put(
+        self,
+        key: str,
+        findings: Sequence[Finding],
+        *,
+        documents: Documents | None = None,
+        keep_documents: bool = False,
+    ) -> None:
+        """Store `findings` under `key`; with `keep_documents`, the file's `documents` too
+        (None: the file had none, so none need be parsed next time either)."""
         entry = self._entry(key)
         items = [f.to_dict() for f in findings]
-        text = json.dumps({"mac": self._mac(key, items), "findings": items})
+        body: dict[str, Any] = {"findings": items}
+        if keep_documents:
+            body["documents"] = (
+                {"kind": documents.kind, "documents": list(documents.documents)}
+                if documents is not None
+                else None
+            )
+        stored = (body["documents"],) if keep_documents else ()
+        text = json.dumps({"mac": self._mac(key, items, *stored), **body})
         try:
             if entry.parent.is_symlink():
                 return  # written only where the directory really is
@@ -202,6 +252,20 @@ class Cache:
             temporary.replace(entry)
         except OSError:
             return  # a read-only cache directory costs speed, never a verdict
+
+
+def _canonical(value: object) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def _documents(stored: Any) -> Documents | None:
+    """The stored documents (already verified) as they were put; a wrong shape is a TypeError."""
+    if stored is None:
+        return None
+    kind, documents = stored["kind"], stored["documents"]
+    if not isinstance(kind, str) or not isinstance(documents, list):
+        raise TypeError("documents of a wrong shape")
+    return Documents(kind, tuple(documents))
 
 
 def _read_entry(path: Path) -> bytes:

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import functools
 import hashlib
 import json
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -41,9 +42,15 @@ from cd_checks.findings import Finding, Report
 from cd_checks.rego import PolicySource
 
 YAMLLINT_FILES = (".yamllint", ".yamllint.yaml", ".yamllint.yml")
-# Below this many files, starting worker processes costs more than it saves (bench/).
+# Below this many files and bytes, starting worker processes costs more than it saves (bench/).
 PARALLEL_THRESHOLD = 48
-CHUNK = 16
+PARALLEL_BYTES = 2 * 2**20
+# A worker is handed files largest first, a chunk at a time: a big file alone, small
+# ones up to this many bytes or files together (a round trip per file costs ~0.1 ms).
+CHUNK_BYTES = 64 * 2**10
+CHUNK_FILES = 16
+# A file to check fully (True), or to read for the cross-file checks only (False).
+Task = tuple[str, bool]
 # A line that may open a play (`- hosts: web`, `- import_playbook: x.yml`).
 PLAY_LINE = re.compile(rb"^[ \t-]*(?:hosts|(?:ansible\.builtin\.)?import_playbook)[ \t]*:", re.M)
 
@@ -174,44 +181,71 @@ class Checker:
             documents=scope is not None,
         )
 
-    def check(self, path: str) -> tuple[list[Finding], Parsed | None]:
-        """All checks of one file: read once, answered from the cache when unchanged.
+    def combined_reads(self, path: str) -> bool:
+        """Whether the cross-file checks read this file's documents."""
+        return self.policy is not None and self.policy.combined_reads(path)
 
+    def cached(self, path: str, *, lint: bool = True) -> Checked | None:
+        """The result cache's answer for one file (see `check`); None: it needs checking."""
+        return self._guarded(path, lint=lint, from_cache=True)
+
+    def check(self, path: str, *, lint: bool = True) -> Checked:
+        """All checks of one file, read once; the cache (asked first, with `cached`) is
+        given the result. With the documents the cross-file checks read, when they read it.
+
+        `lint=False`: only the documents, for a file this run does not check (PR mode),
+        parsed without linting; no findings but a failure's.
         Whatever one file raises is that file's finding and the run goes on
         (`cd_checks.guard`); a user error of the whole run stays one error line.
         """
+        checked = self._guarded(path, lint=lint, from_cache=False)
+        assert checked is not None  # only the cache misses
+        return checked
+
+    def _guarded(self, path: str, *, lint: bool, from_cache: bool) -> Checked | None:
         try:
-            return self._check_file(path)
+            return self._check_file(path, lint=lint, from_cache=from_cache)
         except CdChecksError:
             raise
         except Exception as exc:  # noqa: BLE001 - one file's failure is that file's finding
-            return [guard.finding_for(path, exc, full=self.spec.root / path)], None
+            return Checked(path, [guard.finding_for(path, exc, full=self.spec.root / path)])
 
-    def _check_file(self, path: str) -> tuple[list[Finding], Parsed | None]:
+    def _check_file(self, path: str, *, lint: bool, from_cache: bool) -> Checked | None:
         kind = self.kind(path)
         if kind is None:
-            return [], None
+            return Checked(path, [])
         full = self.spec.root / path
         try:
             data = full.read_bytes()
         except OSError as exc:
+            if not lint:
+                raise
             message = f"cannot read: {exc.strerror or exc}"
-            return [Finding(path, None, None, "syntax", "unreadable", "error", message)], None
-        source = syntax.Source(path, full, data)
+            return Checked(
+                path, [Finding(path, None, None, "syntax", "unreadable", "error", message)]
+            )
+        keep = self.combined_reads(path)
+        digest = _digest(data) if keep else ""
         # An NGINX file's verdict also depends on the files it includes and is included in.
         context = self.syntax.nginx.inputs(path) if kind == "nginx" and self.syntax.nginx else b""
         key = self.cache.key(path, data + context) if self.cache else None
-        cached = self.cache.get(key) if self.cache and key else None
-        if cached is not None:
-            parsed = self.documents_only(source, kind) if self.spec.want_documents else None
-            return cached, parsed
+        if from_cache:
+            hit = self.cache.lookup(key) if self.cache and key else None
+            # An entry without the documents this run needs is checked again, keeping them.
+            if hit is None or (keep and not hit.stored):
+                return None
+            return Checked(path, hit.findings if lint else [], hit.documents, digest)
+        source = syntax.Source(path, full, data)
+        if not lint:
+            return Checked(path, [], _documents_of(self.documents_only(source, kind)), digest)
         findings, parsed = self._check(source, kind)
+        documents = _documents_of(parsed) if keep else None
         if self.cache and key:
-            self.cache.put(key, findings)
-        return findings, parsed
+            self.cache.put(key, findings, documents=documents, keep_documents=keep)
+        return Checked(path, findings, documents, digest)
 
     def documents_only(self, source: syntax.Source, kind: str) -> Parsed | None:
-        """Parse without linting: for the combined input when the findings came from cache."""
+        """Parse without linting: the documents alone, for a file this run does not check."""
         return syntax.parse(source, kind, replace(self.syntax, lint=False))[0]
 
     def _check(self, source: syntax.Source, kind: str) -> tuple[list[Finding], Parsed | None]:
@@ -224,6 +258,26 @@ class Checker:
         if self.policy is not None:
             findings += self.policy.check(source.path, parsed)
         return findings, parsed
+
+
+@dataclass(frozen=True)
+class Checked:
+    """One file's findings and, when the cross-file checks read the file, its documents
+    (None: none to read, e.g. a syntax error) with the digest of the bytes they came from.
+    Small and picklable: what a worker sends back, never a node tree."""
+
+    path: str
+    findings: list[Finding]
+    documents: result_cache.Documents | None = None
+    digest: str = ""
+
+
+def _documents_of(parsed: Parsed | None) -> result_cache.Documents | None:
+    return result_cache.Documents(parsed.kind, parsed.documents) if parsed is not None else None
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 @contextlib.contextmanager
@@ -246,19 +300,10 @@ def _worker_init(spec: CheckSpec) -> None:
     _WORKER = Checker(spec)
 
 
-def _worker_check(
-    paths: Sequence[str],
-) -> tuple[list[tuple[str, list[Finding], Parsed | None]], int]:
-    """The chunk's results, and how many cache entries failed verification meanwhile."""
+def _worker_check(tasks: Sequence[Task]) -> list[Checked]:
+    """The chunk's results (the main process asked the cache first: these are misses)."""
     assert _WORKER is not None
-    rejected_before = _WORKER.cache.rejected if _WORKER.cache else 0
-    results = []
-    for path in paths:
-        found, parsed = _WORKER.check(path)
-        # YAML node trees do not cross process boundaries (see _entries).
-        keep = replace(parsed, nodes=()) if parsed and _WORKER.spec.want_documents else None
-        results.append((path, found, keep))
-    return results, (_WORKER.cache.rejected if _WORKER.cache else 0) - rejected_before
+    return [_WORKER.check(path, lint=lint) for path, lint in tasks]
 
 
 def run(options: ValidateOptions, *, warn: Callable[[str], None] | None = None) -> Report:
@@ -310,17 +355,18 @@ def run(options: ValidateOptions, *, warn: Callable[[str], None] | None = None) 
         others = [p for p in everything.paths if p not in chosen and checker.kind(p) == "nginx"]
         if others:
             candidates += checker.syntax.nginx.dependents(selection.paths, others)
+    # Cross-file policies see the whole repository, also in PR mode: the files this run
+    # does not check are read for them too (from the cache when it has their documents).
+    chosen = set(candidates)
+    combined = [p for p in everything.paths if checker.kind(p) and checker.combined_reads(p)]
+    tasks = [(p, True) for p in candidates] + [(p, False) for p in combined if p not in chosen]
+    results = _check_all(checker, tasks, options.jobs)
     findings: list[Finding] = list(checker.schema_problems)
-    parsed_by_path: dict[str, Parsed] = {}
-    for path, found, parsed in _check_all(checker, candidates, options.jobs):
-        findings += found
-        if parsed is not None:
-            parsed_by_path[path] = parsed
+    for path, _ in tasks:
+        findings += results[path].findings
     if checker.policy is not None and spec.want_documents:
-        # Cross-file policies see the whole repository, also in PR mode.
-        every = [p for p in everything.paths if checker.kind(p) is not None]
-        entries, unread = _entries(checker, every, parsed_by_path, set(candidates))
-        findings += unread + checker.policy.check_combined(entries)
+        entries = _entries(checker, [results[p] for p in combined])
+        findings += checker.policy.check_combined(entries)
     if checker.cache is not None and checker.cache.rejected and warn is not None:
         warn(result_cache.rejected_warning(checker.cache.rejected))
     findings += [_escaping_link(p) for p in selection.escaping_links]
@@ -419,51 +465,77 @@ def _may_hold_play(full: Path) -> bool:
         return False
 
 
-def _check_all(
-    checker: Checker, paths: list[str], jobs: int | None
-) -> Iterator[tuple[str, list[Finding], Parsed | None]]:
-    workers = min(jobs if jobs is not None else (os.cpu_count() or 1), 1 + len(paths) // CHUNK)
-    if workers <= 1 or len(paths) < PARALLEL_THRESHOLD:
-        for path in paths:
-            yield (path, *checker.check(path))
-        return
-    chunks = [paths[i : i + CHUNK] for i in range(0, len(paths), CHUNK)]
+def _check_all(checker: Checker, tasks: list[Task], jobs: int | None) -> dict[str, Checked]:
+    """Every task's result, by path: the cache's answers first, here; the rest in worker
+    processes when there is enough of it to pay for starting them."""
+    results: dict[str, Checked] = {}
+    if checker.cache is not None:
+        for path, lint in tasks:
+            found = checker.cached(path, lint=lint)
+            if found is not None:
+                results[path] = found
+        tasks = [task for task in tasks if task[0] not in results]
+    sizes = {path: _size(checker.spec.root / path) for path, _ in tasks}
+    workers = min(jobs if jobs is not None else (os.cpu_count() or 1), len(tasks))
+    enough = len(tasks) >= PARALLEL_THRESHOLD or sum(sizes.values()) >= PARALLEL_BYTES
+    if workers <= 1 or not enough:
+        results.update((path, checker.check(path, lint=lint)) for path, lint in tasks)
+        return results
     with ProcessPoolExecutor(
         max_workers=workers, initializer=_worker_init, initargs=(checker.spec,)
     ) as pool:
-        for results, rejected in pool.map(_worker_check, chunks):
-            if checker.cache is not None:
-                checker.cache.rejected += rejected
-            yield from results
+        pending = [pool.submit(_worker_check, chunk) for chunk in _chunks(tasks, sizes)]
+        for future in as_completed(pending):
+            results.update((c.path, c) for c in future.result())
+    return results
 
 
-def _entries(
-    checker: Checker, paths: Sequence[str], parsed_by_path: dict[str, Parsed], checked: set[str]
-) -> tuple[list[Entry], list[Finding]]:
-    """The combined input, and a finding for each file outside this run's checks that
-    cannot be read (a file this run checked and could not parse already has one)."""
+def _chunks(tasks: list[Task], sizes: dict[str, int]) -> list[list[Task]]:
+    """Tasks largest file first, in chunks of about CHUNK_BYTES: the big files are spread
+    over the workers first and the small ones fill in, so all finish near the same time."""
+    chunks: list[list[Task]] = []
+    current: list[Task] = []
+    weight = 0
+    for task in sorted(tasks, key=lambda t: sizes[t[0]], reverse=True):
+        current.append(task)
+        weight += sizes[task[0]]
+        if weight >= CHUNK_BYTES or len(current) >= CHUNK_FILES:
+            chunks.append(current)
+            current, weight = [], 0
+    return chunks + [current] if current else chunks
+
+
+def _size(full: Path) -> int:
+    try:
+        return full.stat().st_size
+    except OSError:
+        return 0  # the check reports it
+
+
+def _entries(checker: Checker, checked: Sequence[Checked]) -> list[Entry]:
+    """The combined input: each file's documents, placed again in the file when needed."""
     entries: list[Entry] = []
-    unread: list[Finding] = []
-    for path in paths:
-        parsed = parsed_by_path.get(path)
-        if parsed is None and path in checked:
+    for result in checked:
+        if result.documents is None:
             continue
-        # Not checked in this run (PR mode), or came from a worker without its node
-        # tree: parse it (without linting) to have documents that locate findings.
-        if parsed is None or (parsed.kind in ("yaml", "json") and not parsed.nodes):
-            full = checker.spec.root / path
-            try:
-                kind = checker.kind(path)
-                source = syntax.Source(path, full, full.read_bytes())
-                parsed = (checker.documents_only(source, kind) if kind else None) or parsed
-            except CdChecksError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - as in Checker.check
-                unread.append(guard.finding_for(path, exc, full=full))
-                continue
-        if parsed is not None:
-            entries += whole_documents(path, parsed)
-    return entries, unread
+        documents = result.documents
+        again = functools.partial(_trees_again, checker, result.path, documents.kind, result.digest)
+        parsed = Parsed(documents.kind, documents.documents, reread=again)
+        entries += whole_documents(result.path, parsed)
+    return entries
+
+
+def _trees_again(checker: Checker, path: str, kind: str, digest: str) -> tuple[Any, ...]:
+    """The node trees of a file whose documents came from a worker or the cache, to place
+    a cross-file finding; none when the file changed since (unplaced beats misplaced)."""
+    full = checker.spec.root / path
+    try:
+        data = full.read_bytes()
+    except OSError:
+        return ()
+    if _digest(data) != digest:
+        return ()
+    return syntax.node_trees(syntax.Source(path, full, data), kind, checker.spec.max_lint_bytes)
 
 
 def _verdict_inputs(spec: CheckSpec, config: Config) -> set[str]:

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from cd_checks.findings import Finding
-from cd_checks.result_cache import Cache
+from cd_checks.result_cache import Cache, Documents
 from tests.conftest import Run, git, init_repo, run_process, write_tree
 
 Cli = Callable[..., Run]
@@ -273,3 +273,56 @@ def test_a_key_others_can_read_or_a_short_ci_key_turns_the_cache_off_with_one_li
     assert run.code == 1 and len(warnings(run)) == 1
     assert "CD_CHECKS_CACHE_KEY is shorter than 16 characters" in run.err
     assert entries(root) == []
+
+
+# -- the documents the cross-file checks read ----------------------------------------------
+
+RULES = (
+    "---\ngroups:\n  - name: {name}\n    rules:\n      - alert: {alert}\n        expr: up == 0\n"
+    "        for: 5m\n        labels: {{severity: critical}}\n"
+    "        annotations: {{summary: down, runbook_url: 'https://runbooks.example/x'}}\n"
+)
+RULE_FILES = {
+    "cd-checks.yml": "---\npolicy: {builtin: [monitoring]}\n",
+    "prometheus/a.rules.yml": RULES.format(name="a", alert="NodeDown"),
+    "prometheus/b.rules.yml": RULES.format(name="b", alert="DiskFull"),
+}
+
+
+def entry_with_alert(root: Path, alert: str) -> tuple[Path, dict[str, object]]:
+    """The cache entry whose stored documents define `alert`, and its JSON."""
+    for entry in entries(root):
+        stored = json.loads(entry.read_text())
+        if alert in json.dumps(stored.get("documents")):
+            return entry, stored
+    raise AssertionError(f"no entry keeps the documents of {alert}")
+
+
+def test_a_warm_run_takes_the_cross_file_input_from_the_cache_signed_like_the_findings(
+    tmp_path: Path, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CD_CHECKS_CACHE_KEY", KEY)
+    root = init_repo(write_tree(tmp_path / "repo", RULE_FILES))
+    first = cli("-C", root, "validate", "--format", "json")
+    assert (first.code, rules(first)) == (0, [])
+    entry, stored = entry_with_alert(root, "DiskFull")
+    renamed = json.loads(json.dumps(stored["documents"]).replace("DiskFull", "NodeDown"))
+    # Changed without the key: the entry fails verification, the file is read again.
+    entry.write_text(json.dumps({**stored, "documents": renamed}))
+    run = cli("-C", root, "validate", "--format", "json")
+    assert (run.code, rules(run)) == (0, [])
+    assert "1 result cache entry failed verification" in run.err
+    # Signed with the key (what only a holder of it can write): the warm run answers
+    # the cross-file check from the entry, without parsing the file.
+    entry, stored = entry_with_alert(root, "DiskFull")
+    documents = Documents(renamed["kind"], tuple(renamed["documents"]))
+    Cache(entry.parent.parent, "", KEY.encode()).put(
+        entry.stem, [], documents=documents, keep_documents=True
+    )
+    run = cli("-C", root, "validate", "--format", "json")
+    assert rules(run) == [("prometheus/b.rules.yml", 5, "MON-007")], run.out
+    # An entry from before (findings only) is checked again and then keeps the documents.
+    Cache(entry.parent.parent, "", KEY.encode()).put(entry.stem, [])
+    run = cli("-C", root, "validate", "--format", "json")
+    assert (run.code, rules(run), warnings(run)) == (0, [], [])
+    assert entry_with_alert(root, "DiskFull")[0] == entry

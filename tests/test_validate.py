@@ -399,6 +399,61 @@ def test_parallel_run_equals_serial_run(cli: Cli, repo: Callable[..., Path]) -> 
     assert json.loads(serial.out)["summary"] == {"files": 120, "errors": 80, "warnings": 120}
 
 
+def test_workers_get_the_largest_files_first_and_small_ones_in_small_chunks() -> None:
+    from cd_checks.validate import CHUNK_BYTES, CHUNK_FILES, _chunks
+
+    # A kube-prometheus checkout: big CRDs that sort together, many small manifests.
+    sizes = {f"setup/0crd{i}.yaml": 2**20 + i for i in range(10)}
+    sizes |= {f"small/m{i:03}.yaml": 2000 for i in range(400)}
+    tasks = [(path, True) for path in sorted(sizes)]
+    chunks = _chunks(tasks, sizes)
+    assert chunks[:10] == [[(f"setup/0crd{i}.yaml", True)] for i in reversed(range(10))]
+    assert sorted(task for chunk in chunks for task in chunk) == sorted(tasks)
+    for chunk in chunks[10:]:
+        assert len(chunk) <= CHUNK_FILES and sum(sizes[p] for p, _ in chunk) <= CHUNK_BYTES
+
+
+def test_a_cross_file_finding_is_placed_alike_in_every_mode(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MON-007 (one alert name in two files) on the same file:line whether the documents
+    came from this process, a worker process, the result cache or a PR-mode read."""
+    monkeypatch.setenv("CD_CHECKS_CACHE_KEY", "k" * 32)
+    rules = (
+        "---\ngroups:\n  - name: {name}\n    rules:\n{padding}      - alert: NodeDown\n"
+        "        expr: up == 0\n        for: 5m\n        labels: {{severity: critical}}\n"
+        "        annotations: {{summary: down, runbook_url: 'https://runbooks.example/x'}}\n"
+    )
+    record = "      - record: job:up:sum{n}\n        expr: sum by (job) (up)\n"
+    padding = "".join(record.format(n=n) for n in range(3))
+    files = {f"manifests/m{i:02}.yml": f"---\nkind: ConfigMap\nname: m{i}\n" for i in range(60)}
+    root = write_tree(
+        tmp_path / "r",
+        {
+            **files,
+            "cd-checks.yml": "---\npolicy: {builtin: [monitoring]}\n",
+            "prometheus/a.rules.yml": rules.format(name="a", padding=""),
+            "prometheus/b.rules.yml": rules.format(name="b", padding=padding),
+        },
+    )
+    init_repo(root)
+    expected = [("prometheus/b.rules.yml", 11, 16, "MON-007")]
+
+    def placed(*args: str) -> list[tuple[object, ...]]:
+        run = cli("-C", root, "validate", "--format", "json", *args)
+        assert run.code == 1, run.out + run.err
+        return [(f["path"], f["line"], f["column"], f["rule"]) for f in findings(run)]
+
+    assert placed("--no-cache", "--jobs", "1") == expected  # in this process
+    assert placed("--no-cache", "--jobs", "2") == expected  # from worker processes
+    assert placed() == expected  # filling the cache
+    assert placed() == expected  # from the cache
+    write_tree(root, {"manifests/m00.yml": "---\nkind: ConfigMap\nname: changed\n"})
+    git(root, "commit", "-qam", "one file")
+    assert placed("--changed-since", "HEAD~1") == expected  # PR mode, the rules unchanged
+    assert placed("--changed-since", "HEAD~1", "--no-cache") == expected
+
+
 def test_output_file_and_github_step_summary(
     cli: Cli, repo: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

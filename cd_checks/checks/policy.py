@@ -145,6 +145,11 @@ class PolicyRunner:
         self._rule_scopes = [
             (scope, matcher(scope.rule_globs())) for scope in setup.scopes if scope.rule_globs()
         ]
+        self._combined_scopes = [
+            (scope, spec, matcher(scope.rule_globs()))
+            for scope, spec in self._scopes
+            if scope.combined_package
+        ]
         self._tuning = {
             rule: Tuning.of(setting) for scope in setup.scopes for rule, setting in scope.rules
         }
@@ -198,6 +203,15 @@ class PolicyRunner:
             tuned = tuning.applied(finding, in_scope=in_scope(finding.path))
             kept += [tuned] if tuned is not None else []
         return kept
+
+    def combined_reads(self, path: str) -> bool:
+        """Whether check_combined reads this file's documents (a run keeps only those)."""
+        if self.user is not None and self.setup.combine:
+            return True
+        return any(
+            scope.combined_package and (spec.match_file(path) or extra.match_file(path))
+            for scope, spec, extra in self._combined_scopes
+        )
 
     @staticmethod
     def wants(setup: PolicySetup) -> bool:

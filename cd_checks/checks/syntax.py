@@ -28,6 +28,7 @@ from typing import Any
 import yaml
 
 from cd_checks import bounded
+from cd_checks.checks import yamllint_run
 from cd_checks.documents import Parsed, to_json_compatible
 from cd_checks.findings import Finding, Severity
 from cd_checks.nginx import Layout
@@ -212,6 +213,21 @@ def _problem(source: Source, problem: bounded.ParseProblem) -> Finding:
     return finding(source, problem.line, problem.column, problem.rule, problem.message)
 
 
+def node_trees(source: Source, kind: str, max_bytes: int) -> tuple[yaml.Node | None, ...]:
+    """The node trees `parse` keeps to place findings, composed again from the same bytes
+    (documents that came from a worker process or the result cache have none); () when
+    the file has none (not YAML or JSON, too large, unreadable as YAML)."""
+    if kind not in ("yaml", "json") or (kind == "yaml" and len(source.data) > max_bytes):
+        return ()
+    try:
+        text = source.data.decode("utf-8").removeprefix("\ufeff")
+        if kind == "json":
+            return (_json_nodes(text),)
+        return tuple(d.node if d.problem is None else None for d in bounded.read_yaml(text))
+    except (UnicodeDecodeError, yaml.YAMLError, bounded.ParseProblem, RecursionError):
+        return ()
+
+
 def _position_of_offset(data: bytes, offset: int) -> tuple[int, int]:
     before = data[:offset]
     line_start = before.rfind(b"\n") + 1
@@ -250,13 +266,12 @@ def _is_too_deep(problem: bounded.ParseProblem | None) -> bool:
 
 
 def _yamllint(source: Source, text: str, options: SyntaxOptions) -> list[Finding]:
-    from yamllint import linter
-
     if len(source.data) > options.max_lint_bytes:
         return [_too_large(source, options.max_lint_bytes)]
     found = []
     try:
-        problems = list(linter.run(text, options.yamllint_conf, source.path))
+        # `yamllint.linter.run`'s answer, scanning the text once instead of twice.
+        problems = yamllint_run.problems(text, options.yamllint_conf, source.path)
     except yaml.YAMLError as exc:  # a character PyYAML's reader refuses and libyaml took
         return [_problem(source, bounded.reader_problem(exc, text))]
     for problem in problems:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import click
@@ -146,11 +147,18 @@ def validate(
         # hold the repository root in a subdirectory (the action's working-directory).
         result = github.from_workspace(result, root, os.environ.get("GITHUB_WORKSPACE"))
     color = output is None and colour_for(sys.stdout, ctx)
-    rendered = report_formats.FORMATS[output_format](result, color=color)
+    # Text and JSON are written as they are rendered: tens of thousands of findings
+    # never sit in memory as one string.
+    stream = report_formats.STREAMS.get(output_format)
+    pieces = (
+        stream(result, color=color)
+        if stream is not None
+        else iter([report_formats.FORMATS[output_format](result, color=color)])
+    )
     if output is None:
-        click.echo(rendered, nl=not rendered.endswith("\n"))
+        _echo(pieces)
     else:
-        _write(output, rendered, "w")
+        _write(output, pieces, "w")
         click.echo(
             f"cd-checks: {result.errors} errors, {result.warnings} warnings "
             f"in {result.files} files; report written to {output}",
@@ -160,7 +168,7 @@ def validate(
     if output_format == "github" and summary_file:
         from cd_checks.report import github
 
-        _write(Path(summary_file), github.step_summary(result), "a")
+        _write(Path(summary_file), [github.step_summary(result)], "a")
     return 1 if result.failed(fail_on) else 0  # type: ignore[arg-type]
 
 
@@ -179,9 +187,19 @@ def _warn(message: str) -> None:
     click.echo(f"cd-checks: warning: {message}", err=True)
 
 
-def _write(path: Path, text: str, mode: str) -> None:
+def _echo(pieces: Iterator[str]) -> None:
+    """Each piece to standard output as it comes, the whole ending with a newline."""
+    last = ""
+    for piece in pieces:
+        click.echo(piece, nl=False)
+        last = piece or last
+    if not last.endswith("\n"):
+        click.echo("")
+
+
+def _write(path: Path, pieces: Iterable[str], mode: str) -> None:
     try:
         with path.open(mode, encoding="utf-8") as handle:
-            handle.write(text)
+            handle.writelines(pieces)
     except OSError as exc:
         raise InputError(f"cannot write {path}: {exc.strerror or exc}") from exc

@@ -4,10 +4,14 @@ Each format module exports `render(report, *, color=False) -> str`; the CLI pick
 one from `FORMATS` by name and writes the string where the user asked. Formats
 only turn a `Report` into text: they never print, read the environment or touch
 files. `github` also exports `step_summary(report)` for $GITHUB_STEP_SUMMARY.
+Formats whose text can be written as it is made (text: a file at a time; json: a
+few hundred findings at a time) also export `chunks(report, *, color=False)`,
+listed in `STREAMS`; `render` is then the chunks joined.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Protocol
 
 from cd_checks.findings import Report
@@ -21,6 +25,12 @@ class Renderer(Protocol):
     def __call__(self, report: Report, *, color: bool = False) -> str: ...
 
 
+class Streamer(Protocol):
+    """Turns a report into the text of one output format, in pieces to write in turn."""
+
+    def __call__(self, report: Report, *, color: bool = False) -> Iterator[str]: ...
+
+
 FORMATS: dict[str, Renderer] = {
     "text": text.render,
     "json": json_format.render,
@@ -30,4 +40,9 @@ FORMATS: dict[str, Renderer] = {
     "gitlab": gitlab.render,
 }
 
-__all__ = ["FORMATS", "Renderer"]
+STREAMS: dict[str, Streamer] = {
+    "text": text.chunks,
+    "json": json_format.chunks,
+}
+
+__all__ = ["FORMATS", "STREAMS", "Renderer", "Streamer"]

@@ -49,7 +49,19 @@ def _octal(char: str) -> str:
     return "".join(f"\\{byte:03o}" for byte in raw)
 
 
+# In ASCII the unsafe characters are the controls (Cc): the fast paths below look for
+# these with `re` and leave the per-character Unicode look-ups to other text.
+_ASCII_CONTROL = re.compile("[\x00-\x1f\x7f]")
+_ASCII_QUOTED = re.compile('[\x00-\x1f\x7f"\\\\]')
+
+
 def _needs_quotes(name: str) -> bool:
+    if name.isascii():  # no invisible characters: `##[` and a leading `::` appear as they are
+        return (
+            _ASCII_QUOTED.search(name) is not None
+            or LEGACY_COMMAND in name
+            or name.lstrip(" ").startswith("::")
+        )
     return (
         any(char in _SHORT or unsafe(char) for char in name)
         or _defuse_line(name, colon="\\072", bracket="\\133") != name
@@ -79,17 +91,36 @@ def encodable(text: str) -> str:
 
 def escape_controls(text: str, *, keep: str = "\n\t") -> str:
     """`text` with every unsafe character but those in `keep` as a C escape (`\\033`)."""
+    if text.isascii():
+        return _ASCII_CONTROL.sub(lambda found: _escaped(found[0], keep), text)
     return "".join(
         char if char in keep or not unsafe(char) else _SHORT.get(char) or _octal(char)
         for char in text
     )
 
 
+def _escaped(char: str, keep: str) -> str:
+    return char if char in keep else _SHORT.get(char) or _octal(char)
+
+
 def defuse_text(text: str) -> str:
     """Plain text whose lines a GitHub Actions log shows instead of running as commands."""
     return "\n".join(
-        _defuse_line(line, colon="\\072", bracket="\\133") for line in text.split("\n")
+        _defuse_line(line, colon="\\072", bracket="\\133") if _may_act(line) else line
+        for line in text.split("\n")
     )
+
+
+def _may_act(line: str) -> bool:
+    """False for a line `_defuse_line` leaves as it is: no `#`, and something visible
+    before its first colon (most lines of a report start with a path)."""
+    if "#" in line:
+        return True
+    colon = line.find(":")
+    if colon < 0:
+        return False
+    before = line[:colon]
+    return not (before.isascii() and before.isprintable() and before.strip(" "))
 
 
 def defuse_xml(text: str) -> str:
@@ -136,9 +167,13 @@ def defuse_json(text: str) -> str:
     Outside strings JSON is ASCII punctuation, so every such character is inside a
     string, where an escape means the character itself.
     """
-    escaped = _NOT_PRINTABLE_ASCII.sub(
-        lambda found: _json_escape(found[0]) if unsafe(found[0]) else found[0], text
-    )
+    escaped = text
+    if not text.isascii() or "\x7f" in text:  # json.dumps escapes the other ASCII controls
+        escaped = _NOT_PRINTABLE_ASCII.sub(
+            lambda found: _json_escape(found[0]) if unsafe(found[0]) else found[0], text
+        )
+    if "#" not in escaped:
+        return escaped
     import regex
 
     return str(regex.sub(_LEGACY_SPREAD, lambda found: found[0][:-1] + "\\u005b", escaped))

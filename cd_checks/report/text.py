@@ -11,6 +11,8 @@ workflow command (`report.escaping`).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from cd_checks.findings import Finding, Report, Severity
 from cd_checks.report.escaping import defuse_text, escape_controls
 from cd_checks.report.wording import location, rule_id, summary_line
@@ -28,8 +30,14 @@ _CONTINUATION = "    "
 
 
 def render(report: Report, *, color: bool = False) -> str:
-    groups = ["".join(_line(f, color=color) for f in group) for group in report.by_path().values()]
-    return defuse_text("\n".join([*groups, _summary(report, color=color)]))
+    return "".join(chunks(report, color=color))
+
+
+def chunks(report: Report, *, color: bool = False) -> Iterator[str]:
+    """The rendered report a file at a time, for writing as it is made."""
+    for group in report.by_path().values():
+        yield defuse_text("".join(_line(f, color=color) for f in group)) + "\n"
+    yield defuse_text(_summary(report, color=color))
 
 
 def _line(finding: Finding, *, color: bool) -> str:
