@@ -249,14 +249,17 @@ class Checker:
         return syntax.parse(source, kind, replace(self.syntax, lint=False))[0]
 
     def _check(self, source: syntax.Source, kind: str) -> tuple[list[Finding], Parsed | None]:
-        parsed, findings = syntax.parse(source, kind, self.syntax)
+        schemas = [rule for spec, rule in self.schema_specs if spec.match_file(source.path)]
+        policy = self.policy if self.policy and self.policy.reads(source.path) else None
+        # A file no schema or policy reads is linted, and its documents are not kept.
+        wanted = self.syntax if schemas or policy else replace(self.syntax, documents=False)
+        parsed, findings = syntax.parse(source, kind, wanted)
         if parsed is None:
             return findings, None
-        for spec, rule in self.schema_specs:
-            if spec.match_file(source.path):
-                findings += schema.check(source.path, parsed, rule)
-        if self.policy is not None:
-            findings += self.policy.check(source.path, parsed)
+        for rule in schemas:
+            findings += schema.check(source.path, parsed, rule)
+        if policy is not None:
+            findings += policy.check(source.path, parsed)
         return findings, parsed
 
 

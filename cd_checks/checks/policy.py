@@ -204,6 +204,13 @@ class PolicyRunner:
             kept += [tuned] if tuned is not None else []
         return kept
 
+    def reads(self, path: str) -> bool:
+        """Whether a policy reads this file's documents, per file or combined."""
+        if self.user is not None:
+            return True
+        scopes = (*self._scopes, *self._playbook_scopes, *self._rule_scopes)
+        return any(spec.match_file(path) for _, spec in scopes) or self.combined_reads(path)
+
     def combined_reads(self, path: str) -> bool:
         """Whether check_combined reads this file's documents (a run keeps only those)."""
         if self.user is not None and self.setup.combine:

@@ -74,6 +74,7 @@ class SyntaxOptions:
     yamllint_conf: Any  # yamllint.config.YamlLintConfig
     max_lint_bytes: int
     lint: bool = True  # False: parse YAML without yamllint (documents for a combined input)
+    documents: bool = True  # False: no schema or policy reads the file; YAML values not kept
     nginx: Layout | None = None  # NGINX includes and context; None: each file alone
 
 
@@ -240,25 +241,37 @@ def parse_yaml(
     # Composed and measured before yamllint: its pure-Python scanner takes minutes
     # on deep flow nesting that libyaml refuses in a millisecond.
     try:
-        read: list[bounded.YamlDocument] | yaml.MarkedYAMLError = bounded.read_yaml(text)
+        read = bounded.read_yaml(text)
     except yaml.MarkedYAMLError as exc:
-        read = exc  # yamllint says it in its words, below
+        return None, _yaml_syntax_error(source, text, options, exc)
     except yaml.YAMLError as exc:  # a character YAML does not allow
         return None, [_problem(source, bounded.reader_problem(exc, text))]
-    too_deep = isinstance(read, list) and any(_is_too_deep(d.problem) for d in read)
+    problems = [d.problem for d in read if d.problem is not None]
+    # A huge file's node trees would outlive their use (its findings go unlocated), and a
+    # file no schema or policy reads needs none: they go before yamllint's scan, so a
+    # worker holds one file's parse at a time.
+    keep = options.documents and len(source.data) <= options.max_lint_bytes
+    nodes = tuple(d.node if keep and d.problem is None else None for d in read)
+    values = tuple(d.value if options.documents else None for d in read)
+    del read
+    too_deep = any(_is_too_deep(problem) for problem in problems)
     findings = _yamllint(source, text, options) if options.lint and not too_deep else []
     if any(f.rule == "syntax" for f in findings):
         return None, findings
-    if isinstance(read, yaml.MarkedYAMLError):
-        mark = read.problem_mark
-        line, column = (mark.line + 1, mark.column + 1) if mark else (None, None)
-        findings.append(finding(source, line, column, "syntax", read.problem or str(read)))
-        return None, findings
-    findings += [_problem(source, d.problem) for d in read if d.problem is not None]
-    # A huge file's node tree would outlive its use; its findings go unlocated.
-    keep = len(source.data) <= options.max_lint_bytes
-    nodes = tuple(d.node if keep and d.problem is None else None for d in read)
-    return Parsed("yaml", tuple(d.value for d in read), nodes), findings
+    findings += [_problem(source, problem) for problem in problems]
+    return Parsed("yaml", values, nodes), findings
+
+
+def _yaml_syntax_error(
+    source: Source, text: str, options: SyntaxOptions, error: yaml.MarkedYAMLError
+) -> list[Finding]:
+    """yamllint says what libyaml refused in its words; libyaml's words when it does not."""
+    findings = _yamllint(source, text, options) if options.lint else []
+    if any(f.rule == "syntax" for f in findings):
+        return findings
+    mark = error.problem_mark
+    line, column = (mark.line + 1, mark.column + 1) if mark else (None, None)
+    return [*findings, finding(source, line, column, "syntax", error.problem or str(error))]
 
 
 def _is_too_deep(problem: bounded.ParseProblem | None) -> bool:

@@ -62,21 +62,26 @@ def _placed(found: list[Any], error: Any) -> list[Any]:
 
 
 class _Tokens:
-    """A yamllint token rule (same shape as its rule modules) that keeps every token."""
+    """A yamllint token rule (same shape as its rule modules) that keeps every token, each
+    as a small tuple: a file's tokens as objects (marks and all) would double a worker's
+    memory on a big file, and the garbage collector would walk them over and over."""
 
     ID = "cd-checks-tokens"
     TYPE = "token"
 
     def __init__(self) -> None:
-        self.tokens: list[yaml.Token] = []
+        self.tokens: list[_Kept] = []
 
     def check(self, conf: Any, token: yaml.Token, *context: Any) -> tuple[()]:
-        self.tokens.append(token)
+        start = token.start_mark
+        # What the parser reads besides the marks: value, plain, style, name (by class).
+        attributes = {k: v for k, v in vars(token).items() if k not in _MARKS} or None
+        self.tokens.append((type(token), attributes, start.line, start.column))
         return ()
 
     def complete(self) -> bool:
         """Whether the scan reached the end of the stream (no scanner error)."""
-        return bool(self.tokens) and isinstance(self.tokens[-1], yaml.StreamEndToken)
+        return bool(self.tokens) and self.tokens[-1][0] is yaml.StreamEndToken
 
     def syntax_error(self) -> Any:
         """`linter.get_syntax_error`'s answer, from the kept tokens."""
@@ -97,6 +102,24 @@ class _Tokens:
         return None
 
 
+_MARKS = frozenset({"start_mark", "end_mark"})
+# A kept token: its class, its other attributes, and where it starts (line, column). Its
+# end is not kept: the parser's errors are placed at a token's start (or an earlier one's).
+_Kept = tuple[type[yaml.Token], dict[str, Any] | None, int, int]
+
+
+class _Mark:
+    """Where a replayed token is: all a parser error's message here needs of a mark."""
+
+    __slots__ = ("column", "line")
+
+    def __init__(self, line: int, column: int) -> None:
+        self.line, self.column = line, column
+
+    def __str__(self) -> str:
+        return f"line {self.line + 1}, column {self.column + 1}"
+
+
 class _Recording:
     """A yamllint config that also runs `_Tokens`; everything else is the wrapped one's."""
 
@@ -113,23 +136,32 @@ class _Recording:
 
 
 class _Replay(Parser):
-    """PyYAML's parser reading a list of tokens instead of pulling them from its scanner
-    (`Scanner.check_token`, `peek_token` and `get_token`, over a finished list)."""
+    """PyYAML's parser reading kept tokens instead of pulling them from its scanner
+    (`Scanner.check_token`, `peek_token` and `get_token`, over a finished list); each
+    token is made again when the parser comes to it."""
 
-    def __init__(self, tokens: list[yaml.Token]) -> None:
+    def __init__(self, tokens: list[_Kept]) -> None:
         super().__init__()
         self._tokens = tokens
         self._next = 0
+        self._current: yaml.Token | None = None
 
     def check_token(self, *choices: type) -> bool:
-        if self._next >= len(self._tokens):
-            return False
-        return not choices or isinstance(self._tokens[self._next], choices)
+        token = self.peek_token()
+        return token is not None and (not choices or isinstance(token, choices))
 
     def peek_token(self) -> yaml.Token | None:
-        return self._tokens[self._next] if self._next < len(self._tokens) else None
+        if self._current is None and self._next < len(self._tokens):
+            kind, attributes, line, column = self._tokens[self._next]
+            token = kind.__new__(kind)
+            token.__dict__.update(attributes or ())
+            token.start_mark = token.end_mark = _Mark(line, column)
+            self._current = token
+        return self._current
 
     def get_token(self) -> yaml.Token | None:
         token = self.peek_token()
-        self._next += token is not None
+        if token is not None:
+            self._next += 1
+            self._current = None
         return token
