@@ -73,7 +73,7 @@ bench: setup-test
 
 lint: venv
 	$(PIP) -e '.[dev]'
-	$(VPY) -m ruff check cd_checks tests bench
+	$(VPY) -m ruff check cd_checks tests bench rollout
 	$(VPY) -m mypy cd_checks
 
 # Refresh constraints.txt (known-good versions) from the .venv of a green `make test`.
