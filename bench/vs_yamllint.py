@@ -81,17 +81,18 @@ def median(samples: list[Sample]) -> Sample:
 
 
 def workspace(source: Path, into: Path) -> Path:
-    """A copy of `source` to measure in: its committed files, committed in a fresh repository."""
+    """A copy of `source` to measure in: a clone of its commits, or (not a git repository,
+    or one without a commit) its files, committed in a fresh repository."""
     work = into / "repo"
-    inside_git = subprocess.run(
-        ["git", "-C", str(source), "rev-parse", "--is-inside-work-tree"],
+    committed = subprocess.run(
+        ["git", "-C", str(source), "rev-parse", "--verify", "--quiet", "HEAD"],
         capture_output=True,
         check=False,
     )
-    if inside_git.returncode == 0:
+    if committed.returncode == 0:
         subprocess.run(["git", "clone", "-q", "--", str(source), str(work)], check=True)
     else:
-        shutil.copytree(source, work, symlinks=True)
+        shutil.copytree(source, work, symlinks=True, ignore=shutil.ignore_patterns(".git"))
         git(work, "init", "-q", "-b", "main")
         git(work, "add", "-A")
         git(work, "commit", "-q", "-m", "copied for the benchmark")
