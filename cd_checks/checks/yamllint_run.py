@@ -35,6 +35,9 @@ def problems(text: str, conf: Any, path: str | None = None) -> list[Any]:
     from yamllint import linter
     from yamllint import parser as lines
 
+    parts = ("get_cosmetic_problems", "get_syntax_error", "LintProblem")
+    if not all(hasattr(linter, part) for part in parts) or not hasattr(lines, "line_generator"):
+        return list(linter.run(text, conf, path))  # a yamllint laid out otherwise: two scans
     if path is not None and conf.is_file_ignored(path):
         return []
     first_line = next(lines.line_generator(text)).content
