@@ -55,7 +55,9 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ignore=shutil.ignore_patterns(".git", ".venv", ".cd-checks", "build", "*.egg-info"),
     )
     dist = work / "dist"
-    _run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(dist), str(source)])
+    _run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(dist), str(source)]
+    )
     (wheel,) = dist.glob("cd_checks-*.whl")
     env_dir = work / "venv"
     _run([_base_python(), "-m", "venv", str(env_dir)])
@@ -73,9 +75,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 
 
 def _example_repo(root: Path) -> Path:
-    shutil.copytree(
-        EXAMPLES, root, ignore=shutil.ignore_patterns(".cd-checks", "bad-change", "ci")
-    )
+    shutil.copytree(EXAMPLES, root, ignore=shutil.ignore_patterns(".cd-checks", "bad-change", "ci"))
     config = root / "cd-checks.yml"
     # The example's own gate with a short bake: the only change (a PIPE-005 warning).
     text = config.read_text()
