@@ -162,7 +162,7 @@ _NOT_PRINTABLE_ASCII = re.compile("[^\x20-\x7e\n]")
 
 def defuse_json(text: str) -> str:
     """JSON text (from `json.dumps(..., ensure_ascii=False)`) with the same value, in which
-    every unsafe character and the `[` of `##[` are `\\uXXXX` escapes.
+    every unsafe character and the `[` of `##[` are `\\u` escapes (`[` is `\\u005b`).
 
     Outside strings JSON is ASCII punctuation, so every such character is inside a
     string, where an escape means the character itself.
