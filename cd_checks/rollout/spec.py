@@ -57,6 +57,40 @@ class HttpProbe:
 
 
 @dataclass(frozen=True)
+class MetricCheck:
+    """One Prometheus query of a metric gate, judged per measurement or against the baseline."""
+
+    name: str
+    query: str  # PromQL with the placeholders {instances} and {baseline_instances}
+    max: float | None = None  # a measurement fails when the value is above
+    min: float | None = None  # ... or below
+    on_empty: str = "inconclusive"  # "fail" | "pass" | "inconclusive": empty result or NaN
+    failure_limit: int = 0  # failed measurements allowed (Argo Rollouts' failureLimit)
+    inconclusive_limit: int = 0  # inconclusive measurements allowed (inconclusiveLimit)
+    compare: str | None = None  # "baseline": the canary against the unchanged hosts
+    max_ratio: float | None = None  # compare: fails when canary/baseline is above, significantly
+    min_ratio: float | None = None  # compare: ... or below
+    min_samples: int = 5  # compare: fewer samples on either side is inconclusive
+    instance: str | None = None  # instance-label template; None: MetricsSpec.instance
+
+
+@dataclass(frozen=True)
+class MetricsSpec:
+    """The `health.metrics` section: where Prometheus is and what to ask it while baking."""
+
+    prometheus: str | None = None  # base URL; None: env CD_CHECKS_PROMETHEUS_URL
+    interval: float = 10.0  # seconds between measurements while baking
+    timeout: float = 10.0  # seconds per request to Prometheus
+    instance: str = "{host}:9100"  # {host}: inventory address, {name}: inventory name
+    checks: tuple[MetricCheck, ...] = ()
+    alerts: tuple[str, ...] = ()  # alert names that must not be firing
+
+    @property
+    def active(self) -> bool:
+        return bool(self.checks or self.alerts)
+
+
+@dataclass(frozen=True)
 class HealthSpec:
     testinfra: str | None = None
     testinfra_backend: str = "ssh"
@@ -64,10 +98,11 @@ class HealthSpec:
     bake_seconds: float = 30.0
     retries: int = 3
     max_failed_percent: float = 0.0
+    metrics: MetricsSpec = MetricsSpec()
 
     @property
     def has_checks(self) -> bool:
-        return self.testinfra is not None or bool(self.http)
+        return self.testinfra is not None or bool(self.http) or self.metrics.active
 
 
 @dataclass(frozen=True)
