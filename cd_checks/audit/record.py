@@ -58,8 +58,12 @@ OUTCOMES = (
     "rollback_failed",
     "recorded",
     "interrupted",
+    "paused",
+    "halted",
 )
-FAILED_OUTCOMES = ("failed", "rolled_back", "rollback_failed")
+# `paused`: the failure policy stopped the stage and left its hosts (resume or roll back);
+# `halted`: it stopped without any rollback (an irreversible change).
+FAILED_OUTCOMES = ("failed", "rolled_back", "rollback_failed", "halted")
 RUN_KINDS = ("rollout", "stage", "rollback")
 
 

@@ -3,7 +3,9 @@
 Progress goes to stderr as it happens (plain lines in CI, coloured on a
 terminal); the report goes to stdout in the chosen format. Exit 0 on
 success, 1 on a failed rollout, an unverified rollback or a revision that
-fails the pre-flight validate, 2 on a user error (raised as CdChecksError,
+fails the pre-flight validate, 3 when the failure policy paused the rollout
+(`on_failure: pause`, or an inconclusive metric gate: resume or roll back),
+2 on a user error (raised as CdChecksError,
 printed by `cd_checks.cli.main`) and when the audit trail cannot be written:
 a rollout whose start record cannot be written does not start; one whose
 final record cannot be written says so loudly.
@@ -111,7 +113,8 @@ def plan(
 @rollout.command(
     epilog=examples(
         "cd-checks rollout run --stage canary      # one stage: its waves, each gated",
-        "cd-checks rollout run --stage canary --resume   # go on after an interrupted run",
+        "cd-checks rollout run --stage canary --resume   # go on after an interrupted/paused run",
+        "cd-checks rollout run --stage canary --on-failure halt   # an irreversible change",
         'cd-checks rollout run --stage production --break-glass --reason "TEXT" --ticket INC-123',
     )
 )
@@ -120,7 +123,17 @@ def plan(
 @click.option("--stage", "stage_name", metavar="NAME", help="Run this stage (one CI job each).")
 @click.option("--all", "all_stages", is_flag=True, help="Run every stage in order.")
 @click.option("--revision", default="HEAD", show_default=True, help="Git revision to deploy.")
-@click.option("--resume", is_flag=True, help="Continue an interrupted run from its last wave.")
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue an interrupted run from its last wave, or a paused one from the wave after.",
+)
+@click.option(
+    "--on-failure",
+    type=click.Choice(["rollback", "pause", "halt"]),
+    help="This run's failure policy instead of rollout.on_failure: rollback, pause (leave "
+    "the hosts, exit 3) or halt (no rollback: irreversible changes).",
+)
 @click.option(
     "--break-glass",
     is_flag=True,
@@ -140,6 +153,7 @@ def run(
     all_stages: bool,
     revision: str,
     resume: bool,
+    on_failure: str | None,
     break_glass: bool,
     reason: str | None,
     ticket: str | None,
@@ -147,6 +161,10 @@ def run(
     output_format: str,
 ) -> int:
     """Apply the revision wave by wave, gate each wave, roll back on failure.
+
+    The failure policy (rollout.on_failure, or --on-failure) may pause the
+    rollout instead (exit 3: `--resume` or `cd-checks rollback`) or halt it
+    without any rollback.
 
     With --break-glass a failed health gate is recorded and the rollout goes
     on (no automatic rollback on a gate failure); an applier failure still
@@ -180,6 +198,7 @@ def run(
             resume=resume,
             break_lock=break_lock,
             override_gates=emergency is not None,
+            on_failure=on_failure,
         )
     except CdChecksError:
         _shout(recorder)
@@ -429,9 +448,9 @@ def _resume_revision(context: Context, stages: list[str], revision: str) -> str:
         record = context.state.record(context.spec.stage(name).environment)
         if record is not None and record.status == "rolling_back":
             raise RolloutError(engine.rolling_back_text(record))
-        if record is not None and record.status == "running":
+        if record is not None and record.status in ("running", "paused"):
             return record.revision
-    raise RolloutError("nothing to resume: no interrupted run in these environments")
+    raise RolloutError("nothing to resume: no interrupted or paused run in these environments")
 
 
 def _environment(

@@ -21,7 +21,7 @@ import os
 import shlex
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cd_checks import config as config_module
@@ -41,6 +41,7 @@ from cd_checks.rollout.state import StateDir
 from cd_checks.rollout.workspace import GitWorkspace
 
 SSH_CONFIG_NAME = "ssh_config"
+PROMETHEUS_ENV = ("CD_CHECKS_PROMETHEUS_URL", "CD_CHECKS_PROMETHEUS_TOKEN")
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,8 @@ class Context:
     env: Mapping[str, str]  # what every child gets: the caller's, without secrets
     config: Config
     withheld: tuple[str, ...] = ()  # names of the caller's variables the children do not get
+    # Where Prometheus is and its bearer token: for the metric gate, never for a child.
+    prometheus_env: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def ssh_config(self) -> Path | None:
@@ -102,6 +105,7 @@ def load(
         env=context_env,
         config=config,
         withheld=withheld,
+        prometheus_env={k: env[k] for k in PROMETHEUS_ENV if k in env},
     )
 
 
@@ -135,7 +139,7 @@ def parts(
         inventory=context.inventory,
         spec=context.spec,
         applier=apply.make(context.spec.apply, inventory=context.inventory_path, env=context.env),
-        gate=HealthGate(health, testinfra),
+        gate=HealthGate(health, testinfra, prometheus_env=context.prometheus_env),
         workspace=context.workspace,
         state=context.state,
         known_good=known_good(context, trail),

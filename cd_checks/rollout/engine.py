@@ -15,6 +15,16 @@ each run finds (`History.base`) and keeps in its run record and audit start
 record before it touches a host. A root commit has none: then only
 `cd-checks rollback --to REV` can undo it.
 
+What a failure does is the failure policy (`rollout.on_failure`, or the
+run's own): `rollback` (the above), `pause` (the hosts stay as they are, the
+run record says `paused`, exit 3; `rollout run --resume` accepts the paused
+wave and goes on with the next one, `cd-checks rollback` undoes it) or
+`halt` (for irreversible changes: no rollback is attempted, the run fails
+and the record says `halted`; a later revision may roll forward over it). An
+inconclusive metric gate follows `rollout.on_inconclusive` (pause by
+default). A stage with a metric gate starts only when Prometheus answers and
+none of its alerts fires.
+
 Break-glass (`override_gates`): a failed health gate is recorded in the
 wave's result and in the notes, and the rollout goes on to the next wave
 and stage without rolling back; an applier failure still stops the rollout
@@ -32,7 +42,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from cd_checks.errors import CdChecksError, RolloutError
 from cd_checks.rollout.apply import Applier, ApplyResult
@@ -41,8 +51,11 @@ from cd_checks.rollout.inventory import Host, Inventory
 from cd_checks.rollout.plan import Plan, StagePlan
 from cd_checks.rollout.progress import Event, Reporter, silent
 from cd_checks.rollout.spec import RolloutSpec, Stage
-from cd_checks.rollout.state import KnownGoodStore, LockHolder, RunRecord, StateDir
+from cd_checks.rollout.state import KnownGoodStore, LockHolder, RunRecord, StateDir, Status
 from cd_checks.rollout.workspace import Workspace
+
+if TYPE_CHECKING:
+    from cd_checks.rollout.analysis import AnalysisResult
 
 
 class Observer(Protocol):
@@ -66,6 +79,7 @@ class Observer(Protocol):
         waves: tuple[WaveResult, ...],
         failure: str | None,
         rollback: RollbackResult | None,
+        stopped: str | None = None,
     ) -> None: ...
 
     def rollback_started(
@@ -92,6 +106,7 @@ class NoObserver:
         waves: tuple[WaveResult, ...],
         failure: str | None,
         rollback: RollbackResult | None,
+        stopped: str | None = None,
     ) -> None:
         return None
 
@@ -188,6 +203,7 @@ class RolloutResult:
     failure: str | None = None
     rollback: RollbackResult | None = None
     notes: tuple[str, ...] = ()
+    stopped: str | None = None  # "paused" | "halted": the failure policy left the hosts
 
     @property
     def ok(self) -> bool:
@@ -195,7 +211,14 @@ class RolloutResult:
 
     @property
     def exit_code(self) -> int:
-        return 0 if self.ok else 1
+        """0 done, 1 failed (rolled back or not), 3 paused: resume or roll back."""
+        if self.ok:
+            return 0
+        return EXIT_PAUSED if self.stopped == "paused" else 1
+
+
+EXIT_PAUSED = 3
+POLICIES = ("rollback", "pause", "halt")
 
 
 @dataclass(frozen=True)
@@ -216,8 +239,12 @@ def run(
     resume: bool = False,
     break_lock: bool = False,
     override_gates: bool = False,
+    on_failure: str | None = None,
 ) -> RolloutResult:
-    """Run the named stages of `plan` in order; see the module docstring."""
+    """Run the named stages of `plan` in order; see the module docstring.
+
+    `on_failure` is this run's failure policy instead of the pipeline's.
+    """
     environments = list(dict.fromkeys(plan.stage(s).environment for s in stages))
     notes: list[str] = []
     taken: list[str] = []
@@ -229,7 +256,8 @@ def run(
             starts = _starts(parts, plan, stages, resume=resume)
         except RolloutError as exc:
             raise RolloutError("; ".join([str(exc), *notes])) from exc
-        return _run_stages(parts, plan, stages, starts, tuple(notes), override_gates)
+        policy = on_failure or parts.spec.on_failure
+        return _run_stages(parts, plan, stages, starts, tuple(notes), override_gates, policy)
     finally:
         for environment in taken:
             parts.state.release(environment, holder)
@@ -240,18 +268,38 @@ def _starts(parts: Parts, plan: Plan, stages: Sequence[str], *, resume: bool) ->
     starts = _resume_points(parts, plan, stages) if resume else {}
     for environment in dict.fromkeys(plan.stage(s).environment for s in stages):
         if environment not in starts:
-            _refuse_unfinished(parts.state.record(environment))
+            _refuse_unfinished(parts.state.record(environment), plan.revision)
     if not resume:
         _check_order(parts, plan, stages)
     return starts
 
 
-def _refuse_unfinished(record: RunRecord | None) -> None:
+def paused_text(record: RunRecord) -> str:
+    """What a paused rollout is waiting for."""
+    return (
+        f"the rollout of {record.revision[:12]} to environment {record.environment} is paused "
+        f"at stage {record.stage} wave {record.waves_started} "
+        f"({record.failure or 'no reason recorded'}); {len(record.applied)} host(s) changed: "
+        "go on with `cd-checks rollout run --resume` or undo it with `cd-checks rollback`"
+    )
+
+
+def _refuse_unfinished(record: RunRecord | None, revision: str) -> None:
     if record is None or record.status == "open":
         return
     what = f"rollout of {record.revision[:12]} to environment {record.environment}"
     if record.status == "rolling_back":
         raise RolloutError(rolling_back_text(record))
+    if record.status == "paused":
+        raise RolloutError(paused_text(record))
+    if record.status == "halted" and record.revision != revision:
+        return
+    if record.status == "halted":
+        raise RolloutError(
+            f"the {what} halted ({record.failure or 'unknown failure'}); no rollback was "
+            "attempted (on_failure: halt): roll forward with a new revision, or undo it with "
+            "`cd-checks rollback --to REV`"
+        )
     if record.status == "running":
         raise RolloutError(
             f"an interrupted {what} (stage {record.stage}, pid {record.pid}, started "
@@ -281,7 +329,7 @@ def _resume_points(parts: Parts, plan: Plan, stages: Sequence[str]) -> dict[str,
         record = parts.state.record(environment)
         if record is not None and record.status == "rolling_back":
             raise RolloutError(rolling_back_text(record))
-        if record is None or record.status != "running":
+        if record is None or record.status not in ("running", "paused"):
             continue
         if record.revision != plan.revision:
             raise RolloutError(
@@ -296,9 +344,12 @@ def _resume_points(parts: Parts, plan: Plan, stages: Sequence[str]) -> dict[str,
             )
         first = max(record.waves_started - 1, 0)
         regate = record.waves_started > 0 and record.waves_applied >= record.waves_started
+        if record.status == "paused" and regate:
+            # The operator accepts the paused wave: the next wave is applied and gated.
+            first, regate = record.waves_started, False
         starts[environment] = _Start(record, first, regate)
     if not starts:
-        raise RolloutError("nothing to resume: no interrupted run in these environments")
+        raise RolloutError("nothing to resume: no interrupted or paused run in these environments")
     return starts
 
 
@@ -329,11 +380,21 @@ def _run_stages(
     starts: dict[str, _Start],
     notes: tuple[str, ...],
     override: bool = False,
+    policy: str = "rollback",
 ) -> RolloutResult:
     waves: list[WaveResult] = []
     for name in _stages_from(plan, stages, starts):
         stage = plan.stage(name)
-        start = starts.pop(stage.environment, None) or _Start(_new_record(parts, plan, stage))
+        blocked = parts.gate.before_stage(stage.name, parts.spec.metrics_of(stage.name))
+        if blocked is not None:
+            parts.report(Event(stage.name, 0, "*", "stage", "failed", blocked))
+            return RolloutResult(
+                plan.revision, stage.environment, tuple(stages), tuple(waves), blocked, None, notes
+            )
+        resumed = starts.pop(stage.environment, None)
+        if resumed is not None and resumed.record.status == "paused":
+            notes += (_accepted(resumed.record, parts.state.me("").describe()),)
+        start = resumed or _Start(_new_record(parts, plan, stage))
         start = replace(start, record=_with_base(parts, start.record))
         known_good = parts.known_good.get(stage.environment)
         base = start.record.base
@@ -346,6 +407,9 @@ def _run_stages(
             notes += tuple(_overridden(w) for w in outcome if _stops(w, override=True) is None)
         if outcome and _stops(outcome[-1], override=override):
             failure = _failure_text(outcome[-1])
+            chosen = _policy(parts, outcome[-1], policy)
+            if chosen != "rollback":
+                return _stop(parts, plan, stages, stage, record, outcome, waves, notes, chosen)
             rollback = _after_failure(parts, record, failure)
             parts.observer.stage_finished(stage, plan.revision, tuple(outcome), failure, rollback)
             _forget_audit_id(parts, stage.environment)
@@ -362,6 +426,58 @@ def _run_stages(
         _finish_stage(parts, record, stage)
         parts.observer.stage_finished(stage, plan.revision, tuple(outcome), None, None)
     return RolloutResult(plan.revision, None, tuple(stages), tuple(waves), notes=notes)
+
+
+def _policy(parts: Parts, wave: WaveResult, on_failure: str) -> str:
+    """What the failure of `wave` calls for: an inconclusive metric gate has its own policy."""
+    applied = wave.apply is None or wave.apply.ok
+    if applied and wave.gate is not None and wave.gate.inconclusive:
+        return parts.spec.on_inconclusive
+    return on_failure
+
+
+def _stop(
+    parts: Parts,
+    plan: Plan,
+    stages: Sequence[str],
+    stage: StagePlan,
+    record: RunRecord,
+    outcome: list[WaveResult],
+    waves: list[WaveResult],
+    notes: tuple[str, ...],
+    policy: str,
+) -> RolloutResult:
+    """Pause or halt: the hosts stay as they are; the record says why and what comes next."""
+    failure = _failure_text(outcome[-1])
+    stopped: Status = "paused" if policy == "pause" else "halted"
+    record = replace(record, status=stopped, failure=failure, audit_id=None)
+    parts.state.save(record)
+    parts.observer.stage_finished(stage, plan.revision, tuple(outcome), failure, None, stopped)
+    if stopped == "paused":
+        what = paused_text(record)
+    else:
+        what = (
+            f"halted (on_failure: halt): no rollback attempted; {len(record.applied)} host(s) "
+            "run the new revision: roll forward with a fix, or `cd-checks rollback --to REV`"
+        )
+    parts.report(Event(stage.name, 0, "*", stopped, "failed", what))
+    return RolloutResult(
+        plan.revision,
+        stage.environment,
+        tuple(stages),
+        tuple(waves),
+        failure,
+        None,
+        (*notes, what),
+        stopped,
+    )
+
+
+def _accepted(record: RunRecord, by: str) -> str:
+    return (
+        f"resumed a paused rollout: wave {record.waves_started} of stage {record.stage} "
+        f"({record.failure or 'no reason recorded'}) accepted by {by}"
+    )
 
 
 def _close_interrupted(parts: Parts, record: RunRecord, by: str | None) -> None:
@@ -468,9 +584,21 @@ def _run_wave(
         parts.state.save(record)
     parts.report(Event(stage.name, number, "*", "gate", "start", ", ".join(names)))
     gate = parts.gate.check(
-        hosts, workdir=workdir, stage=stage.name, wave=number, report=parts.report
+        hosts,
+        workdir=workdir,
+        stage=stage.name,
+        wave=number,
+        report=parts.report,
+        baseline=_baseline(parts.inventory, stage, record),
+        metrics=parts.spec.metrics_of(stage.name),
     )
     return WaveResult(stage.name, number, names, applied, gate), record
+
+
+def _baseline(inventory: Inventory, stage: StagePlan, record: RunRecord) -> list[Host]:
+    """The hosts of the stage's group that have not received the change: the canary's baseline."""
+    changed = set(record.applied)
+    return [inventory.host(n) for n in inventory.group(stage.group) if n not in changed]
 
 
 def _hosts(inventory: Inventory, names: Sequence[str]) -> list[Host]:
@@ -515,10 +643,24 @@ def _failure_text(wave: WaveResult) -> str:
         return f"{where}: apply failed (exit {wave.apply.returncode}) on {hosts}"
     assert wave.gate is not None
     failed = wave.gate.failed_hosts
+    analysis = wave.gate.analysis
+    if wave.gate.hosts_ok and analysis is not None:
+        verdict = "inconclusive" if wave.gate.inconclusive else "failed"
+        return f"{where}: metric gate {verdict}: {_metric_summary(analysis)}"
     return (
         f"{where}: health gate failed on {len(failed)} of {len(wave.hosts)} host(s) "
         f"({', '.join(failed)}; allowed {wave.gate.max_failed_percent:g}%)"
     )
+
+
+def _metric_summary(analysis: AnalysisResult) -> str:
+    """The checks that did not pass, and any firing alert, in one line."""
+    parts = [
+        f"{c.name}: {c.detail}" for c in analysis.checks if c.verdict in ("fail", "inconclusive")
+    ]
+    if analysis.alerts:
+        parts.append(f"alert(s) firing: {', '.join(analysis.alerts)}")
+    return "; ".join(parts) or analysis.verdict
 
 
 def _after_failure(parts: Parts, record: RunRecord, failure: str) -> RollbackResult:

@@ -13,8 +13,16 @@ Two kinds of check, both per host:
   are run again, up to `retries` times, with back-off. testinfra runs while
   the probes bake, so a wave's gate takes the longer of the two, not the sum.
 
+A third kind is per wave, not per host: the metric gate (`health.metrics`,
+`cd_checks.rollout.analysis`) asks Prometheus every `interval` while the
+probes bake, about the wave's hosts and, for `compare: baseline`, about the
+hosts of the group that did not get the change. Its verdict can be
+inconclusive: the gate then neither passes nor fails, and the engine applies
+the `on_inconclusive` policy. Rollback gates run without it (the metrics of
+the bad revision are still in every rate window).
+
 The verdict: the wave fails when the share of failed hosts exceeds
-`max_failed_percent`. Processes, sockets and the clock are the only side
+`max_failed_percent`, or the metric gate fails. Processes, sockets and the clock are the only side
 effects; the environment for pytest is passed in (without secrets, see
 `cd_checks.rollout.scrub`).
 """
@@ -29,13 +37,16 @@ import urllib.request
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from cd_checks.rollout.inventory import Host
 from cd_checks.rollout.progress import Event, Reporter
-from cd_checks.rollout.spec import HealthSpec, HttpProbe
+from cd_checks.rollout.spec import HealthSpec, HttpProbe, MetricsSpec
+
+if TYPE_CHECKING:
+    from cd_checks.rollout.analysis import AnalysisResult
 
 MAX_BACKOFF = 8.0
 MAX_THREADS = 64
@@ -70,16 +81,34 @@ class GateResult:
     hosts: tuple[HostHealth, ...]
     max_failed_percent: float
     notes: tuple[str, ...] = ()
+    analysis: AnalysisResult | None = None  # the metric gate's, when it ran
+    inconclusive: bool = False  # not passed, not failed: the metric gate could not tell
 
     @property
     def failed_hosts(self) -> tuple[str, ...]:
         return tuple(h.host for h in self.hosts if not h.ok)
 
+    @property
+    def hosts_ok(self) -> bool:
+        failed = len(self.failed_hosts)
+        return 100.0 * failed / len(self.hosts) <= self.max_failed_percent if self.hosts else True
+
 
 class Gate(Protocol):
     def check(
-        self, hosts: Sequence[Host], *, workdir: Path, stage: str, wave: int, report: Reporter
+        self,
+        hosts: Sequence[Host],
+        *,
+        workdir: Path,
+        stage: str,
+        wave: int,
+        report: Reporter,
+        baseline: Sequence[Host] = (),
+        metrics: MetricsSpec | None = None,
     ) -> GateResult: ...
+
+    def before_stage(self, stage: str, metrics: MetricsSpec) -> str | None:
+        """Why the stage may not start now (a firing alert, no Prometheus), else None."""
 
 
 @dataclass(frozen=True)
@@ -111,6 +140,16 @@ def verdict(
     failed = sum(1 for h in hosts if not h.ok)
     percent = 100.0 * failed / len(hosts) if hosts else 0.0
     return GateResult(percent <= max_failed_percent, hosts, max_failed_percent, tuple(notes))
+
+
+def with_analysis(gate: GateResult, analysis: AnalysisResult | None) -> GateResult:
+    """The gate's verdict with the metric gate's folded in (fail wins over inconclusive)."""
+    if analysis is None:
+        return gate
+    failed = analysis.verdict == "fail"
+    unsure = analysis.verdict == "inconclusive" and gate.passed
+    passed = gate.passed and not failed and not unsure
+    return replace(gate, passed=passed, analysis=analysis, inconclusive=unsure and not failed)
 
 
 def backoff(failures: int) -> float:
@@ -268,22 +307,50 @@ def _first_line(element: ET.Element) -> str:
 
 @dataclass(frozen=True)
 class HealthGate:
-    """The gate of the `health:` section: HTTP probes, then testinfra, then the verdict."""
+    """The gate of the `health:` section: HTTP probes, testinfra and metrics, then the verdict."""
 
     spec: HealthSpec
     testinfra: Testinfra | None
     clock: Clock = field(default_factory=Clock)
     get: Fetch = fetch
+    # CD_CHECKS_PROMETHEUS_URL/_TOKEN of the caller: the token is a secret no child gets.
+    prometheus_env: Mapping[str, str] = field(default_factory=dict)
+
+    def before_stage(self, stage: str, metrics: MetricsSpec) -> str | None:
+        """A stage with a metric gate starts only with Prometheus answering and no alert firing."""
+        if not metrics.active:
+            return None
+        from cd_checks.rollout import analysis, prometheus
+
+        try:
+            client = prometheus.client_from(metrics, self.prometheus_env)
+            firing = analysis.alerts_before(metrics, client)
+        except prometheus.PrometheusError as exc:
+            return f"stage {stage} not started: Prometheus: {exc}"
+        if firing:
+            return f"stage {stage} not started: alert(s) firing: {', '.join(firing)}"
+        return None
 
     def check(
-        self, hosts: Sequence[Host], *, workdir: Path, stage: str, wave: int, report: Reporter
+        self,
+        hosts: Sequence[Host],
+        *,
+        workdir: Path,
+        stage: str,
+        wave: int,
+        report: Reporter,
+        baseline: Sequence[Host] = (),
+        metrics: MetricsSpec | None = None,
     ) -> GateResult:
-        """Watch every probe of every host for the bake time while testinfra runs."""
-        workers = min(MAX_THREADS, 1 + len(hosts) * len(self.spec.http))
+        """Watch every probe of every host for the bake time while testinfra and metrics run."""
+        workers = min(MAX_THREADS, 2 + len(hosts) * len(self.spec.http))
         with ThreadPoolExecutor(max_workers=workers) as pool:
             tests = None
             if self.testinfra is not None:
                 tests = pool.submit(self._testinfra, hosts, workdir, stage, wave, report)
+            measured = None
+            if metrics is not None and metrics.active:
+                measured = pool.submit(self._analyse, metrics, hosts, baseline, stage, wave, report)
             probes = {
                 h.name: [
                     pool.submit(self._watch, p, h, stage, wave, report) for p in self.spec.http
@@ -297,7 +364,40 @@ class HealthGate:
         health = [HostHealth(h.name, tuple(results[h.name])) for h in hosts]
         for host in health:
             report(Event(stage, wave, host.host, "gate", "ok" if host.ok else "failed", _why(host)))
-        return verdict(health, self.spec.max_failed_percent, notes)
+        gate = verdict(health, self.spec.max_failed_percent, notes)
+        return with_analysis(gate, measured.result() if measured is not None else None)
+
+    def _analyse(
+        self,
+        metrics: MetricsSpec,
+        hosts: Sequence[Host],
+        baseline: Sequence[Host],
+        stage: str,
+        wave: int,
+        report: Reporter,
+    ) -> AnalysisResult:
+        from cd_checks.rollout import analysis, prometheus
+
+        def said(check: str, status: str, detail: str) -> None:
+            report(Event(stage, wave, "*", f"metric {check}", status, detail))
+
+        try:
+            client = prometheus.client_from(metrics, self.prometheus_env)
+        except prometheus.PrometheusError as exc:
+            said("prometheus", "failed", str(exc))
+            checks = tuple(
+                analysis.CheckVerdict(c.name, "fail", str(exc), ()) for c in metrics.checks
+            )
+            return analysis.AnalysisResult("fail", checks, ())
+        return analysis.analyse(
+            metrics,
+            hosts,
+            baseline,
+            bake=self.spec.bake_seconds,
+            client=client,
+            clock=self.clock,
+            report=said,
+        )
 
     def _watch(
         self, probe: HttpProbe, host: Host, stage: str, wave: int, report: Reporter

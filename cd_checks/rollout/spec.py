@@ -9,7 +9,7 @@ raw dict into values. It may not read files, run tools or touch hosts.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from cd_checks.errors import ConfigError
@@ -46,6 +46,7 @@ class Stage:
     environment: str
     percent: float | None = None
     waves: tuple[int, ...] = DEFAULT_WAVES
+    metrics: MetricsSpec | None = None  # the stage's own metric gate; None: the pipeline's
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,14 @@ class RolloutSpec:
     automatic_rollback: bool = True
     state_dir: str = DEFAULT_STATE_DIR
     pass_env: tuple[str, ...] = ()  # secret-looking variables the applier and tests still get
+    on_failure: str = "rollback"  # a failed gate: "rollback" | "pause" | "halt"
+    on_inconclusive: str = "pause"  # an inconclusive metric gate: the same choices
+    markers: str | None = None  # a node_exporter textfile (.prom) for deploy markers
+
+    def metrics_of(self, stage: str) -> MetricsSpec:
+        """The metric gate of `stage`: its own section, else the pipeline's."""
+        own = self.stage(stage).metrics
+        return own if own is not None else self.health.metrics
 
     def stage(self, name: str) -> Stage:
         for stage in self.stages:
@@ -133,17 +142,21 @@ def from_section(raw: Mapping[str, Any]) -> RolloutSpec:
     """Build the spec from the validated `rollout:` section; a missing section is an error."""
     if not raw:
         raise ConfigError("cd-checks.yml has no rollout: section (see the README, 'Rollouts')")
-    stages = tuple(_stage(s) for s in raw["stages"])
+    health = _health(raw.get("health") or {})
+    stages = tuple(_stage(s, health.metrics) for s in raw["stages"])
     _unique_names(stages)
     rollback = raw.get("rollback") or {}
     return RolloutSpec(
         inventory=raw["inventory"],
         apply=_apply(raw["apply"]),
         stages=stages,
-        health=_health(raw.get("health") or {}),
+        health=health,
         automatic_rollback=bool(rollback.get("automatic", True)),
         state_dir=raw.get("state_dir", DEFAULT_STATE_DIR),
         pass_env=tuple(raw.get("pass_env", ())),
+        on_failure=raw.get("on_failure", "rollback"),
+        on_inconclusive=raw.get("on_inconclusive", "pause"),
+        markers=raw.get("markers"),
     )
 
 
@@ -158,7 +171,7 @@ def _apply(raw: Mapping[str, Any]) -> Apply:
     return CommandApply(argv=tuple(raw["command"]))
 
 
-def _stage(raw: Mapping[str, Any]) -> Stage:
+def _stage(raw: Mapping[str, Any], pipeline: MetricsSpec) -> Stage:
     waves = tuple(int(w.rstrip("%")) for w in raw.get("waves", ("100%",)))
     if any(b <= a for a, b in zip(waves, waves[1:], strict=False)):
         raise ConfigError(
@@ -173,7 +186,21 @@ def _stage(raw: Mapping[str, Any]) -> Stage:
         environment=environment,
         percent=raw.get("percent"),
         waves=waves,
+        metrics=_stage_metrics(raw.get("metrics"), pipeline),
     )
+
+
+def _stage_metrics(
+    raw: Mapping[str, Any] | bool | None, pipeline: MetricsSpec
+) -> MetricsSpec | None:
+    """A stage's `metrics:`: false turns the gate off, a mapping overrides the pipeline's keys."""
+    if raw is None or raw is True:
+        return None
+    if raw is False:
+        return MetricsSpec()
+    own = _metrics(raw)
+    keys = ("prometheus", "interval", "timeout", "instance", "checks", "alerts")
+    return replace(pipeline, **{key: getattr(own, key) for key in keys if key in raw})
 
 
 def _directory_name(stage: str, environment: str) -> None:
@@ -210,4 +237,70 @@ def _health(raw: Mapping[str, Any]) -> HealthSpec:
         bake_seconds=float(raw.get("bake_seconds", 30.0)),
         retries=int(raw.get("retries", 3)),
         max_failed_percent=float(raw.get("max_failed_percent", 0.0)),
+        metrics=_metrics(raw.get("metrics") or {}),
     )
+
+
+def _metrics(raw: Mapping[str, Any]) -> MetricsSpec:
+    checks = tuple(_metric_check(c) for c in raw.get("checks", ()))
+    names = [c.name for c in checks]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ConfigError(f"rollout: metric check name {twice[0]!r} is used twice")
+    return MetricsSpec(
+        prometheus=raw.get("prometheus"),
+        interval=seconds(raw.get("interval", 10.0), "health.metrics.interval"),
+        timeout=seconds(raw.get("timeout", 10.0), "health.metrics.timeout"),
+        instance=raw.get("instance", "{host}:9100"),
+        checks=checks,
+        alerts=tuple(raw.get("alerts", ())),
+    )
+
+
+def _metric_check(raw: Mapping[str, Any]) -> MetricCheck:
+    where = f"rollout: metric check {raw['name']!r}"
+    check = MetricCheck(
+        name=raw["name"],
+        query=raw["query"],
+        max=_number(raw.get("max")),
+        min=_number(raw.get("min")),
+        on_empty=raw.get("on_empty", "inconclusive"),
+        failure_limit=int(raw.get("failure_limit", 0)),
+        inconclusive_limit=int(raw.get("inconclusive_limit", 0)),
+        compare=raw.get("compare"),
+        max_ratio=_number(raw.get("max_ratio")),
+        min_ratio=_number(raw.get("min_ratio")),
+        min_samples=int(raw.get("min_samples", 5)),
+        instance=raw.get("instance"),
+    )
+    if check.compare is None and check.max is None and check.min is None:
+        raise ConfigError(f"{where}: give `max:` or `min:` (or `compare: baseline`)")
+    if check.compare is not None and check.max_ratio is None and check.min_ratio is None:
+        raise ConfigError(f"{where}: `compare: baseline` needs `max_ratio:` or `min_ratio:`")
+    if check.compare is None and (check.max_ratio is not None or check.min_ratio is not None):
+        raise ConfigError(f"{where}: `max_ratio`/`min_ratio` go with `compare: baseline`")
+    if check.max is not None and check.min is not None and check.min > check.max:
+        raise ConfigError(f"{where}: `min: {check.min:g}` is above `max: {check.max:g}`")
+    return check
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def seconds(value: Any, key: str) -> float:
+    """A duration: a number of seconds or Prometheus-style text ("500ms", "10s", "1m", "1h")."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    text = str(value).strip()
+    for unit in sorted(_UNITS, key=len, reverse=True):
+        number = text.removesuffix(unit)
+        if number != text:
+            try:
+                return float(number) * _UNITS[unit]
+            except ValueError:
+                break
+    raise ConfigError(f"rollout: {key}: {value!r} is not a duration (e.g. 10s, 1m, 500ms)")

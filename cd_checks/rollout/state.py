@@ -20,7 +20,10 @@ default), one subdirectory per environment:
   failure that called for it) until it verifies: a run killed then must not
   be resumed (its gate would pass on the old revision and bless the bad
   one); only `cd-checks rollback` finishes it. `failed` when the rollout
-  stopped and was not rolled back and verified. `audit_id` is the deploy id
+  stopped and was not rolled back and verified. `paused` and `halted` when the
+  failure policy (`on_failure: pause|halt`) left the hosts as they are: a
+  paused run resumes with `--resume` (the paused wave accepted), a halted one
+  is rolled forward by a later revision or rolled back on demand. `audit_id` is the deploy id
   of the stage run still owed its final audit record: a killed run leaves
   it, and the run that resumes or rolls back closes it as `interrupted`.
   A finished rollout leaves a closed marker (`done`, or `rolled_back` once
@@ -53,7 +56,7 @@ from cd_checks.errors import RolloutError
 # An empty lock older than this is debris of a crash, not a lock being created.
 EMPTY_LOCK_SECONDS = 5.0
 
-Status = Literal["running", "open", "failed", "rolling_back"]
+Status = Literal["running", "open", "failed", "rolling_back", "paused", "halted"]
 Closed = Literal["done", "rolled_back"]
 CLOSED: tuple[Closed, ...] = ("done", "rolled_back")
 

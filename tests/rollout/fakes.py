@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from cd_checks.rollout.apply import ApplyResult
@@ -12,6 +12,7 @@ from cd_checks.rollout.engine import Base
 from cd_checks.rollout.health import CheckResult, GateResult, HostHealth, verdict
 from cd_checks.rollout.inventory import Host
 from cd_checks.rollout.progress import Reporter
+from cd_checks.rollout.spec import MetricsSpec
 from cd_checks.rollout.state import RunRecord
 
 
@@ -57,11 +58,30 @@ class FakeGate:
     max_failed_percent: float = 0.0
     calls: list[tuple[str, ...]] = field(default_factory=list)
 
+    unsure: set[str] = field(default_factory=set)  # revisions whose metric gate cannot tell
+    blocked: str | None = None  # why no stage may start (a firing alert)
+    baselines: list[tuple[str, ...]] = field(default_factory=list)
+
     def check(
-        self, hosts: Sequence[Host], *, workdir: Path, stage: str, wave: int, report: Reporter
+        self,
+        hosts: Sequence[Host],
+        *,
+        workdir: Path,
+        stage: str,
+        wave: int,
+        report: Reporter,
+        baseline: Sequence[Host] = (),
+        metrics: MetricsSpec | None = None,
     ) -> GateResult:
         self.calls.append(tuple(h.name for h in hosts))
-        return verdict([self._host(h.name) for h in hosts], self.max_failed_percent)
+        self.baselines.append(tuple(h.name for h in baseline))
+        gate = verdict([self._host(h.name) for h in hosts], self.max_failed_percent)
+        if metrics is not None and metrics.active and gate.passed and workdir.name in self.unsure:
+            return replace(gate, passed=False, inconclusive=True)
+        return gate
+
+    def before_stage(self, stage: str, metrics: MetricsSpec) -> str | None:
+        return self.blocked
 
     def _host(self, name: str) -> HostHealth:
         if name in self.fleet.down:

@@ -318,6 +318,7 @@ class Recorder(engine.NoObserver):
         waves: tuple[engine.WaveResult, ...],
         failure: str | None,
         rollback: engine.RollbackResult | None,
+        stopped: str | None = None,
     ) -> None:
         verified = "none" if rollback is None else str(rollback.verified)
         self.calls.append(("finished", stage.name, str(failure is None), verified))
