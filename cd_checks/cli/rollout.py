@@ -3,7 +3,7 @@
 Progress goes to stderr as it happens (plain lines in CI, coloured on a
 terminal); the report goes to stdout in the chosen format. Exit 0 on
 success, 1 on a failed rollout, an unverified rollback or a revision that
-fails the pre-flight validate, 3 when the failure policy paused the rollout
+fails the pre-flight validate, 4 when the failure policy paused the rollout
 (`on_failure: pause`, or an inconclusive metric gate: resume or roll back),
 2 on a user error (raised as CdChecksError,
 printed by `cd_checks.cli.main`) and when the audit trail cannot be written:
@@ -132,7 +132,7 @@ def plan(
     "--on-failure",
     type=click.Choice(["rollback", "pause", "halt"]),
     help="This run's failure policy instead of rollout.on_failure: rollback, pause (leave "
-    "the hosts, exit 3) or halt (no rollback: irreversible changes).",
+    "the hosts, exit 4) or halt (no rollback: irreversible changes).",
 )
 @click.option(
     "--break-glass",
@@ -163,7 +163,7 @@ def run(
     """Apply the revision wave by wave, gate each wave, roll back on failure.
 
     The failure policy (rollout.on_failure, or --on-failure) may pause the
-    rollout instead (exit 3: `--resume` or `cd-checks rollback`) or halt it
+    rollout instead (exit 4: `--resume` or `cd-checks rollback`) or halt it
     without any rollback.
 
     With --break-glass a failed health gate is recorded and the rollout goes

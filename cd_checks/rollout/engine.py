@@ -17,7 +17,7 @@ record before it touches a host. A root commit has none: then only
 
 What a failure does is the failure policy (`rollout.on_failure`, or the
 run's own): `rollback` (the above), `pause` (the hosts stay as they are, the
-run record says `paused`, exit 3; `rollout run --resume` accepts the paused
+run record says `paused`, exit 4; `rollout run --resume` accepts the paused
 wave and goes on with the next one, `cd-checks rollback` undoes it) or
 `halt` (for irreversible changes: no rollback is attempted, the run fails
 and the record says `halted`; a later revision may roll forward over it). An
@@ -211,13 +211,13 @@ class RolloutResult:
 
     @property
     def exit_code(self) -> int:
-        """0 done, 1 failed (rolled back or not), 3 paused: resume or roll back."""
+        """0 done, 1 failed (rolled back or not), 4 paused: resume or roll back."""
         if self.ok:
             return 0
         return EXIT_PAUSED if self.stopped == "paused" else 1
 
 
-EXIT_PAUSED = 3
+EXIT_PAUSED = 4
 POLICIES = ("rollback", "pause", "halt")
 
 

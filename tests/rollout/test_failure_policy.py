@@ -1,4 +1,4 @@
-"""The failure policy on fakes: rollback, pause (exit 3, resume or roll back), halt, and an
+"""The failure policy on fakes: rollback, pause (exit 4, resume or roll back), halt, and an
 inconclusive metric gate (pause by default); a stage a firing alert blocks never starts."""
 
 from __future__ import annotations
@@ -27,12 +27,12 @@ def canary_breaks(world: World) -> None:
     world.fleet.fragile = set(PRODUCTION)  # passes staging, breaks production hosts
 
 
-def test_pause_leaves_the_canary_as_it_is_and_exits_3(tmp_path: Path) -> None:
+def test_pause_leaves_the_canary_as_it_is_and_exits_4(tmp_path: Path) -> None:
     world = world_with(tmp_path, on_failure="pause")
     canary_breaks(world)
     result = world.run("bad", ALL)
     canary = world.plan("bad").stage("canary").hosts
-    assert result.exit_code == engine.EXIT_PAUSED == 3
+    assert result.exit_code == engine.EXIT_PAUSED == 4
     assert result.stopped == "paused" and result.rollback is None
     assert all(world.fleet.running[h] == "bad" for h in canary)  # not rolled back
     record = world.state.record("production")
@@ -48,7 +48,7 @@ def test_a_paused_rollout_resumes_with_the_next_wave(tmp_path: Path) -> None:
     world.fleet.down.add("never")  # no-op: every host healthy
     world.gate.unsure.add("new")
     paused = world.run("new", ["staging"])
-    assert paused.exit_code == 3 and paused.waves[-1].gate is not None
+    assert paused.exit_code == 4 and paused.waves[-1].gate is not None
     assert paused.waves[-1].gate.inconclusive
     world.gate.unsure.clear()
     world.applier.calls.clear()
@@ -78,7 +78,7 @@ def test_an_inconclusive_metric_gate_pauses_by_default_even_with_on_failure_roll
     world.run("good", ALL)
     world.gate.unsure.add("new")
     result = world.run("new", ALL)
-    assert result.exit_code == 3 and result.stopped == "paused"
+    assert result.exit_code == 4 and result.stopped == "paused"
     assert result.waves[-1].stage == "staging"
     assert world.fleet.running["s1"] == "new"
 
