@@ -22,6 +22,12 @@ Definitions (the numbers an auditor can recompute by hand from the trail):
   request …!N". It went *through the pipeline* when it came through a PR/MR
   and a succeeded deploy to the environment has it (its revision_to is that
   commit or a later one on the line). Direct pushes count against.
+- *Deploy markers* (whatever the window): the latest run of each stage of the
+  environment and its latest on-demand rollback, with start and end times,
+  revision and outcome; a run without a final record is still running (or was
+  killed and not taken over yet). The rollout writes the same metrics to a
+  node_exporter textfile as it goes (`cd_checks.rollout.markers`), under the
+  same names and labels, so one dashboard query reads either source.
 """
 
 from __future__ import annotations
@@ -75,6 +81,18 @@ class Week:
 
 
 @dataclass(frozen=True)
+class DeployMarker:
+    """The latest run of one stage of the environment, or its latest on-demand rollback
+    (`stage` None), as the audit trail tells it."""
+
+    stage: str | None
+    revision: str
+    started_at: str
+    finished_at: str | None = None  # None: still running, or killed and not taken over yet
+    outcome: str | None = None
+
+
+@dataclass(frozen=True)
 class Metrics:
     environment: str
     window_start: str
@@ -93,6 +111,7 @@ class Metrics:
     changes_through_pipeline: int
     pipeline_share: float | None
     weeks: tuple[Week, ...]
+    deploy_markers: tuple[DeployMarker, ...] = ()
 
 
 def change_request_of(message: str) -> str | None:
@@ -172,6 +191,31 @@ def _deploy(group: list[AuditRecord], incident_refs: set[str]) -> Deploy:
 def _forced_past_a_gate(record: AuditRecord) -> bool:
     return bool(record.break_glass) and any(
         isinstance(g, dict) and not g.get("passed", True) for g in record.gates or ()
+    )
+
+
+def deploy_markers(records: Sequence[AuditRecord], environment: str) -> tuple[DeployMarker, ...]:
+    """The latest run of each stage of `environment`, then its latest on-demand rollback."""
+    latest: dict[str | None, AuditRecord] = {}
+    finals: dict[str, AuditRecord] = {}
+    for record in records:
+        if record.environment != environment or record.kind not in ("stage", "rollback"):
+            continue
+        if record.finished and record.refs:
+            finals[record.refs[0]] = record
+        elif not record.finished and (record.kind == "rollback") == (record.stage is None):
+            latest[record.stage] = record  # a stage run names its stage, a rollback none
+    ordered = sorted(latest.items(), key=lambda item: item[0] is None)
+    return tuple(_marker(start, finals.get(start.id)) for _, start in ordered)
+
+
+def _marker(start: AuditRecord, final: AuditRecord | None) -> DeployMarker:
+    return DeployMarker(
+        stage=start.stage,
+        revision=start.revision_to or "",
+        started_at=start.started_at or "",
+        finished_at=final.ended_at if final is not None else None,
+        outcome=final.outcome if final is not None else None,
     )
 
 
@@ -297,6 +341,7 @@ def compute(
         changes_through_pipeline=total.changes_through_pipeline,
         pipeline_share=total.pipeline_share,
         weeks=weeks,
+        deploy_markers=deploy_markers(records, environment),
     )
 
 
@@ -413,6 +458,39 @@ PROMETHEUS = (
 )
 
 
+# Deploy markers: the names and help texts shared with the textfile the rollout writes.
+STAGE_STARTED = "cd_checks_stage_started_timestamp_seconds"
+STAGE_FINISHED = "cd_checks_stage_finished_timestamp_seconds"
+STAGE_RUNNING = "cd_checks_stage_running"
+ROLLBACK_STARTED = "cd_checks_rollback_started_timestamp_seconds"
+ROLLBACK_FINISHED = "cd_checks_rollback_finished_timestamp_seconds"
+MARKERS = {
+    STAGE_STARTED: "When the latest run of the stage started (Unix time).",
+    STAGE_FINISHED: "When the latest run of the stage ended (Unix time), and how.",
+    STAGE_RUNNING: "1 while the latest run of the stage runs, else 0.",
+    ROLLBACK_STARTED: "When the latest on-demand rollback of the environment started.",
+    ROLLBACK_FINISHED: "When the latest on-demand rollback of the environment ended, and how.",
+}
+_ROLLBACK_NAMES = (ROLLBACK_STARTED, ROLLBACK_FINISHED)
+Sample = tuple[str, dict[str, str], float]  # metric name, labels, value
+
+
+def marker_samples(environment: str, markers: Sequence[DeployMarker]) -> list[Sample]:
+    """The deploy-marker samples of `markers` (see MARKERS for what each metric says)."""
+    samples: list[Sample] = []
+    for marker in markers:
+        stage = {"stage": marker.stage} if marker.stage is not None else {}
+        labels = {"environment": environment, **stage, "revision": marker.revision}
+        started, finished = (STAGE_STARTED, STAGE_FINISHED) if stage else _ROLLBACK_NAMES
+        samples.append((started, labels, parse_time(marker.started_at).timestamp()))
+        if marker.finished_at is not None:
+            outcome = {**labels, "outcome": marker.outcome or ""}
+            samples.append((finished, outcome, parse_time(marker.finished_at).timestamp()))
+        if stage:
+            samples.append((STAGE_RUNNING, labels, 0.0 if marker.finished_at else 1.0))
+    return samples
+
+
 def render_prometheus(metrics: Metrics) -> str:
     labels = f'{{environment="{_label(metrics.environment)}",window_days="{metrics.days:g}"}}'
     lines = []
@@ -423,7 +501,17 @@ def render_prometheus(metrics: Metrics) -> str:
             f"# TYPE cd_checks_{name} gauge",
             f"cd_checks_{name}{labels} {_number(value)}",
         ]
+    samples = marker_samples(metrics.environment, metrics.deploy_markers)
+    for name, text in MARKERS.items():
+        family = [(labels, value) for n, labels, value in samples if n == name]
+        if family:
+            lines += [f"# HELP {name} {text}", f"# TYPE {name} gauge"]
+            lines += [f"{name}{_labels(labels)} {_number(value)}" for labels, value in family]
     return "\n".join(lines) + "\n"
+
+
+def _labels(labels: dict[str, str]) -> str:
+    return "{" + ",".join(f'{k}="{_label(v)}"' for k, v in labels.items()) + "}"
 
 
 def _label(text: str) -> str:

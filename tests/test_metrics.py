@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from cd_checks import metrics
 from cd_checks.audit.identity import Identity
@@ -229,3 +231,108 @@ def test_an_environment_must_be_configured_or_named_by_a_record() -> None:
     metrics.check_environment("staging", [], ("staging", "production"))
     with pytest.raises(Exception, match="no audit record names it"):
         metrics.check_environment("nosuchenv", [], None)
+
+
+def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of the exposition text, as Prometheus' own parser reads it."""
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def _marker(name: str, value: float, **labels: str) -> tuple[tuple[str, tuple], float]:  # type: ignore[type-arg]
+    return (f"cd_checks_{name}", tuple(sorted(labels.items()))), value
+
+
+def test_prometheus_has_the_latest_run_of_each_stage_as_deploy_markers(
+    generated: tuple[list, list],  # type: ignore[type-arg]
+) -> None:
+    records, commits = generated
+    result = metrics.compute(records, commits, since=SINCE, until=UNTIL)
+    text = metrics.render_prometheus(result)
+    before = metrics.render_prometheus(replace(result, deploy_markers=()))
+    assert text.startswith(before)  # every line of before, unchanged and first
+    c6 = commits[1].sha  # "TLS 1.3 only (#6)": the newest deploy to production
+    canary = {"environment": "production", "stage": "canary", "revision": c6}
+    production = {**canary, "stage": "production"}
+    markers = dict(
+        [
+            _marker(
+                "stage_started_timestamp_seconds", _at("2026-11-02T10:00:00").timestamp(), **canary
+            ),
+            _marker(
+                "stage_started_timestamp_seconds",
+                _at("2026-11-02T10:01:00").timestamp(),
+                **production,
+            ),
+            _marker(
+                "stage_finished_timestamp_seconds",
+                _at("2026-11-02T10:01:00").timestamp(),
+                outcome="succeeded",
+                **canary,
+            ),
+            _marker(
+                "stage_finished_timestamp_seconds",
+                _at("2026-11-02T10:02:00").timestamp(),
+                outcome="succeeded",
+                **production,
+            ),
+            _marker("stage_running", 0.0, **canary),
+            _marker("stage_running", 0.0, **production),
+        ]
+    )
+    assert _samples(text) == {**_samples(before), **markers}  # staging's are not production's
+    assert "# TYPE cd_checks_stage_started_timestamp_seconds gauge" in text.splitlines()
+
+
+def test_a_running_stage_and_an_on_demand_rollback_are_markers_too(tmp_path: Path) -> None:
+    clock = Clock()
+    trail = AuditTrail(FileStore(tmp_path / "audit.jsonl"), tmp_path, clock)
+    _deploy(trail, clock, "2026-09-01T10:00:00", "r1", {"canary": "succeeded"})
+    _deploy(trail, clock, "2026-09-02T10:00:00", "r2", {"canary": "rolled_back"})
+    clock.now = _at("2026-09-03T10:00:00")
+    trail.start("stage", "production", "production", "r1", "r3", [["h1"]], Identity())
+    rollback = trail.start("rollback", "production", None, "r3", "r1", [["h1"]], Identity())
+    clock.now = _at("2026-09-03T10:05:00")
+    trail.finish(rollback, "succeeded")
+    result = metrics.compute(trail.records(), [], since=SINCE, until=UNTIL)
+    assert [(m.stage, m.revision, m.outcome) for m in result.deploy_markers] == [
+        ("canary", "r2", "rolled_back"),
+        ("production", "r3", None),
+        (None, "r1", "succeeded"),
+    ]
+    assert json.loads(metrics.render_json(result))["deploy_markers"][1]["finished_at"] is None
+    found = _samples(metrics.render_prometheus(result))
+    production = {"environment": "production", "stage": "production", "revision": "r3"}
+    canary = {**production, "stage": "canary", "revision": "r2"}
+    rolled = {"environment": "production", "revision": "r1"}
+    expected = dict(
+        [
+            _marker("stage_running", 1.0, **production),
+            _marker("stage_running", 0.0, **canary),
+            _marker(
+                "stage_finished_timestamp_seconds",
+                _at("2026-09-02T10:01:00").timestamp(),
+                outcome="rolled_back",
+                **canary,
+            ),
+            _marker(
+                "rollback_started_timestamp_seconds",
+                _at("2026-09-03T10:00:00").timestamp(),
+                **rolled,
+            ),
+            _marker(
+                "rollback_finished_timestamp_seconds",
+                _at("2026-09-03T10:05:00").timestamp(),
+                outcome="succeeded",
+                **rolled,
+            ),
+        ]
+    )
+    assert {k: found[k] for k in expected} == expected
+    assert not any(  # the running stage has no end yet
+        name.endswith("finished_timestamp_seconds") and ("stage", "production") in labels
+        for name, labels in found
+    )
