@@ -12,8 +12,10 @@ VPY := $(VENV)/bin/python
 CONSTRAINTS ?=
 PIP := $(VPY) -m pip install --quiet --disable-pip-version-check --upgrade --upgrade-strategy eager \
 	$(if $(CONSTRAINTS),--constraint $(CONSTRAINTS))
-# Debian packages the lab fleet (sshd + nginx on loopback) and the tests use.
-DEBIAN_PACKAGES := openssh-server openssh-client nginx-light rsync git libatomic1 procps
+# Debian packages the lab fleet (sshd + nginx on loopback), its monitoring (`lab up
+# --monitoring`: Prometheus + nginx exporter) and the tests use.
+DEBIAN_PACKAGES := openssh-server openssh-client nginx-light rsync git libatomic1 procps \
+	prometheus prometheus-nginx-exporter
 # Tools installed into the venv (ansible-playbook, cd-checks, ...) are found by
 # the tests and by the commands below without activating it.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
@@ -55,10 +57,10 @@ system-packages:
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing Debian packages: $$missing"; \
-	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing >/dev/null || \
-	    { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing >/dev/null; }; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing >/dev/null || \
+	    { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing >/dev/null; }; \
 	  else \
-	    echo "the tests need these Debian packages: sudo apt-get install $$missing" >&2; exit 2; \
+	    echo "the tests need these Debian packages: sudo apt-get install --no-install-recommends $$missing" >&2; exit 2; \
 	  fi; \
 	fi
 

@@ -4,9 +4,10 @@
 sshd on :22 (own host key) and its own nginx on :80 (own prefix, own `conf.d`), all files
 under one directory. It writes an Ansible inventory, an `ssh_config` and a `known_hosts`
 there, and records the PIDs it started in `lab.json`. `down` and `stop_host` stop exactly
-those processes (and their descendants), never anything else. Root's `~/.ssh` and the
-system's sshd/nginx configuration are never touched. Nothing here prints or reads
-`os.environ`.
+those processes (and their descendants), never anything else. With `monitoring=True` it
+also starts Prometheus, nginx exporters and a traffic generator (`cd_checks.lab_monitoring`).
+Root's `~/.ssh` and the system's sshd/nginx configuration are never touched. Nothing here
+prints or reads `os.environ`.
 """
 
 from __future__ import annotations
@@ -30,18 +31,23 @@ from typing import Any
 
 import yaml
 
-from cd_checks import state_dir
+from cd_checks import lab_monitoring, state_dir
 from cd_checks.errors import InputError, ToolError
 
 SSHD = Path("/usr/sbin/sshd")
 NGINX = Path("/usr/sbin/nginx")
 SSH_KEYGEN = Path("/usr/bin/ssh-keygen")
 PACKAGES = ("openssh-server", "nginx-light")
+PROMETHEUS = Path("/usr/bin/prometheus")
+NGINX_EXPORTER = Path("/usr/bin/prometheus-nginx-exporter")
+MONITORING_PACKAGES = ("prometheus", "prometheus-nginx-exporter")
 DEFAULT_DIRECTORY = Path(".cd-checks/lab")
 DEFAULT_FIRST_ADDRESS = "127.0.0.11"
 STATE_FILE = "lab.json"
 SSH_PORT = 22
 HTTP_PORT = 80
+# nginx's stub_status for the exporter, in a server of nginx.conf that conf.d cannot replace
+STUB_STATUS_PORT = 19080
 _PRIVSEP_DIR = Path("/run/sshd")
 _START_TIMEOUT = 10.0
 _STOP_TIMEOUT = 5.0
@@ -95,6 +101,7 @@ class Lab:
     private_key: Path
     staging: tuple[str, ...] = ()
     started: tuple[str, ...] = ()
+    monitoring: lab_monitoring.Monitoring | None = None
 
     @property
     def production(self) -> tuple[str, ...]:
@@ -172,12 +179,16 @@ def up(
     hosts: int = 10,
     staging: int = 2,
     first_address: str = DEFAULT_FIRST_ADDRESS,
+    monitoring: bool = False,
 ) -> Lab:
-    """Start (or complete) a lab of `hosts` hosts, the first `staging` in group staging."""
+    """Start (or complete) a lab of `hosts` hosts, the first `staging` in group staging.
+
+    With `monitoring` (or when the lab already has it) its monitoring stack is started or
+    brought in line with the hosts too."""
     addresses = _addresses(first_address, hosts)
     if not 0 <= staging <= hosts:
         raise InputError(f"--staging must be between 0 and {hosts}, got {staging}")
-    ensure_tools(is_root=os.geteuid() == 0)
+    ensure_tools(is_root=os.geteuid() == 0, monitoring=monitoring)
     files = _Files(directory.resolve())
     state_dir.make_dirs(files.directory)
     _PRIVSEP_DIR.mkdir(mode=0o755, parents=True, exist_ok=True)
@@ -193,6 +204,9 @@ def up(
             started.append(name)
     lab = load(files.directory)
     _write_client_files(lab, files)
+    if monitoring or lab.monitoring is not None:
+        ensure_tools(is_root=os.geteuid() == 0, monitoring=True)
+        lab = replace(lab, monitoring=lab_monitoring.start(lab))
     return replace(lab, started=tuple(started))
 
 
@@ -205,6 +219,8 @@ def load(directory: Path) -> Lab:
         staging = tuple(host.name for host in hosts[: int(state["staging"])])
     except (KeyError, TypeError, ValueError) as exc:
         raise InputError(f"{files.state} is not a lab state file: {exc!r}") from exc
+    if not hosts:
+        raise InputError(f"{files.state} lists no hosts")
     return Lab(
         directory=files.directory,
         hosts=hosts,
@@ -213,6 +229,7 @@ def load(directory: Path) -> Lab:
         known_hosts=files.known_hosts,
         private_key=files.private_key,
         staging=staging,
+        monitoring=lab_monitoring.from_record(files.directory, state.get("monitoring")),
     )
 
 
@@ -221,18 +238,27 @@ def status(directory: Path) -> list[HostStatus]:
     return [_host_status(host) for host in load(directory).hosts]
 
 
+def monitoring_status(directory: Path) -> lab_monitoring.MonitoringStatus | None:
+    """The lab's monitoring processes (None when the lab has no monitoring)."""
+    monitoring = load(directory).monitoring
+    return None if monitoring is None else lab_monitoring.status(monitoring)
+
+
 def down(directory: Path) -> list[str]:
-    """Stop every process the lab started; return the names of hosts that were running."""
+    """Stop every process the lab started; return the names of hosts that were running,
+    and "monitoring" when any of its monitoring processes was."""
     lab = load(directory)
-    stopped = [host.name for host in lab.hosts if _stop_host_processes(host)]
     files = _Files(lab.directory)
+    watched = lab.monitoring is not None and lab_monitoring.stop(lab.monitoring)
+    record_monitoring(lab.directory, None)
+    stopped = [host.name for host in lab.hosts if _stop_host_processes(host)]
     _save_state(
         files,
         {h.name: _record(h.name, h.address, 0, 0) for h in lab.hosts},
         staging=len(lab.staging),
     )
     _remove_runtime_files(lab, files)
-    return stopped
+    return [*stopped, "monitoring"] if watched else stopped
 
 
 def stop_host(lab: Lab, name: str) -> None:
@@ -276,20 +302,38 @@ def python_interpreter() -> str:
     return str(system) if system.exists() else sys.executable
 
 
-def ensure_tools(*, is_root: bool) -> None:
-    """Install Debian's openssh-server and nginx-light if missing (root only)."""
-    if _tools_present():
+def ensure_tools(*, is_root: bool, monitoring: bool = False) -> None:
+    """Install Debian's openssh-server and nginx-light if missing (root only); with
+    `monitoring`, prometheus and prometheus-nginx-exporter too."""
+    _ensure_packages(PACKAGES, (SSHD, NGINX, SSH_KEYGEN), "sshd and nginx", is_root=is_root)
+    if monitoring:
+        tools = (PROMETHEUS, NGINX_EXPORTER, lab_monitoring.START_STOP_DAEMON)
+        what = "Prometheus and its nginx exporter"
+        _ensure_packages(MONITORING_PACKAGES, tools, what, is_root=is_root)
+
+
+def _ensure_packages(
+    packages: tuple[str, ...], tools: tuple[Path, ...], what: str, *, is_root: bool
+) -> None:
+    if all(path.exists() for path in tools):
         return
-    wanted = " ".join(PACKAGES)
+    wanted = " ".join(packages)
     if not is_root:
-        raise ToolError(f"the lab needs sshd and nginx: run `apt-get install -y {wanted}` as root")
-    install = ["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y", *PACKAGES]
+        raise ToolError(
+            f"the lab needs {what}: run"
+            f" `apt-get install -y --no-install-recommends {wanted}` as root"
+        )
+    install = [
+        "env", "DEBIAN_FRONTEND=noninteractive",
+        "apt-get", "install", "-y", "--no-install-recommends", *packages,
+    ]  # fmt: skip
     if _run_quiet(install) != 0:
         _run_quiet(["apt-get", "update"])
         if _run_quiet(install) != 0:
             raise ToolError(f"could not install {wanted} with apt-get")
-    if not _tools_present():
-        raise ToolError(f"{wanted} installed, but {SSHD} or {NGINX} is still missing")
+    missing = [str(path) for path in tools if not path.exists()]
+    if missing:
+        raise ToolError(f"{wanted} installed, but {', '.join(missing)} is still missing")
 
 
 # --- hosts --------------------------------------------------------------------------------
@@ -365,11 +409,11 @@ def _host_status(host: LabHost) -> HostStatus:
 
 
 def _sshd_alive(host: LabHost) -> bool:
-    return _alive(host.sshd_pid, _sshd_marker(host)) and _listening(host.address, SSH_PORT)
+    return process_alive(host.sshd_pid, _sshd_marker(host)) and listening(host.address, SSH_PORT)
 
 
 def _nginx_alive(host: LabHost) -> bool:
-    return _alive(host.nginx_pid, _nginx_marker(host)) and _listening(host.address, HTTP_PORT)
+    return process_alive(host.nginx_pid, _nginx_marker(host)) and listening(host.address, HTTP_PORT)
 
 
 def _sshd_marker(host: LabHost) -> str:
@@ -417,7 +461,7 @@ def _start_sshd(host: LabHost) -> int:
     ssh_dir = host.sshd_config.parent
     pid_file = ssh_dir / "sshd.pid"
     pid_file.unlink(missing_ok=True)
-    _refuse_busy_port(host.address, SSH_PORT, host.name)
+    refuse_busy_port(host.address, SSH_PORT, host.name)
     log = ssh_dir / "sshd.log"
     argv = [str(SSHD), "-f", str(host.sshd_config), "-E", str(log)]
     _start_daemon(argv, log, what=f"sshd for {host.name}")
@@ -435,10 +479,31 @@ def _write_nginx_files(host: LabHost) -> None:
     prefix = host.nginx_prefix
     for sub in ("conf.d", "logs", "tmp"):
         (prefix / sub).mkdir(parents=True, exist_ok=True)
-    (prefix / "nginx.conf").write_text(_NGINX_CONF.format(name=host.name))
+    write_atomic(prefix / "nginx.conf", _nginx_conf_text(host))
     site = host.nginx_conf_dir / "site.conf"
     if not site.exists():
         site.write_text(initial_site_config(host.name, host.nginx_listen))
+
+
+def _nginx_conf_text(host: LabHost) -> str:
+    return _NGINX_CONF.format(name=host.name, stub_status=f"{host.address}:{STUB_STATUS_PORT}")
+
+
+def ensure_stub_status(host: LabHost) -> None:
+    """Make a running host serve stub_status (a lab started before it existed lacks it)."""
+    if not _nginx_alive(host) or listening(host.address, STUB_STATUS_PORT):
+        return
+    write_atomic(host.nginx_prefix / "nginx.conf", _nginx_conf_text(host))
+    _run_checked(list(host.nginx_reload_cmd), what=f"nginx reload on {host.name}")
+    deadline = time.monotonic() + _START_TIMEOUT
+    while not listening(host.address, STUB_STATUS_PORT):
+        if time.monotonic() > deadline:
+            error_log = host.nginx_prefix / "logs" / "error.log"
+            raise ToolError(
+                f"nginx of {host.name} does not serve stub_status on"
+                f" {host.address}:{STUB_STATUS_PORT}: {tail(error_log)}"
+            )
+        time.sleep(0.05)
 
 
 def initial_site_config(name: str, listen: str) -> str:
@@ -465,6 +530,18 @@ http {{
     scgi_temp_path tmp/scgi;
     default_type text/plain;
     include conf.d/*.conf;
+
+    # for the lab's Prometheus nginx exporter; a site in conf.d cannot replace it
+    server {{
+        listen {stub_status};
+        access_log off;
+        location = /stub_status {{
+            stub_status;
+        }}
+        location / {{
+            return 404;
+        }}
+    }}
 }}
 """
 
@@ -487,7 +564,7 @@ server {{
 def _start_nginx(host: LabHost) -> int:
     pid_file = host.nginx_prefix / "nginx.pid"
     pid_file.unlink(missing_ok=True)
-    _refuse_busy_port(host.address, HTTP_PORT, host.name)
+    refuse_busy_port(host.address, HTTP_PORT, host.name)
     log = host.nginx_prefix / "logs" / "startup.log"
     _start_daemon([*_nginx_argv(host.nginx_prefix), "-q"], log, what=f"nginx for {host.name}")
     error_log = host.nginx_prefix / "logs" / "error.log"
@@ -510,20 +587,20 @@ def _start_daemon(argv: list[str], log: Path, *, what: str) -> None:
         except OSError as exc:
             raise ToolError(f"cannot start {what}: {exc}") from exc
     if code != 0:
-        raise ToolError(f"{what} failed to start (exit {code}): {_tail(log)}")
+        raise ToolError(f"{what} failed to start (exit {code}): {tail(log)}")
 
 
 def _wait_for_daemon(pid_file: Path, address: str, port: int, log: Path, *, what: str) -> int:
     deadline = time.monotonic() + _START_TIMEOUT
     while time.monotonic() < deadline:
-        pid = _read_pid(pid_file)
-        if pid and _listening(address, port):
+        pid = read_pid(pid_file)
+        if pid and listening(address, port):
             return pid
         time.sleep(0.02)
-    raise ToolError(f"{what} did not come up on {address}:{port}: {_tail(log)}")
+    raise ToolError(f"{what} did not come up on {address}:{port}: {tail(log)}")
 
 
-def _read_pid(pid_file: Path) -> int:
+def read_pid(pid_file: Path) -> int:
     try:
         text = pid_file.read_text().strip()
     except OSError:
@@ -531,15 +608,15 @@ def _read_pid(pid_file: Path) -> int:
     return int(text) if text.isdigit() else 0
 
 
-def _refuse_busy_port(address: str, port: int, name: str) -> None:
-    if _listening(address, port):
+def refuse_busy_port(address: str, port: int, name: str) -> None:
+    if listening(address, port):
         raise ToolError(
             f"{address}:{port} (for {name}) is already taken by a process this lab did not start"
             " (another lab? stop it with `cd-checks lab down --dir ...`)"
         )
 
 
-def _listening(address: str, port: int) -> bool:
+def listening(address: str, port: int) -> bool:
     try:
         with socket.create_connection((address, port), timeout=1.0):
             return True
@@ -547,7 +624,7 @@ def _listening(address: str, port: int) -> bool:
         return False
 
 
-def _alive(pid: int, marker: str) -> bool:
+def process_alive(pid: int, marker: str) -> bool:
     """Whether `pid` runs and is the process we started (its command line names our file)."""
     if pid <= 0:
         return False
@@ -592,29 +669,29 @@ def _descendants(pid: int) -> list[int]:
 
 def _stop_host_processes(host: LabHost) -> bool:
     """Stop a host's sshd (sessions first) and nginx; return whether either was running."""
-    sshd = _alive(host.sshd_pid, _sshd_marker(host))
-    nginx = _alive(host.nginx_pid, _nginx_marker(host))
+    sshd = process_alive(host.sshd_pid, _sshd_marker(host))
+    nginx = process_alive(host.nginx_pid, _nginx_marker(host))
     if sshd:
-        _terminate(host.sshd_pid, children_first=True)
+        terminate(host.sshd_pid, children_first=True)
     if nginx:
         # nginx's master stops its workers; signalling workers would only make it respawn them
-        _terminate(host.nginx_pid, children_first=False)
+        terminate(host.nginx_pid, children_first=False)
     return sshd or nginx
 
 
-def _terminate(pid: int, *, children_first: bool) -> None:
+def terminate(pid: int, *, children_first: bool) -> None:
     family = [*_descendants(pid), pid]
     for target in family if children_first else [pid]:
-        _signal(target, signal.SIGTERM)
+        signal_process(target, signal.SIGTERM)
     if _wait_gone(family, _STOP_TIMEOUT):
         return
     for target in family:
-        _signal(target, signal.SIGKILL)
+        signal_process(target, signal.SIGKILL)
     if not _wait_gone(family, _STOP_TIMEOUT):
         raise ToolError(f"process {pid} did not stop")
 
 
-def _signal(pid: int, signum: signal.Signals) -> None:
+def signal_process(pid: int, signum: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signum)
 
@@ -656,9 +733,9 @@ def _run_checked(argv: list[str], *, what: str) -> None:
 def _write_client_files(lab: Lab, files: _Files) -> None:
     control_dir = files.control_dir
     control_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    _write_atomic(files.inventory, inventory_text(lab))
-    _write_atomic(files.ssh_config, _ssh_config_text(lab, control_dir))
-    _write_atomic(files.known_hosts, "".join(_known_hosts_lines(lab)))
+    write_atomic(files.inventory, inventory_text(lab))
+    write_atomic(files.ssh_config, _ssh_config_text(lab, control_dir))
+    write_atomic(files.known_hosts, "".join(_known_hosts_lines(lab)))
 
 
 def inventory_text(lab: Lab) -> str:
@@ -725,7 +802,7 @@ def _quoted(path: Path) -> str:
     return f'"{path}"'
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str) -> None:
     partial = path.with_name(path.name + ".partial")
     partial.write_text(text)
     partial.replace(path)
@@ -761,13 +838,25 @@ def _read_state(files: _Files) -> dict[str, Any]:
 
 
 def _save_state(files: _Files, records: dict[str, dict[str, Any]], *, staging: int) -> None:
+    """Write the hosts' records, keeping the monitoring record already there."""
     ordered = sorted(records.values(), key=lambda r: int(r["name"].rsplit("-", 1)[1]))
-    state = {"version": 1, "staging": staging, "hosts": ordered}
-    _write_atomic(files.state, json.dumps(state, indent=2) + "\n")
+    state: dict[str, Any] = {"version": 1, "staging": staging, "hosts": ordered}
+    if files.state.exists():
+        monitoring = _read_state(files).get("monitoring")
+        if monitoring is not None:
+            state["monitoring"] = monitoring
+    write_atomic(files.state, json.dumps(state, indent=2) + "\n")
 
 
-def _tools_present() -> bool:
-    return all(path.exists() for path in (SSHD, NGINX, SSH_KEYGEN))
+def record_monitoring(directory: Path, record: dict[str, Any] | None) -> None:
+    """Record the monitoring processes (their PIDs) in lab.json; None removes the record."""
+    files = _Files(directory.resolve())
+    state = _read_state(files)
+    if record is None:
+        state.pop("monitoring", None)
+    else:
+        state["monitoring"] = record
+    write_atomic(files.state, json.dumps(state, indent=2) + "\n")
 
 
 def _run_quiet(argv: list[str]) -> int:
@@ -777,7 +866,7 @@ def _run_quiet(argv: list[str]) -> int:
         return 127
 
 
-def _tail(log: Path, lines: int = 3) -> str:
+def tail(log: Path, lines: int = 3) -> str:
     try:
         text = log.read_text(errors="replace").strip().splitlines()
     except OSError:

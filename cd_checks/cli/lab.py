@@ -13,6 +13,7 @@ import click
 from cd_checks import lab as fleet
 from cd_checks.cli import examples
 from cd_checks.lab import DEFAULT_DIRECTORY, DEFAULT_FIRST_ADDRESS, HostStatus, Lab
+from cd_checks.lab_monitoring import EXPORTER_PORT, Monitoring, MonitoringStatus
 
 _directory_option = click.option(
     "--dir",
@@ -40,6 +41,7 @@ def lab() -> None:
         "cd-checks lab up                         # 10 hosts, lab-01 and lab-02 are staging",
         "cd-checks lab up --hosts 3 --staging 1",
         "cd-checks lab up --first-address 127.0.1.11 --dir /tmp/lab2   # a second lab",
+        "cd-checks lab up --hosts 3 --monitoring  # + Prometheus on http://127.0.0.10:19090",
     )
 )
 @_directory_option
@@ -56,10 +58,24 @@ def lab() -> None:
     show_default=True,
     help="Loopback address of lab-01; the others follow.",
 )
-def up(directory: Path, hosts: int, staging: int | None, first_address: str) -> None:
+@click.option(
+    "--monitoring",
+    is_flag=True,
+    help="Also run Prometheus on <lab net>.10:19090, an nginx exporter per host (:19113)"
+    " and a traffic generator (<lab net>.10:19100). Kept by later `lab up`s until `lab down`.",
+)
+def up(
+    directory: Path, hosts: int, staging: int | None, first_address: str, monitoring: bool
+) -> None:
     """Start the lab (idempotent: running hosts are kept, dead ones restarted)."""
     staging = min(2, hosts) if staging is None else staging
-    running = fleet.up(directory, hosts=hosts, staging=staging, first_address=first_address)
+    running = fleet.up(
+        directory,
+        hosts=hosts,
+        staging=staging,
+        first_address=first_address,
+        monitoring=monitoring,
+    )
     click.echo(_render_up(running))
 
 
@@ -83,10 +99,13 @@ def down(directory: Path) -> None:
 @_directory_option
 @click.pass_context
 def status(ctx: click.Context, directory: Path) -> None:
-    """Show each host's sshd and nginx; exit 1 unless all are up."""
+    """Show each host's sshd and nginx (and the monitoring); exit 1 unless all are up."""
     statuses = fleet.status(directory)
     click.echo(_render_status(statuses))
-    if not all(s.up for s in statuses):
+    monitoring = fleet.monitoring_status(directory)
+    if monitoring is not None:
+        click.echo(_render_monitoring_status(monitoring))
+    if not all(s.up for s in statuses) or (monitoring is not None and not monitoring.up):
         ctx.exit(1)
 
 
@@ -108,7 +127,32 @@ def _render_up(running: Lab) -> str:
     ]
     environment = fleet.lab_environment(running)
     lines += [f"  export {name}={shlex.quote(value)}" for name, value in environment.items()]
+    if running.monitoring is not None:
+        lines += _render_monitoring(running.monitoring)
     return "\n".join(lines)
+
+
+def _render_monitoring(monitoring: Monitoring) -> list[str]:
+    return [
+        f"monitoring:  Prometheus at {monitoring.prometheus_url} ({_started(monitoring)})",
+        f"  traffic generator: http://{monitoring.traffic_listen}/metrics"
+        " (lab_http_requests_total, lab_http_request_duration_seconds)",
+        f"  nginx exporters:   http://<host address>:{EXPORTER_PORT}/metrics"
+        " (nginx_up, nginx_http_requests_total, nginx_connections_*)",
+        f"  files:             {monitoring.directory}",
+        "environment for metric gates:",
+        f"  export CD_CHECKS_PROMETHEUS_URL={shlex.quote(monitoring.prometheus_url)}",
+    ]
+
+
+def _started(monitoring: Monitoring) -> str:
+    if not monitoring.started:
+        return "already up"
+    exporters = [name for name in monitoring.started if name.startswith("nginx exporter")]
+    others = [name for name in monitoring.started if name not in exporters]
+    if exporters:
+        others.append(f"{len(exporters)} nginx exporter{'s' if len(exporters) > 1 else ''}")
+    return "started " + ", ".join(others)
 
 
 def _render_status(statuses: list[HostStatus]) -> str:
@@ -116,6 +160,14 @@ def _render_status(statuses: list[HostStatus]) -> str:
     for s in statuses:
         ssh, nginx = _word(s.ssh_up), _word(s.nginx_up)
         lines.append(f"{s.name:<8}  {s.address:<15}  {ssh:<4}  {nginx}")
+    return "\n".join(lines)
+
+
+def _render_monitoring_status(monitoring: MonitoringStatus) -> str:
+    lines = ["", f"{'MONITORING':<16}  {'LISTEN':<21}  STATE"]
+    for c in monitoring.components:
+        lines.append(f"{c.name:<16}  {c.listen:<21}  {_word(c.up)}")
+    lines.append(f"Prometheus: {monitoring.prometheus_url}")
     return "\n".join(lines)
 
 
