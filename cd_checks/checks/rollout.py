@@ -16,9 +16,10 @@ from __future__ import annotations
 import difflib
 import os
 import posixpath
-from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -28,7 +29,7 @@ from cd_checks.documents import JsonPath, Parsed
 from cd_checks.errors import CdChecksError
 from cd_checks.findings import Finding
 from cd_checks.rollout import inventory as inventory_module
-from cd_checks.rollout.spec import AnsibleApply, RolloutSpec, from_section
+from cd_checks.rollout.spec import AnsibleApply, MetricsSpec, RolloutSpec, from_section
 
 SHOWN_GROUPS = 12
 # Syntax findings that mean a file could not be read as its kind at all: its own
@@ -86,6 +87,7 @@ def check(
         return []
     findings = _inventory(spec, root, where, reported, inventory)
     findings += _apply(spec, root, where)
+    findings += _metrics(spec, section, where)
     if spec.health.testinfra is not None and _missing(root, spec.health.testinfra):
         findings.append(
             where.finding(
@@ -95,6 +97,38 @@ def check(
                 f"{_near(root, spec.health.testinfra)}",
             )
         )
+    return findings
+
+
+def _metrics(spec: RolloutSpec, section: Mapping[str, Any], where: Where) -> list[Finding]:
+    """The metric gates: placeholders, check settings, and enough samples for a comparison.
+
+    A stage's `metrics:` mapping is checked for the keys it sets itself (the pipeline's
+    are reported once, at the pipeline's section)."""
+    from cd_checks.rollout import analysis
+
+    health = section.get("health")
+    pipeline = health.get("metrics") if isinstance(health, Mapping) else None
+    sections: list[tuple[JsonPath, MetricsSpec, Mapping[str, Any]]] = [
+        (["rollout", "health", "metrics"], spec.health.metrics, pipeline or {"checks": []})
+    ]
+    for index, raw in enumerate(section.get("stages") or ()):
+        own = raw.get("metrics") if isinstance(raw, Mapping) else None
+        if isinstance(own, Mapping):
+            metrics = spec.metrics_of(spec.stages[index].name)
+            sections.append((["rollout", "stages", index, "metrics"], metrics, own))
+    findings: list[Finding] = []
+    for keys, metrics, raw in sections:
+        shared = analysis.template_problems(replace(metrics, checks=()))
+        problems = list(shared) if "instance" in raw or keys[1] == "health" else []
+        problems += analysis.bake_problems(metrics, spec.health.bake_seconds)
+        findings += [where.finding(keys, "metrics", p) for p in problems]
+        if "checks" not in raw:
+            continue  # the pipeline's checks, reported there
+        for number, check in enumerate(metrics.checks):
+            own = analysis.template_problems(replace(metrics, checks=(check,)))[len(shared) :]
+            key: JsonPath = [*keys, "checks", number]
+            findings += [where.finding(key, "metrics", p) for p in own]
     return findings
 
 

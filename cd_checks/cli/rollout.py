@@ -31,6 +31,7 @@ import click
 
 from cd_checks.cli import examples
 from cd_checks.errors import CdChecksError, RolloutError
+from cd_checks.report import escaping
 
 if TYPE_CHECKING:
     from cd_checks.audit.trail import AuditTrail, BreakGlass
@@ -291,8 +292,11 @@ def _starting(context: Context) -> None:
 
 
 def _parts(context: Context, trail: AuditTrail, recorder: AuditRecorder) -> Parts:
+    """The real parts; deploy markers (rollout.markers) hear every stage after the audit."""
     from cd_checks.cli import colour_for
     from cd_checks.rollout import context as context_module
+    from cd_checks.rollout.engine import Observer
+    from cd_checks.rollout.markers import Markers, Observers
     from cd_checks.rollout.render import progress_line
 
     colour = colour_for(sys.stderr)  # as --color and the environment decided
@@ -301,13 +305,26 @@ def _parts(context: Context, trail: AuditTrail, recorder: AuditRecorder) -> Part
         # color=: events may come from worker threads, which have no click context to ask.
         click.echo(progress_line(event, colour=colour), err=True, color=colour)
 
+    observer: Observer = recorder
+    if context.spec.markers:
+        path = Path(context.spec.markers).expanduser()
+        markers = Markers(path if path.is_absolute() else context.root / path)
+        recorder.markers = markers
+        observer = Observers((recorder, markers))  # the audit first: its refusal stops all
     return context_module.parts(
         context,
         report=report,
         workers=min(4, os.cpu_count() or 2),
         trail=trail,
-        observer=recorder,
+        observer=observer,
     )
+
+
+def _marker_problems(recorder: AuditRecorder) -> None:
+    """A deploy marker that could not be written is a warning, never a failed rollout."""
+    for problem in recorder.markers.problems if recorder.markers is not None else ():
+        line = escaping.defuse_text(escaping.escape_controls(problem, keep=""))
+        click.echo(f"cd-checks: warning: {line}", err=True)
 
 
 def _now() -> datetime:
@@ -483,6 +500,7 @@ def _finish(result: RolloutResult, output_format: str, recorder: AuditRecorder) 
     from cd_checks.rollout.render import RENDERERS
 
     click.echo(RENDERERS[output_format](result), nl=False)
+    _marker_problems(recorder)
     for written in recorder.runs:
         what = f"{written.kind} {written.stage}" if written.stage else written.kind
         click.echo(

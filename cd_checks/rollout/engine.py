@@ -42,7 +42,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from cd_checks.errors import CdChecksError, RolloutError
 from cd_checks.rollout.apply import Applier, ApplyResult
@@ -53,9 +53,6 @@ from cd_checks.rollout.progress import Event, Reporter, silent
 from cd_checks.rollout.spec import RolloutSpec, Stage
 from cd_checks.rollout.state import KnownGoodStore, LockHolder, RunRecord, StateDir, Status
 from cd_checks.rollout.workspace import Workspace
-
-if TYPE_CHECKING:
-    from cd_checks.rollout.analysis import AnalysisResult
 
 
 class Observer(Protocol):
@@ -646,21 +643,11 @@ def _failure_text(wave: WaveResult) -> str:
     analysis = wave.gate.analysis
     if wave.gate.hosts_ok and analysis is not None:
         verdict = "inconclusive" if wave.gate.inconclusive else "failed"
-        return f"{where}: metric gate {verdict}: {_metric_summary(analysis)}"
+        return f"{where}: metric gate {verdict}: {analysis.summary}"
     return (
         f"{where}: health gate failed on {len(failed)} of {len(wave.hosts)} host(s) "
         f"({', '.join(failed)}; allowed {wave.gate.max_failed_percent:g}%)"
     )
-
-
-def _metric_summary(analysis: AnalysisResult) -> str:
-    """The checks that did not pass, and any firing alert, in one line."""
-    parts = [
-        f"{c.name}: {c.detail}" for c in analysis.checks if c.verdict in ("fail", "inconclusive")
-    ]
-    if analysis.alerts:
-        parts.append(f"alert(s) firing: {', '.join(analysis.alerts)}")
-    return "; ".join(parts) or analysis.verdict
 
 
 def _after_failure(parts: Parts, record: RunRecord, failure: str) -> RollbackResult:

@@ -322,14 +322,13 @@ class HealthGate:
             return None
         from cd_checks.rollout import analysis, prometheus
 
+        client = prometheus.client_from(metrics, self.prometheus_env)
         try:
-            client = prometheus.client_from(metrics, self.prometheus_env)
-            firing = analysis.alerts_before(metrics, client)
+            client.query("vector(1)")  # answers at all: a gate that cannot measure never starts
         except prometheus.PrometheusError as exc:
-            return f"stage {stage} not started: Prometheus: {exc}"
-        if firing:
-            return f"stage {stage} not started: alert(s) firing: {', '.join(firing)}"
-        return None
+            return f"stage {stage} not started: {exc}"
+        firing = analysis.alerts_before(metrics, client)
+        return f"stage {stage} not started: {'; '.join(firing)}" if firing else None
 
     def check(
         self,

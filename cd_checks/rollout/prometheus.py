@@ -245,13 +245,18 @@ def _shown(url: str) -> str:
 
 
 def client_from(spec: MetricsSpec, env: Mapping[str, str]) -> Prometheus:
-    """The client for `spec`: its URL (else env CD_CHECKS_PROMETHEUS_URL) and the env token."""
-    url = (spec.prometheus or env.get(URL_ENV, "")).strip()
+    """The client for `spec`: env CD_CHECKS_PROMETHEUS_URL, else its URL; the env token.
+
+    The environment wins, as it does for most tools' settings: one config rehearses against
+    a lab (`cd-checks lab up --monitoring` prints the line to export) and deploys for real.
+    """
+    from_env = env.get(URL_ENV, "").strip()
+    url = from_env or (spec.prometheus or "").strip()
     if not url:
         raise ConfigError(
             f"the metric gate needs Prometheus: set `prometheus:` in health.metrics or {URL_ENV}"
         )
-    where = "health.metrics.prometheus" if spec.prometheus else URL_ENV
+    where = URL_ENV if from_env else "health.metrics.prometheus"
     problem = url_problem(url)
     if problem:
         raise ConfigError(f"{where} {_shown(url)!r} {problem}")

@@ -17,18 +17,24 @@ state directory (a fresh CI checkout) has to undo.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from cd_checks.audit.identity import Git, Identity
 from cd_checks.audit.record import RUN_KINDS, UNKNOWN, AuditRecord, Json, iso, parse_time
 from cd_checks.audit.trail import AuditTrail, BreakGlass, Gate, Rollback
 from cd_checks.errors import AuditError
+from cd_checks.rollout.analysis import AnalysisResult
 from cd_checks.rollout.apply import ApplyResult
 from cd_checks.rollout.engine import Base, RollbackResult, WaveResult
 from cd_checks.rollout.health import GateResult
 from cd_checks.rollout.plan import StagePlan
 from cd_checks.rollout.state import RunRecord
+
+if TYPE_CHECKING:
+    from cd_checks.rollout.markers import Markers
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,7 @@ class AuditRecorder:
     break_glass: BreakGlass | None = None
     runs: list[Written] = field(default_factory=list)
     final_errors: list[str] = field(default_factory=list)
+    markers: Markers | None = None  # the deploy markers beside it, whose problems the CLI shows
     _open: Written | None = None
     _obliged: set[str] = field(default_factory=set)
 
@@ -83,6 +90,7 @@ class AuditRecorder:
         waves: tuple[WaveResult, ...],
         failure: str | None,
         rollback: RollbackResult | None,
+        stopped: str | None = None,
     ) -> None:
         gates = [g for w in waves for g in gate_results(w.number, w.gate)]
         if rollback is not None:
@@ -90,7 +98,10 @@ class AuditRecorder:
         detail = {"failure": failure, "waves": [_wave_json(w) for w in waves]}
         if rollback is not None:
             detail["rollback_apply"] = _apply_json(rollback.apply)
-        self._finish(stage_outcome(failure, rollback), gates, audit_rollback(rollback), detail)
+        if stopped is not None:
+            detail["stopped"] = _STOPPED[stopped]
+        outcome = stopped or stage_outcome(failure, rollback)
+        self._finish(outcome, gates, audit_rollback(rollback), detail)
 
     def rollback_started(
         self, environment: str, hosts: tuple[str, ...], target: str, current: str | None
@@ -146,6 +157,12 @@ def _no_rollback() -> Rollback:
     return Rollback(None, (), False, "")
 
 
+_STOPPED = {
+    "paused": "on_failure: pause: hosts left as they are until `--resume` or `rollback`",
+    "halted": "on_failure: halt: no rollback attempted (irreversible change)",
+}
+
+
 def stage_outcome(failure: str | None, rollback: RollbackResult | None) -> str:
     """succeeded | failed | rolled_back | rollback_failed for a finished stage."""
     if failure is None:
@@ -190,7 +207,43 @@ def _wave_json(wave: WaveResult) -> dict[str, Json]:
         "apply": _apply_json(wave.apply),
         "gate_passed": wave.gate.passed if wave.gate is not None else None,
         "gate_failed_hosts": list(wave.gate.failed_hosts) if wave.gate is not None else [],
+        "metrics": analysis_json(wave.gate.analysis if wave.gate is not None else None),
     }
+
+
+def analysis_json(analysis: AnalysisResult | None) -> Json:
+    """The metric gate's verdict and every measured value (None when it did not run)."""
+    if analysis is None:
+        return None
+    return {
+        "verdict": analysis.verdict,
+        "alerts_firing": list(analysis.alerts),
+        "checks": [
+            {
+                "name": check.name,
+                "verdict": check.verdict,
+                "detail": check.detail,
+                "measurements": [
+                    {
+                        "at": m.at,
+                        "value": _finite(m.value),
+                        "baseline": _finite(m.baseline),
+                        "status": m.status,
+                        "detail": m.detail,
+                    }
+                    for m in check.measurements
+                ],
+            }
+            for check in analysis.checks
+        ],
+    }
+
+
+def _finite(value: float | None) -> Json:
+    """JSON has no NaN or infinity: those values are written as text."""
+    if value is None or math.isfinite(value):
+        return value
+    return str(value)
 
 
 def _apply_json(apply: ApplyResult | None) -> Json:
@@ -227,7 +280,7 @@ class TrailHistory:
 
     def failed_run(self, environment: str) -> RunRecord | None:
         last = last_run(self.trail.believed(), environment)
-        if last is None or last.outcome not in ("failed", "rollback_failed"):
+        if last is None or last.outcome not in ("failed", "rollback_failed", "paused", "halted"):
             return None
         return self._failed(environment, last)
 

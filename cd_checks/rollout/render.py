@@ -14,6 +14,7 @@ from cd_checks.rollout.apply import ApplyResult, tail
 from cd_checks.rollout.engine import RollbackResult, RolloutResult, WaveResult
 from cd_checks.rollout.health import GateResult
 from cd_checks.rollout.progress import Event
+from cd_checks.rollout.recorder import analysis_json
 
 _COLOURS = {"ok": "\x1b[32m", "failed": "\x1b[31m", "start": "\x1b[36m", "info": "\x1b[33m"}
 _RESET = "\x1b[0m"
@@ -40,7 +41,8 @@ def render_text(result: RolloutResult) -> str:
     if result.ok and result.rollback is None:
         lines.append(_verdict(result))
     if result.failure:
-        lines.append(f"FAILED: {result.failure}")
+        head = {"paused": "PAUSED", "halted": "HALTED"}.get(result.stopped or "", "FAILED")
+        lines.append(f"{head}: {result.failure}")
     if result.rollback is not None:
         lines += _rollback_text(result.rollback)
     return "\n".join(lines) + "\n"
@@ -70,6 +72,8 @@ def _apply_text(apply: ApplyResult | None) -> str:
 def _gate_text(gate: GateResult | None) -> str:
     if gate is None:
         return "not gated"
+    if gate.inconclusive:
+        return "gate INCONCLUSIVE"
     return "gate passed" if gate.passed else "gate FAILED"
 
 
@@ -83,6 +87,11 @@ def _details(apply: ApplyResult | None, gate: GateResult | None) -> list[str]:
         for check in host.failed:
             lines.append(f"  {host.host}: {check.check}: {check.detail}")
     lines += [f"  note: {note}" for note in (gate.notes if gate else ())]
+    analysis = gate.analysis if gate is not None else None
+    for verdict in analysis.checks if analysis is not None else ():
+        lines.append(f"  metric {verdict.name}: {verdict.verdict}: {verdict.detail}")
+    if analysis is not None and analysis.alerts:
+        lines.append(f"  alerts firing: {', '.join(analysis.alerts)}")
     return lines
 
 
@@ -109,6 +118,8 @@ def to_dict(result: RolloutResult) -> dict[str, Any]:
         "environment": result.environment,
         "rollback": _rollback_dict(result.rollback),
         "notes": list(result.notes),
+        "stopped": result.stopped,
+        "exit_code": result.exit_code,
     }
 
 
@@ -151,6 +162,8 @@ def _gate_dict(gate: GateResult | None) -> dict[str, Any] | None:
             for h in gate.hosts
         },
         "notes": list(gate.notes),
+        "inconclusive": gate.inconclusive,
+        "metrics": analysis_json(gate.analysis),
     }
 
 
@@ -183,7 +196,8 @@ def render_markdown(result: RolloutResult, deploys: Sequence[tuple[str, str, str
 
     `deploys` are (deploy id, stage, outcome) of the audit records the run wrote.
     """
-    verdict = ("succeeded" if result.ok else "FAILED") + (
+    failed = {"paused": "PAUSED", "halted": "HALTED"}.get(result.stopped or "", "FAILED")
+    verdict = ("succeeded" if result.ok else failed) + (
         " under break-glass, health gates FAILED"
         if result.ok and not all(w.ok for w in result.waves)
         else ""

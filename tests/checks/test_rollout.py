@@ -198,3 +198,39 @@ def test_a_style_warning_does_not_hide_a_broken_inventory(cli: Cli, root: Path) 
     edit(root, "inventory/hosts.ini", "inventory/hosts.yml")
     code, found = validate(cli, root)
     assert code == 1 and ("inventory/hosts.yml", None, None, "rollout/inventory-invalid") in found
+
+
+METRICS = """\
+  health:
+    bake_seconds: 20
+    metrics:
+      instance: "{hostname}:9100"
+      checks:
+        - name: errors
+          query: sum(rate(x{instance=~"{instance}"}[1m]))
+          max: 1
+        - name: latency
+          query: histogram_quantile(0.9, sum by (le) (rate(y{job="a"}[1m])))
+          compare: baseline
+          max_ratio: 1.2
+        - name: fine
+          query: sum(rate(x{status=~"5..",instance=~"{instances}"}[1m]))
+          max: 0.1
+"""
+
+
+def test_metric_gate_mistakes_are_findings_at_their_check(cli: Cli, tmp_path: Path) -> None:
+    config = CONFIG.replace("  health:\n    testinfra: tests/health/\n", METRICS)
+    root = write_tree(tmp_path / "repo", {**files(config)})
+    (root / "deploy.sh").chmod(0o755)
+    init_repo(root)
+    code, where = validate(cli, root)
+    done = cli("-C", root, "validate", "--no-cache")
+    assert code == 1
+    assert ("cd-checks.yml", 14, 7, "rollout/metrics") in where  # the instance template
+    assert ("cd-checks.yml", 16, 11, "rollout/metrics") in where  # {instance}
+    assert ("cd-checks.yml", 19, 11, "rollout/metrics") in where  # compare w/o {instances}
+    assert not [w for w in where if w[1] >= 23]  # a good check: nothing
+    assert "unknown placeholder {instance} (did you mean {instances}?)" in done.out
+    assert "unknown placeholder {hostname}" in done.out
+    assert "min_samples 5 but a bake of 20 s at an interval of 10 s gives 3 sample(s)" in done.out

@@ -339,10 +339,14 @@ def test_an_alerts_answer_without_alerts(server: tuple[FakePrometheus, str]) -> 
 # --- client_from --------------------------------------------------------------------------
 
 
-def test_client_from_the_spec_else_the_environment() -> None:
-    env = {"CD_CHECKS_PROMETHEUS_URL": "http://env:9090", "CD_CHECKS_PROMETHEUS_TOKEN": TOKEN}
+def test_client_from_the_environment_else_the_spec() -> None:
+    env = {"CD_CHECKS_PROMETHEUS_TOKEN": TOKEN}
     ours = client_from(MetricsSpec(prometheus="https://prom.example/", timeout=3.0), env)
     assert (ours.url, ours.token, ours.timeout) == ("https://prom.example", TOKEN, 3.0)
+    env["CD_CHECKS_PROMETHEUS_URL"] = "http://env:9090"
+    assert (
+        client_from(MetricsSpec(prometheus="https://prom.example/"), env).url == "http://env:9090"
+    )
     assert client_from(MetricsSpec(), env).url == "http://env:9090"
     assert client_from(MetricsSpec(), {"CD_CHECKS_PROMETHEUS_URL": "http://e:1"}).token is None
 
