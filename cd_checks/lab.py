@@ -379,7 +379,12 @@ def _ensure_host(
         sshd_pid, started = _start_sshd(host), True
     if not _nginx_alive(host):
         _write_nginx_files(host)
-        nginx_pid, started = _start_nginx(host), True
+        try:
+            nginx_pid, started = _start_nginx(host), True
+        except ToolError:
+            if started:  # the sshd started a moment ago is in no record yet: never leak it
+                terminate(sshd_pid, children_first=True)
+            raise
     return _record(name, address, sshd_pid, nginx_pid), started
 
 

@@ -15,6 +15,7 @@ see `cd_checks.lab_monitoring`), on the lab's own range as well.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 from collections.abc import Generator, Iterator
 from pathlib import Path
@@ -67,11 +68,19 @@ def _up_on_free_addresses(path: Path, hosts: int, staging: int, *, monitoring: b
         except ToolError as exc:  # a concurrent run took the range first: try the next one
             failure = exc
             attempts += 1
+            _clean(path)  # the next range starts from nothing: no process, no file of this one
             if attempts >= _ATTEMPTS:
                 break
     if (path / "lab.json").exists():
         down(path)
     raise RuntimeError(f"could not start a {hosts}-host lab: {failure}")
+
+
+def _clean(path: Path) -> None:
+    if (path / "lab.json").exists():
+        down(path)
+    shutil.rmtree(path)
+    path.mkdir()
 
 
 def _candidate_octets() -> Iterator[int]:

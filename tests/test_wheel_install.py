@@ -71,16 +71,18 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    yield from lab_fleet(tmp_path_factory, hosts=3, staging=1)
+    yield from lab_fleet(tmp_path_factory, hosts=3, staging=1, monitoring=True)
 
 
 def _example_repo(root: Path) -> Path:
     shutil.copytree(EXAMPLES, root, ignore=shutil.ignore_patterns(".cd-checks", "bad-change", "ci"))
     config = root / "cd-checks.yml"
-    # The example's own gate with a short bake: the only change (a PIPE-005 warning).
+    # The example's own gate with a short bake (a PIPE-005 warning), measured every second:
+    # five samples a side for its canary-versus-baseline check.
     text = config.read_text()
-    assert "bake_seconds: 60" in text
-    config.write_text(text.replace("bake_seconds: 60", "bake_seconds: 1"))
+    assert "bake_seconds: 60" in text and "interval: 10s" in text
+    text = text.replace("bake_seconds: 60", "bake_seconds: 5")
+    config.write_text(text.replace("interval: 10s", "interval: 1s"))
     return init_repo(root)
 
 
@@ -89,10 +91,13 @@ def test_the_wheel_in_a_fresh_venv_rolls_out_the_example_through_testinfra(
 ) -> None:
     root = _example_repo(tmp_path / "ops")
     revision = git(root, "rev-parse", "HEAD").strip()
+    assert lab.monitoring is not None
     env = {
         "PATH": SYSTEM_PATH,
         "HOME": os.environ.get("HOME", str(tmp_path)),
         "LANG": "C.UTF-8",
+        # The lab's Prometheus, as `cd-checks lab up --monitoring` tells a user to export it.
+        "CD_CHECKS_PROMETHEUS_URL": lab.monitoring.prometheus_url,
     }
     argv = [str(venv / "bin/cd-checks"), "-C", str(root), "rollout", "run", "--all"]
     argv += ["--inventory", str(lab.inventory), "--format", "json"]
@@ -107,6 +112,8 @@ def test_the_wheel_in_a_fresh_venv_rolls_out_the_example_through_testinfra(
         for check in host_checks
     }
     assert "test_healthz_answers_200" in checks, checks  # the testinfra gate really ran
+    verdicts = [wave["gate"]["metrics"]["verdict"] for wave in result["waves"]]
+    assert verdicts == ["pass"] * len(result["waves"])  # and so did the metric gate (scipy)
     for host in lab.hosts:
         assert _served(f"http://{host.address}/") == (
             200,
