@@ -384,7 +384,7 @@ def _run_stages(
         stage = plan.stage(name)
         blocked = parts.gate.before_stage(stage.name, parts.spec.metrics_of(stage.name))
         if blocked is not None:
-            parts.report(Event(stage.name, 0, "*", "stage", "failed", blocked))
+            parts.report(Event(stage.name, -1, "*", "stage", "failed", blocked))
             return RolloutResult(
                 plan.revision, stage.environment, tuple(stages), tuple(waves), blocked, None, notes
             )
@@ -457,7 +457,7 @@ def _stop(
             f"halted (on_failure: halt): no rollback attempted; {len(record.applied)} host(s) "
             "run the new revision: roll forward with a fix, or `cd-checks rollback --to REV`"
         )
-    parts.report(Event(stage.name, 0, "*", stopped, "failed", what))
+    parts.report(Event(stage.name, -1, "*", stopped, "failed", what))
     return RolloutResult(
         plan.revision,
         stage.environment,

@@ -182,3 +182,23 @@ def test_the_http_gate_fails_an_unreachable_host(server: str, tmp_path: Path) ->
     result = gate.check(hosts, workdir=tmp_path, stage="s", wave=1, report=silent)
     assert not result.passed and result.failed_hosts == ("down",)
     assert "no answer" in result.hosts[1].checks[0].detail
+
+
+def test_a_stage_with_a_metric_gate_does_not_start_without_prometheus() -> None:
+    from cd_checks.errors import ConfigError
+    from cd_checks.rollout.spec import MetricCheck, MetricsSpec
+
+    check = MetricCheck("errors", 'sum(up{instance=~"{instances}"})', max=1)
+    closed = MetricsSpec(prometheus="http://127.0.0.1:1", checks=(check,))
+    gate = HealthGate(HealthSpec(), None)
+    assert gate.before_stage("canary", closed) == (
+        "stage canary not started: Prometheus at http://127.0.0.1:1 is unreachable: "
+        "connection refused"
+    )
+    assert gate.before_stage("canary", MetricsSpec()) is None  # no metric gate, no question
+    with pytest.raises(ConfigError, match="CD_CHECKS_PROMETHEUS_URL"):
+        gate.before_stage("canary", MetricsSpec(checks=(check,)))
+    moved = HealthGate(
+        HealthSpec(), None, prometheus_env={"CD_CHECKS_PROMETHEUS_URL": "http://127.0.0.1:2"}
+    )
+    assert "http://127.0.0.1:2 is unreachable" in (moved.before_stage("canary", closed) or "")
