@@ -140,15 +140,16 @@ def enforce(
     With `break_glass` every refusal becomes a "BREAK-GLASS: ..." note for the caller to audit;
     without it the notes are empty.
     """
-    refusals = [
-        f"inside freeze window: {describe(window)}" for window in windows if is_active(window, now)
+    # (what is wrong, what break-glass goes on despite)
+    found = [
+        ("inside freeze window", describe(window)) for window in windows if is_active(window, now)
     ]
     problem = approvals_problem(required, request)
     if problem is not None:
-        refusals.append(f"approvals: {problem}")
+        found.append(("without the required approvals", problem))
     if not break_glass:
-        return refusals, []
-    return [], [f"BREAK-GLASS: going on {refusal}" for refusal in refusals]
+        return [f"{what}: {detail}" for what, detail in found], []
+    return [], [f"BREAK-GLASS: going on {what}: {detail}" for what, detail in found]
 
 
 def _window(entry: object, where: str) -> FreezeWindow:
@@ -173,7 +174,9 @@ def _dated(entry: Mapping[object, object], reason: str, where: str) -> FreezeWin
     start = _bound(entry["from"], "from", where) if "from" in entry else None
     end = _bound(entry["to"], "to", where) if "to" in entry else None
     if start is not None and end is not None and start >= end:
-        relation = "is after" if start > end else "is the same moment as"
+        # A date `to` ends a day later, so only a datetime `to` can be the very moment of `from`.
+        same = start == end and isinstance(_moment(entry["to"]), datetime)
+        relation = "is the same moment as" if same else "is after"
         raise ConfigError(
             f"{where}: from {_text(entry['from'])} {relation} to {_text(entry['to'])}"
         )
