@@ -169,14 +169,24 @@ def _raise_first(
     if error is None:
         return
     where = [*prefix, *error.absolute_path]
-    if error.validator == "additionalProperties":
-        known = sorted(error.schema.get("properties", {}))
+    if error.validator in ("additionalProperties", "unevaluatedProperties"):
+        known = sorted(_properties(schema, error.schema))
         unknown = sorted(set(error.instance) - set(known))
         keys = ", ".join(map(repr, unknown))
         raise ConfigError(
             f"{source}: unknown key {keys} in {_where(where)}{_did_you_mean(unknown, known)}"
         )
     raise ConfigError(f"{source}: {_where(where)}: {error.message}")
+
+
+def _properties(root: dict[str, Any], schema: dict[str, Any]) -> set[str]:
+    """The keys `schema` declares, with those of the local `$ref` it extends
+    (`unevaluatedProperties` sections share their keys that way)."""
+    keys = set(schema.get("properties", {}))
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/"):
+        keys |= _properties(root, root["$defs"][ref.removeprefix("#/$defs/")])
+    return keys
 
 
 def _check_globs(raw: dict[str, Any], source: str) -> None:
@@ -201,6 +211,8 @@ def _globs(raw: dict[str, Any]) -> list[tuple[str, str]]:
     named += [(f"schema[{i}].files", m.get("files")) for i, m in enumerate(raw.get("schema") or [])]
     builtin_files = (raw.get("policy") or {}).get("builtin_files") or {}
     named += [(f"policy.builtin_files.{name}", g) for name, g in builtin_files.items()]
+    changes = raw.get("changes") or {}
+    named += [(f"changes.{name}.files", body.get("files")) for name, body in changes.items()]
     for rule, setting in ((raw.get("policy") or {}).get("rules") or {}).items():
         named += [(f"policy.rules.{rule}.{key}", setting.get(key)) for key in ("files", "exclude")]
     found = []

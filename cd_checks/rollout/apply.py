@@ -67,6 +67,8 @@ class AnsibleApplier:
         argv += [f"--extra-vars=cd_checks_stage={stage}"]
         if self.spec.forks is not None:
             argv += [f"--forks={self.spec.forks}"]
+        if self.spec.tags:
+            argv += [f"--tags={','.join(self.spec.tags)}"]
         return [*argv, *self.spec.extra_args, "--", self.spec.playbook]
 
     def apply(

@@ -8,8 +8,10 @@ in later production waves); `percent` takes ceil(percent x those hosts), at
 least one; `waves` are cumulative percentages of the stage's hosts, like
 Ansible's `serial`, with an implicit last wave for whatever is left (as
 Argo Rollouts promotes to 100 % after its last step). A host is in exactly
-one wave. Rendering to text, Markdown and JSON lives here too: it is a
-pure function of the plan.
+one wave. A change type's plan takes only the hosts eligible for the change
+(`cd_checks.changes.eligible`); the rules are the same over those.
+Rendering to text, Markdown and JSON lives here too: it is a pure function
+of the plan.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from cd_checks.rollout.inventory import Inventory
@@ -63,11 +65,23 @@ def canary_order(hosts: Sequence[str]) -> list[str]:
     return sorted(hosts, key=lambda h: (hashlib.sha256(h.encode("utf-8")).hexdigest(), h))
 
 
-def build(inventory: Inventory, spec: RolloutSpec, revision: str) -> Plan:
+def build(
+    inventory: Inventory,
+    spec: RolloutSpec,
+    revision: str,
+    eligible: Collection[str] | None = None,
+) -> Plan:
+    """The plan; with `eligible` (a change type's hosts for this change) stages take only
+    those hosts, and a stage's `percent` is a share of its group's eligible hosts."""
+    allowed = None if eligible is None else frozenset(eligible)
     taken: set[str] = set()
     stages: list[StagePlan] = []
     for stage in spec.stages:
-        free = [h for h in inventory.group(stage.group) if h not in taken]
+        free = [
+            h
+            for h in inventory.group(stage.group)
+            if h not in taken and (allowed is None or h in allowed)
+        ]
         chosen = _share(canary_order(free), stage.percent)
         taken.update(chosen)
         waves = split_waves(chosen, stage.waves)

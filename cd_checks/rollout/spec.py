@@ -20,11 +20,12 @@ DEFAULT_WAVES = (100,)
 
 @dataclass(frozen=True)
 class AnsibleApply:
-    """Run `ansible-playbook -i INVENTORY PLAYBOOK --limit HOSTS`."""
+    """Run `ansible-playbook -i INVENTORY PLAYBOOK --limit HOSTS [--tags TAGS]`."""
 
     playbook: str
     extra_args: tuple[str, ...] = ()
     forks: int | None = None
+    tags: tuple[str, ...] = ()  # only the tasks with these tags (a change type's part)
 
 
 @dataclass(frozen=True)
@@ -167,6 +168,7 @@ def _apply(raw: Mapping[str, Any]) -> Apply:
             playbook=ansible["playbook"],
             extra_args=tuple(ansible.get("extra_args", ())),
             forks=ansible.get("forks"),
+            tags=tuple(ansible.get("tags", ())),
         )
     return CommandApply(argv=tuple(raw["command"]))
 

@@ -107,3 +107,21 @@ def test_text_and_markdown_name_every_host() -> None:
         assert host in text and f"`{host}`" in markdown
     assert "| canary | production | 1 |" in markdown
     assert "stage production (environment production, group production, 7 hosts)" in text
+
+
+def test_eligible_hosts_only_and_the_canary_share_is_of_the_eligible_ones() -> None:
+    inventory = fleet(2, 20)
+    eligible = inventory.groups["production"][:10] + ("lab-01",)
+    built = plan.build(inventory, spec(), "rev", eligible=eligible)
+    assert built.stage("staging").hosts == ("lab-01",)
+    assert len(built.stage("canary").hosts) == 1  # ceil(10% x 10 eligible), not 2 of 20
+    chosen = [h for s in built.stages for h in s.hosts]
+    assert sorted(chosen) == sorted(eligible)
+    # The canary ring is the same order over fewer hosts.
+    production = [h for h in plan.canary_order(inventory.groups["production"]) if h in eligible]
+    assert built.stage("canary").hosts == tuple(production[:1])
+
+
+def test_no_eligible_host_leaves_every_stage_empty() -> None:
+    built = plan.build(fleet(2, 8), spec(), "rev", eligible=())
+    assert all(not s.waves for s in built.stages)
