@@ -50,6 +50,7 @@ def open_incident(
             id=trail.make_id(trail.now()),
             environment=deploy.environment,
             stage=deploy.stage,
+            change=deploy.change,  # the metrics of the deploy's change type count it
             revision_from=deploy.revision_from,
             revision_to=deploy.revision_to,
             actor=actor,
@@ -79,6 +80,7 @@ def resolve(
             kind="incident_resolve",
             id=trail.make_id(trail.now()),
             environment=incident.environment,
+            change=incident.change,
             revision_to=incident.revision_to,
             actor=actor,
             started_at=incident.started_at,
@@ -109,6 +111,7 @@ def record_postmortem(
             kind="postmortem",
             id=trail.make_id(moment),
             environment=deploy.environment,
+            change=deploy.change,
             revision_to=deploy.revision_to,
             actor=actor,
             started_at=iso(moment),

@@ -5,7 +5,10 @@ deploy id (the start record's id); a run with no final record shows
 `started` (still running, or killed). An incident's open and resolve
 records are one row too (outcome `open` or `resolved`). Every row carries its flags:
 BREAK-GLASS, the post-mortem state (POSTMORTEM-DUE / -OVERDUE / -DONE) and
-INCIDENT. Pure functions over records; the CLI prints what they return.
+INCIDENT. A row names its change type (`changes:` in cd-checks.yml) when it
+has one; the table shows a CHANGE column only when some row does, so a trail
+without change types lists as it always did. Pure functions over records; the
+CLI prints what they return.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ class Row:
     ended_at: str
     outcome: str
     flags: tuple[str, ...]
+    change: str | None = None  # None: the unnamed change type
 
 
 def _short(revision: str | None) -> str:
@@ -109,6 +113,7 @@ def _row(record: AuditRecord, records: Sequence[AuditRecord], now: datetime, hou
         ended_at=shown.ended_at or "-",
         outcome=shown.outcome or "-",
         flags=_flags(record, records, now, hours),
+        change=None if record.change is None else str(record.change),
     )
 
 
@@ -118,11 +123,14 @@ def select(
     environment: str | None = None,
     outcome: str | None = None,
     since: datetime | None = None,
+    change: str | None = None,
 ) -> list[Row]:
+    """The rows that match every filter given (`change`: rows of that change type)."""
     return [
         r
         for r in found
         if (environment is None or r.environment == environment)
+        and (change is None or r.change == change)
         and (outcome is None or r.outcome == outcome)
         and (since is None or (r.started_at != "-" and parse_time(r.started_at) >= since))
     ]
@@ -134,25 +142,35 @@ COLUMNS = ("ID", "KIND", "ENV", "STAGE", "REVISION", "ACTOR", "STARTED", "OUTCOM
 def render_table(found: Sequence[Row]) -> str:
     if not found:
         return "no audit records match\n"
-    table = [COLUMNS] + [
-        (
-            r.id,
-            r.kind,
-            r.environment,
-            r.stage,
-            r.revision,
-            r.actor,
-            r.started_at,
-            r.outcome,
-            " ".join(r.flags) or "-",
+    typed = any(r.change is not None for r in found)
+    table = [_with_change(COLUMNS, "CHANGE", typed)] + [
+        _with_change(
+            (
+                r.id,
+                r.kind,
+                r.environment,
+                r.stage,
+                r.revision,
+                r.actor,
+                r.started_at,
+                r.outcome,
+                " ".join(r.flags) or "-",
+            ),
+            r.change or "-",
+            typed,
         )
         for r in found
     ]
-    widths = [max(len(line[i]) for line in table) for i in range(len(COLUMNS))]
+    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
     return "".join(
         "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() + "\n"
         for line in table
     )
+
+
+def _with_change(cells: tuple[str, ...], change: str, typed: bool) -> tuple[str, ...]:
+    """The cells with the change type after ENV, when the table has that column."""
+    return (*cells[:3], change, *cells[3:]) if typed else cells
 
 
 def render_rows_json(found: Sequence[Row]) -> str:
@@ -262,6 +280,7 @@ CSV_FIELDS = (
     "refs",
     "prev_hash",
     "hash",
+    "change",  # added last: a reader that goes by position keeps its columns
 )
 
 

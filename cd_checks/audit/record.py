@@ -19,7 +19,10 @@ too; a value that does not apply (no rollback happened, no stage for an
 incident) is null. Nothing is ever guessed. `base_revision` (stage runs
 from 0.2.0 on: the revision a rollback goes back to while the environment
 has no known-good one) is left out of a record that has none, so records
-written before it existed keep their hashes. This module does no I/O.
+written before it existed keep their hashes. `change` (the change type a run
+deploys, named under `changes:` in cd-checks.yml) is left out the same way when None (the
+unnamed type of a lone `rollout:` section, and every older record), so a trail written
+before change types existed verifies unchanged. This module does no I/O.
 """
 
 from __future__ import annotations
@@ -65,6 +68,9 @@ OUTCOMES = (
 # `halted`: it stopped without any rollback (an irreversible change).
 FAILED_OUTCOMES = ("failed", "rolled_back", "rollback_failed", "halted")
 RUN_KINDS = ("rollout", "stage", "rollback")
+# Fields left out of the serialised record when None, so records written before each
+# existed keep their hashes (see the module docstring).
+OMITTED_WHEN_NONE = ("base_revision", "change", "signature")
 
 
 def iso(moment: datetime) -> str:
@@ -89,6 +95,7 @@ class AuditRecord:
     id: str
     environment: str | None = None
     stage: str | None = None
+    change: str | None = None  # the change type (see the docstring); None: the unnamed one
     revision_from: str | None = None
     revision_to: str | None = None
     base_revision: str | None = None  # the fallback without known-good (see the docstring)
@@ -116,7 +123,7 @@ class AuditRecord:
     def to_dict(self) -> dict[str, Json]:
         data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
         data["refs"] = list(self.refs)
-        for optional in ("base_revision", "signature"):
+        for optional in OMITTED_WHEN_NONE:
             if data[optional] is None:
                 del data[optional]
         data.update(self.extra)
@@ -128,6 +135,9 @@ class AuditRecord:
         if not isinstance(data, Mapping) or "kind" not in data or "id" not in data:
             raise AuditError("an audit record must be a JSON object with 'kind' and 'id'")
         names = {f.name for f in fields(cls)} - {"extra"}
+        # An explicit null of a field `to_dict` leaves out stays in `extra`, written back
+        # as it was: the record's hash covers it.
+        names -= {k for k in OMITTED_WHEN_NONE if k in data and data[k] is None}
         known = {k: v for k, v in data.items() if k in names}
         if "refs" in known:
             known["refs"] = tuple(known["refs"] or ())

@@ -10,9 +10,11 @@ id of the start record. A break-glass run also appends a `break_glass`
 record, which leaves the post-mortem obligation (see `cd_checks.breakglass`).
 
 `known_good` reads the last known-good revision of an environment from the
-trail; `AuditKnownGood`, the rollout engine's view of it, believes only the
-records `cd_checks.audit.integrity` trusts (signed by an allowed signer, the
-chain, anchor and history intact) and says which claims it did not believe.
+trail, per change type (each has its own; None is the unnamed type of a lone
+`rollout:` section and of every record older than change types);
+`AuditKnownGood`, the rollout engine's view of it, believes only the records
+`cd_checks.audit.integrity` trusts (signed by an allowed signer, the chain,
+anchor and history intact) and says which claims it did not believe.
 A trail opened with `open_trail` signs what it writes and moves the user's
 anchor forward. The clock, ids, git and the environment are passed in;
 nothing here prints (warnings go to the `warn` the caller hands in).
@@ -194,12 +196,15 @@ class AuditTrail:
         *,
         owes_postmortem: bool = True,
         base_revision: str | None = None,
+        change: str | None = None,
     ) -> str:
         """Append the `started` record of a run; its id is the deploy id. AuditError: don't run.
 
         With `break_glass`, a `break_glass` record (the post-mortem obligation) follows
         unless `owes_postmortem` is false (a later stage of a run that already owes one).
         `base_revision`: where a rollback goes while the environment has no known-good.
+        `change`: the change type it deploys (None: the unnamed one); the final record
+        and the break-glass record copy it.
         """
         if kind not in RUN_KINDS:
             raise AuditError(f"not a run kind: {kind!r} (one of {', '.join(RUN_KINDS)})")
@@ -214,6 +219,7 @@ class AuditTrail:
             id=self.make_id(moment),
             environment=environment,
             stage=stage,
+            change=change,
             revision_from=revision_from or UNKNOWN,
             revision_to=revision_to,
             base_revision=base_revision,
@@ -368,8 +374,10 @@ def known_good(
     records: Sequence[AuditRecord],
     environment: str,
     final_stages: Mapping[str, str] | None = None,
+    change: str | None = None,
 ) -> str | None:
-    """revision_to of the last succeeded stage/rollout of `environment` that passed its gates.
+    """revision_to of the last succeeded stage/rollout of `environment` that passed its gates,
+    among the runs of the change type `change` (None: the unnamed type).
 
     With `final_stages` ({environment: last stage}), only runs of the environment's
     last stage count: a revision is known-good once the whole environment has it.
@@ -381,16 +389,17 @@ def known_good(
     final = (final_stages or {}).get(environment)
     forced = _forced_runs(records)
     for record in reversed(records):
-        if _claims_known_good(record, environment, final, forced):
+        if _claims_known_good(record, environment, final, forced, change):
             return record.revision_to
     return None
 
 
 def _claims_known_good(
-    record: AuditRecord, environment: str, final: str | None, forced: set[str]
+    record: AuditRecord, environment: str, final: str | None, forced: set[str], change: str | None
 ) -> bool:
-    """Whether `record`, if true, makes its revision_to known-good for `environment`."""
-    if record.environment != environment:
+    """Whether `record`, if true, makes its revision_to known-good for `environment`
+    and the change type `change`."""
+    if record.environment != environment or record.change != change:
         return False
     if record.kind == "rollback":
         return record.outcome == "succeeded"
@@ -402,18 +411,21 @@ def _claims_known_good(
 
 
 def verified_known_good(
-    verdict: Verdict, environment: str, final_stages: Mapping[str, str] | None = None
+    verdict: Verdict,
+    environment: str,
+    final_stages: Mapping[str, str] | None = None,
+    change: str | None = None,
 ) -> tuple[str | None, list[str]]:
     """Known-good from the records the verdict trusts, and a warning for each newer claim
     it did not believe (a forged "succeeded" record is never a rollback target)."""
     trusted = [r for i, r in enumerate(verdict.records) if i in verdict.trusted]
-    revision = known_good(trusted, environment, final_stages)
+    revision = known_good(trusted, environment, final_stages, change)
     final = (final_stages or {}).get(environment)
     forced = _forced_runs(trusted)
     warnings: list[str] = []
     for position in range(len(verdict.records) - 1, -1, -1):
         record = verdict.records[position]
-        claims = _claims_known_good(record, environment, final, forced)
+        claims = _claims_known_good(record, environment, final, forced, change)
         if claims and position in verdict.trusted:
             break
         if claims:
@@ -430,6 +442,8 @@ def verified_known_good(
 
 def _unbelieved(verdict: Verdict, position: int, environment: str) -> str:
     record = verdict.records[position]
+    if record.change is not None:
+        environment = f"{environment} (change type {record.change})"
     return (
         f"audit {integrity.name(record)} says {environment} succeeded at "
         f"{str(record.revision_to)[:12]}, but it does not verify "
@@ -448,7 +462,8 @@ class AuditKnownGood:
     the final record of the run that completed the environment is the source).
 
     Only verified records count (`verified_known_good`); each claim not believed is
-    said once through `warn`.
+    said once through `warn`. `change`: the change type whose known-good it reads
+    (None: the unnamed type).
     """
 
     store: AuditStore
@@ -456,18 +471,26 @@ class AuditKnownGood:
     policy: Policy = field(default_factory=Policy)
     anchor: AnchorFile | None = None
     warn: Callable[[str], None] = field(default=_quiet, compare=False, repr=False)
+    change: str | None = None
     _said: set[str] = field(default_factory=set, compare=False, repr=False)
     _checked: dict[tuple[str, ...], Checked] = field(
         default_factory=dict, compare=False, repr=False
     )
 
     @classmethod
-    def of(cls, trail: AuditTrail, final_stages: Mapping[str, str] | None) -> AuditKnownGood:
-        return cls(trail.store, final_stages, trail.policy, trail.anchor, trail.warn)
+    def of(
+        cls,
+        trail: AuditTrail,
+        final_stages: Mapping[str, str] | None,
+        change: str | None = None,
+    ) -> AuditKnownGood:
+        return cls(trail.store, final_stages, trail.policy, trail.anchor, trail.warn, change=change)
 
     def get(self, environment: str) -> str | None:
         verdict = integrity.read(self.store, self.policy, self.anchor, seen=self._checked)
-        revision, warnings = verified_known_good(verdict, environment, self.final_stages)
+        revision, warnings = verified_known_good(
+            verdict, environment, self.final_stages, self.change
+        )
         for warning in warnings:
             if warning not in self._said:
                 self._said.add(warning)

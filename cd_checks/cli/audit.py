@@ -133,10 +133,12 @@ def audit() -> None:
     epilog=examples(
         "cd-checks audit log",
         "cd-checks audit log -e production --outcome failed --since 30d",
+        "cd-checks audit log --change nginx          # only the nginx change type's runs",
         "cd-checks audit log --since 2025-01-01 --format json",
     ),
 )
 @click.option("--environment", "-e", help="Only this environment.")
+@click.option("--change", metavar="NAME", help="Only this change type (`changes:` in the config).")
 @click.option(
     "--outcome", type=click.Choice(OUTCOMES + ("open", "resolved")), help="Only this outcome."
 )
@@ -146,6 +148,7 @@ def audit() -> None:
 def log(
     ctx: click.Context,
     environment: str | None,
+    change: str | None,
     outcome: str | None,
     since: str | None,
     output_format: str,
@@ -156,7 +159,9 @@ def log(
     leftovers(_root(ctx), trail)
     found = listing.rows(trail.records(), now, _hours(ctx))
     start = metrics.parse_since(since, now) if since else None
-    chosen = listing.select(found, environment=environment, outcome=outcome, since=start)
+    chosen = listing.select(
+        found, environment=environment, outcome=outcome, since=start, change=change
+    )
     if output_format == "table":
         _say(listing.render_table(chosen), nl=False)
     else:

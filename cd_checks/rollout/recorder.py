@@ -12,7 +12,8 @@ the engine's results and the trail's API, and does no printing.
 
 `TrailHistory` is the engine's `History` read back from the trail (and git):
 a deploy's base revision, and the failed run a rollback job without the
-state directory (a fresh CI checkout) has to undo.
+state directory (a fresh CI checkout) has to undo, of one change type
+(None: the unnamed type, and every record older than change types).
 """
 
 from __future__ import annotations
@@ -259,16 +260,18 @@ def _apply_json(apply: ApplyResult | None) -> Json:
 
 @dataclass(frozen=True)
 class TrailHistory:
-    """The engine's `History`: what the audit trail remembers of an environment, and git."""
+    """The engine's `History`: what the audit trail remembers of an environment (runs of
+    the change type `change`), and git."""
 
     trail: AuditTrail
     git: Git
+    change: str | None = None
 
     def base(self, environment: str, revision: str) -> Base | None:
         """What the environment was last rolled back to (its hosts run that), else the parent.
 
         Only records that verify count: a forged one must not choose a rollback target."""
-        last = last_run(self.trail.believed(), environment)
+        last = last_run(self.trail.believed(), environment, self.change)
         rollback = last.rollback if last is not None and isinstance(last.rollback, dict) else {}
         if last is not None and last.outcome == "rolled_back" and rollback.get("verified"):
             target = str(rollback["target"])
@@ -279,7 +282,7 @@ class TrailHistory:
         return first_parent(self.git, revision)
 
     def failed_run(self, environment: str) -> RunRecord | None:
-        last = last_run(self.trail.believed(), environment)
+        last = last_run(self.trail.believed(), environment, self.change)
         if last is None or last.outcome not in ("failed", "rollback_failed", "paused", "halted"):
             return None
         return self._failed(environment, last)
@@ -314,10 +317,17 @@ class TrailHistory:
         return f"recorded by deploy {_start_id(final)}"
 
 
-def last_run(records: Sequence[AuditRecord], environment: str) -> AuditRecord | None:
-    """The environment's newest stage or rollback record (a start record while it runs)."""
+def last_run(
+    records: Sequence[AuditRecord], environment: str, change: str | None = None
+) -> AuditRecord | None:
+    """The environment's newest stage or rollback record (a start record while it runs)
+    of the change type `change` (None: the unnamed type)."""
     for record in reversed(records):
-        if record.environment == environment and record.kind in RUN_KINDS:
+        if (
+            record.environment == environment
+            and record.kind in RUN_KINDS
+            and record.change == change
+        ):
             return record
     return None
 
