@@ -31,6 +31,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "policy": ("cd_checks.cli.policy", "policy", "Rego policy tools (policy test)."),
     "rollout": ("cd_checks.cli.rollout", "rollout", "Staged, health-gated rollouts (plan, run)."),
     "rollback": ("cd_checks.cli.rollout", "rollback", "Roll an environment back to known-good."),
+    "scope": (
+        "cd_checks.cli.scope",
+        "scope",
+        "What a change deploys: change types, hosts per stage and wave, unmatched files.",
+    ),
     "lab": ("cd_checks.cli.lab", "lab", "Start/stop a local fleet (sshd + nginx on loopback)."),
     "audit": ("cd_checks.cli.audit", "audit", "The audit trail: log, verify, repair."),
     "incident": ("cd_checks.cli.audit", "incident", "Record deploy-caused incidents."),
