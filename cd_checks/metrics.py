@@ -28,6 +28,24 @@ Definitions (the numbers an auditor can recompute by hand from the trail):
   killed and not taken over yet). The rollout writes the same metrics to a
   node_exporter textfile as it goes (`cd_checks.rollout.markers`), under the
   same names and labels, so one dashboard query reads either source.
+
+Per change type (`changes:` in cd-checks.yml; without it there is no breakdown
+and every figure is as above): a type's deploys, failures and restores are those
+of its own records (each run, incident and rollback records its type; records
+from before change types are the unnamed type). A change *touches* a type when a
+file it changed on the line (a merge: against its first parent; a rename: both
+names) is one of the type's files; it went through that type's pipeline when it
+came through a PR/MR and a succeeded deploy of that type has it. The unnamed type
+of older records deployed every file, so every change touches it; a type no
+longer configured has no files, so no changes. Overall, deploys, failures and
+restores are the sum over the types (two types deploying one revision are two
+deploys), and a change went through the pipeline when it came through a PR/MR
+and every type it touches deployed it, or an unnamed deploy (which deployed
+every file) has it: a change that touches no type is never through the pipeline,
+whoever deployed it — a pipeline that nobody runs for it means a change by hand.
+Prometheus: each figure of each named type is the overall series with a
+`change` label added; the unnamed type has none (an empty label is no label to
+Prometheus: it would be the overall series again).
 """
 
 from __future__ import annotations
@@ -38,12 +56,14 @@ import math
 import re
 import statistics
 import subprocess
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from cd_checks.audit.record import FAILED_OUTCOMES, AuditRecord, iso, parse_time
+from cd_checks.changes import ChangeType, triggered
 from cd_checks.errors import AuditError, InputError, ToolError
 
 DEFAULT_ENVIRONMENT = "production"
@@ -57,6 +77,7 @@ class Commit:
     sha: str
     committed_at: datetime
     change_request: str | None  # "#12" / "!12" when it came through a PR/MR
+    files: tuple[str, ...] = ()  # what it changed on the line (read only for change types)
 
 
 @dataclass(frozen=True)
@@ -112,6 +133,11 @@ class Metrics:
     pipeline_share: float | None
     weeks: tuple[Week, ...]
     deploy_markers: tuple[DeployMarker, ...] = ()
+    # The change type these figures are of ("" the unnamed one); None: of every type.
+    change: str | None = None
+    # The same figures per change type (config order, then types only the trail names),
+    # when the config names change types.
+    by_change: tuple[Metrics, ...] = ()
 
 
 def change_request_of(message: str) -> str | None:
@@ -125,22 +151,18 @@ def change_request_of(message: str) -> str | None:
     return f"!{gitlab.group(1)}" if gitlab else None
 
 
-def history(repo: Path, branch: str) -> list[Commit]:
-    """The first-parent history of `branch`, newest first."""
+def history(repo: Path, branch: str, *, files: bool = False) -> list[Commit]:
+    """The first-parent history of `branch`, newest first; with `files`, what each
+    commit changed on the line (a merge against its first parent; renames as both names)."""
+    if files:
+        shape = ["--format=%x1e%H%x00%cI%x00%B%x00", "-m", "--no-renames", "--name-only", "-z"]
+    else:
+        shape = ["--format=%H%x00%cI%x00%B%x1e"]
+    # `--branch=--output=F` must name a branch, never make git write F.
+    args = ["git", "-C", str(repo), "log", "--first-parent", *shape, "--end-of-options"]
     try:
         done = subprocess.run(
-            [
-                "git",
-                "-C",
-                str(repo),
-                "log",
-                "--first-parent",
-                "--format=%H%x00%cI%x00%B%x1e",
-                # `--branch=--output=F` must name a branch, never make git write F.
-                "--end-of-options",
-                branch,
-                "--",
-            ],
+            [*args, branch, "--"],
             capture_output=True,
             encoding="utf-8",
             errors="replace",  # a message in another encoding is not worth a crash
@@ -150,6 +172,8 @@ def history(repo: Path, branch: str) -> list[Commit]:
         raise ToolError(f"cannot run git: {exc}") from exc
     if done.returncode != 0:
         raise ToolError(f"git log {branch} failed: {done.stderr.strip() or done.returncode}")
+    if files:
+        return _with_files(done.stdout)
     commits = []
     for entry in done.stdout.split("\x1e"):
         if entry.strip():
@@ -158,20 +182,44 @@ def history(repo: Path, branch: str) -> list[Commit]:
     return commits
 
 
+def _with_files(output: str) -> list[Commit]:
+    """Commits of `git log -z --name-only` in the `history(files=True)` shape: each entry
+    is sha NUL date NUL message NUL, then NUL, and when it changed files, a newline and
+    each path NUL-terminated."""
+    commits = []
+    for entry in output.split("\x1e")[1:]:
+        sha, when, rest = entry.split("\x00", 2)
+        message, _, names = rest.partition("\x00")
+        paths = names.removeprefix("\x00").removeprefix("\n").split("\x00")
+        commits.append(
+            Commit(sha, parse_time(when), change_request_of(message), tuple(p for p in paths if p))
+        )
+    return commits
+
+
 def deploys(records: Sequence[AuditRecord], environment: str) -> list[Deploy]:
-    """The environment's deploys, oldest first (see the module docstring)."""
+    """The environment's deploys, oldest first (see the module docstring): the runs of
+    each change type are grouped on their own, so two types never share a deploy."""
     incident_refs = {ref for r in records if r.kind == "incident_open" for ref in r.refs}
     groups: list[list[AuditRecord]] = []
+    latest: dict[str | None, list[AuditRecord]] = {}
     for record in records:
         if record.kind not in ("rollout", "stage") or record.environment != environment:
             continue
         if not record.finished:
             continue
-        if groups and groups[-1][-1].revision_to == record.revision_to:
-            groups[-1].append(record)
+        group = latest.get(change_of(record))
+        if group is not None and group[-1].revision_to == record.revision_to:
+            group.append(record)
         else:
-            groups.append([record])
+            latest[change_of(record)] = group = [record]
+            groups.append(group)
     return [_deploy(group, incident_refs) for group in groups]
+
+
+def change_of(record: AuditRecord) -> str | None:
+    """The record's change type as text (a forged non-text value must not crash a count)."""
+    return None if record.change is None else str(record.change)
 
 
 def _deploy(group: list[AuditRecord], incident_refs: set[str]) -> Deploy:
@@ -266,6 +314,16 @@ def check_environment(
         raise InputError(f"unknown environment {environment!r}: no audit record names it")
 
 
+def check_change(change: str, records: Sequence[AuditRecord], configured: Sequence[str]) -> None:
+    """InputError for a change type neither the config nor any audit record names."""
+    if change in configured or any(change_of(r) == change for r in records):
+        return
+    raise InputError(
+        f"unknown change type {change!r}: cd-checks.yml names "
+        f"{', '.join(configured) or 'no change type'}"
+    )
+
+
 def p90(values: Sequence[float]) -> float | None:
     if not values:
         return None
@@ -305,6 +363,19 @@ def _ratio(part: int, whole: int) -> float | None:
     return part / whole if whole else None
 
 
+Window = tuple[datetime, datetime, str]  # since, until, environment
+
+
+@dataclass(frozen=True)
+class _Part:
+    """One change type's share of the trail and the line (see the module docstring)."""
+
+    name: str | None
+    records: list[AuditRecord]
+    changes: list[Commit]  # the commits of the window that touch it
+    shipped: set[str]  # the commits a succeeded deploy of it has
+
+
 def compute(
     records: Sequence[AuditRecord],
     commits: Sequence[Commit],
@@ -312,15 +383,102 @@ def compute(
     since: datetime,
     until: datetime,
     environment: str = DEFAULT_ENVIRONMENT,
+    types: Sequence[ChangeType] = (),
+    change: str | None = None,
 ) -> Metrics:
-    """All metrics for the window [since, until)."""
+    """All metrics for the window [since, until); with the config's named change `types`
+    (commits read with their files), per change type too, or (`change`, "" the unnamed
+    type) of that type only."""
+    window = (since, until, environment)
+    if not types:
+        shipped = deployed_shas(commits, deploys(records, environment))
+        return _metrics(records, commits, _reviewed(commits, shipped), window)
+    parts = _parts(records, commits, types, window)
+    if change is not None:
+        part = next((p for p in parts if (p.name or "") == change), None)
+        if part is None:
+            raise InputError(f"unknown change type {change!r}: {_named(parts)}")
+        return _of_part(part, window)
+    through = _through_overall(_within(commits, window), parts, types)
+    overall = _metrics(records, commits, through, window)
+    return replace(overall, by_change=tuple(_of_part(p, window) for p in parts))
+
+
+def _named(parts: Sequence[_Part]) -> str:
+    names = [p.name for p in parts if p.name is not None]
+    return f"the change types are {', '.join(names)}" if names else "no change type is named"
+
+
+def _of_part(part: _Part, window: Window) -> Metrics:
+    figures = _metrics(part.records, part.changes, _reviewed(part.changes, part.shipped), window)
+    return replace(figures, change=part.name or "")
+
+
+def _reviewed(commits: Sequence[Commit], shipped: Collection[str]) -> set[str]:
+    """The commits through the pipeline: came through a PR/MR, and deployed."""
+    return {c.sha for c in commits if c.change_request and c.sha in shipped}
+
+
+def _within(commits: Sequence[Commit], window: Window) -> list[Commit]:
+    """The commits of the window: the only ones whose files matter."""
+    return [c for c in commits if window[0] <= c.committed_at < window[1]]
+
+
+def _parts(
+    records: Sequence[AuditRecord],
+    commits: Sequence[Commit],
+    types: Sequence[ChangeType],
+    window: Window,
+) -> list[_Part]:
+    """The configured named types in config order, then the types only the environment's
+    records name (the unnamed one last)."""
+    environment = window[2]
+    recent = _within(commits, window)
+    touched = {c.sha: _touched(types, c.files) for c in recent}
+    names: list[str | None] = [t.name for t in types if t.name is not None]
+    found = {change_of(r) for r in records if r.environment == environment} - set(names)
+    names += sorted(n for n in found if n is not None)
+    names += [None] if None in found else []
+    parts = []
+    for name in names:
+        mine = [r for r in records if change_of(r) == name]
+        # The unnamed type deployed every file; one no longer configured, none we know.
+        changes = [c for c in recent if name is None or name in touched[c.sha]]
+        shipped = deployed_shas(commits, deploys(mine, environment))
+        parts.append(_Part(name, mine, changes, shipped))
+    return parts
+
+
+def _touched(types: Sequence[ChangeType], files: Sequence[str]) -> set[str]:
+    return {t.name for t, _ in triggered(types, files) if t.name is not None}
+
+
+def _through_overall(
+    commits: Sequence[Commit], parts: Sequence[_Part], types: Sequence[ChangeType]
+) -> set[str]:
+    """A change is through when every type it touches deployed it, or an unnamed deploy has
+    it; one that touches no type never is (see the module docstring)."""
+    shipped = {p.name: p.shipped for p in parts}
+    unnamed = shipped.get(None, set())
+    through = set()
+    for commit in commits:
+        names = _touched(types, commit.files)
+        if commit.sha in unnamed or (names and all(commit.sha in shipped[n] for n in names)):
+            through.add(commit.sha)
+    return _reviewed(commits, through)
+
+
+def _metrics(
+    records: Sequence[AuditRecord], commits: Sequence[Commit], through: set[str], window: Window
+) -> Metrics:
+    """The figures of `records` and the changes `commits`, `through` the pipeline."""
+    since, until, environment = window
     every = deploys(records, environment)
-    shipped = deployed_shas(commits, every)
     spans, still_open = restores(records, environment)
     days = (until - since).total_seconds() / 86400
-    total = _slice(every, spans, commits, shipped, since, until)
+    total = _slice(every, spans, commits, through, since, until)
     weeks = tuple(
-        _slice(every, spans, commits, shipped, start, min(start + timedelta(days=7), until))
+        _slice(every, spans, commits, through, start, min(start + timedelta(days=7), until))
         for start in _week_starts(since, until)
     )
     return Metrics(
@@ -357,14 +515,14 @@ def _slice(
     every: Sequence[Deploy],
     spans: Sequence[tuple[datetime, float]],
     commits: Sequence[Commit],
-    shipped: set[str],
+    through_shas: set[str],
     start: datetime,
     end: datetime,
 ) -> Week:
     inside = [d for d in every if start <= d.started_at < end]
     failed = sum(1 for d in inside if d.failed)
     changes = [c for c in commits if start <= c.committed_at < end]
-    through = sum(1 for c in changes if c.change_request and c.sha in shipped)
+    through = sum(1 for c in changes if c.sha in through_shas)
     return Week(
         start=iso(start),
         deploys=len(inside),
@@ -406,9 +564,16 @@ def _percent(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.1f} %"
 
 
+def _type_name(change: str | None) -> str:
+    """A change type as the text and HTML outputs name it."""
+    return "(unnamed)" if change == "" else change or "all"
+
+
 def render_text(metrics: Metrics) -> str:
+    only = [("change type", _type_name(metrics.change))] if metrics.change is not None else []
     rows = [
         ("environment", metrics.environment),
+        *only,
         ("window", f"{metrics.window_start} .. {metrics.window_end} ({metrics.days:g} days)"),
         ("deploys", str(metrics.deploys)),
         (
@@ -433,11 +598,67 @@ def render_text(metrics: Metrics) -> str:
         ),
     ]
     width = max(len(name) for name, _ in rows)
-    return "".join(f"{name.ljust(width)}  {value}\n" for name, value in rows)
+    text = "".join(f"{name.ljust(width)}  {value}\n" for name, value in rows)
+    if metrics.by_change:
+        text += "\n" + _table([*metrics.by_change, metrics])
+    return text
+
+
+TABLE = (
+    "change type",
+    "deploys",
+    "per week",
+    "failure rate",
+    "restore median, p90",
+    "restores",
+    "open",
+    "through the pipeline",
+)
+
+
+def _table(parts: Sequence[Metrics]) -> str:
+    """A row per change type and `all`: the figures of the summary above, side by side."""
+    rows = [TABLE] + [
+        (
+            _type_name(m.change),
+            str(m.deploys),
+            f"{m.deploys_per_week:.2f}",
+            f"{_percent(m.change_failure_rate)} ({m.failed_deploys} of {m.deploys})",
+            f"{_duration(m.mttr_median_seconds)}, {_duration(m.mttr_p90_seconds)}",
+            str(m.restores),
+            str(m.open_incidents),
+            f"{_percent(m.pipeline_share)} ({m.changes_through_pipeline} of {m.changes})",
+        )
+        for m in parts
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(TABLE))]
+    return "".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() + "\n"
+        for row in rows
+    )
+
+
+# The per-type figures repeat neither the window nor the type (it is their key).
+_SHARED = ("environment", "window_start", "window_end", "days", "change", "by_change")
 
 
 def render_json(metrics: Metrics) -> str:
-    return json.dumps(asdict(metrics), indent=2) + "\n"
+    data = _json(metrics)
+    if metrics.by_change:
+        data["by_change"] = {
+            m.change or "": {k: v for k, v in _json(m).items() if k not in _SHARED}
+            for m in metrics.by_change
+        }
+    return json.dumps(data, indent=2) + "\n"
+
+
+def _json(metrics: Metrics) -> dict[str, Any]:
+    """The figures as JSON; `change` only when they are of one type, as before types."""
+    data = asdict(replace(metrics, by_change=()))
+    del data["by_change"]
+    if metrics.change is None:
+        del data["change"]
+    return data
 
 
 PROMETHEUS = (
@@ -475,12 +696,16 @@ _ROLLBACK_NAMES = (ROLLBACK_STARTED, ROLLBACK_FINISHED)
 Sample = tuple[str, dict[str, str], float]  # metric name, labels, value
 
 
-def marker_samples(environment: str, markers: Sequence[DeployMarker]) -> list[Sample]:
-    """The deploy-marker samples of `markers` (see MARKERS for what each metric says)."""
+def marker_samples(
+    environment: str, markers: Sequence[DeployMarker], change: str | None = None
+) -> list[Sample]:
+    """The deploy-marker samples of `markers` (see MARKERS for what each metric says);
+    with `change`, labelled with that change type."""
     samples: list[Sample] = []
+    typed = {"change": change} if change else {}
     for marker in markers:
         stage = {"stage": marker.stage} if marker.stage is not None else {}
-        labels = {"environment": environment, **stage, "revision": marker.revision}
+        labels = {"environment": environment, **stage, "revision": marker.revision, **typed}
         started, finished = (STAGE_STARTED, STAGE_FINISHED) if stage else _ROLLBACK_NAMES
         samples.append((started, labels, parse_time(marker.started_at).timestamp()))
         if marker.finished_at is not None:
@@ -492,22 +717,28 @@ def marker_samples(environment: str, markers: Sequence[DeployMarker]) -> list[Sa
 
 
 def render_prometheus(metrics: Metrics) -> str:
-    labels = f'{{environment="{_label(metrics.environment)}",window_days="{metrics.days:g}"}}'
+    """Each figure as a gauge: the overall series as before change types, then one per
+    named type with a `change` label (the unnamed type has none: see the docstring)."""
+    series = [metrics, *(m for m in metrics.by_change if m.change)]
     lines = []
     for attribute, name, text in PROMETHEUS:
-        value = getattr(metrics, attribute)
+        lines += [f"# HELP cd_checks_{name} {text}", f"# TYPE cd_checks_{name} gauge"]
         lines += [
-            f"# HELP cd_checks_{name} {text}",
-            f"# TYPE cd_checks_{name} gauge",
-            f"cd_checks_{name}{labels} {_number(value)}",
+            f"cd_checks_{name}{_labels(_figure_labels(m))} {_number(getattr(m, attribute))}"
+            for m in series
         ]
-    samples = marker_samples(metrics.environment, metrics.deploy_markers)
+    samples = [s for m in series for s in marker_samples(m.environment, m.deploy_markers, m.change)]
     for name, text in MARKERS.items():
         family = [(labels, value) for n, labels, value in samples if n == name]
         if family:
             lines += [f"# HELP {name} {text}", f"# TYPE {name} gauge"]
             lines += [f"{name}{_labels(labels)} {_number(value)}" for labels, value in family]
     return "\n".join(lines) + "\n"
+
+
+def _figure_labels(metrics: Metrics) -> dict[str, str]:
+    typed = {"change": metrics.change} if metrics.change else {}
+    return {"environment": metrics.environment, "window_days": f"{metrics.days:g}", **typed}
 
 
 def _labels(labels: dict[str, str]) -> str:
@@ -569,38 +800,46 @@ def _chart(
 
 
 def render_html(metrics: Metrics) -> str:
+    """The summary and four weekly charts; with change types, the same for each type."""
+    sections = [f"<pre>{html.escape(render_text(metrics))}</pre>\n", *_charts(metrics, "")]
+    for part in metrics.by_change:
+        name = _type_name(part.change)
+        sections.append(f"<h2>Change type {html.escape(name)}</h2>\n")
+        sections += _charts(part, f"{name}: ")
+    title = f"cd-checks deploy metrics: {html.escape(metrics.environment)}"
+    if metrics.change is not None:
+        title += f", change type {html.escape(_type_name(metrics.change))}"
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{title}</title>"
+        "<style>body{font-family:sans-serif;margin:2em}pre{background:#f4f4f4;padding:1em}</style>"
+        f"</head><body>\n<h1>{title}</h1>\n" + "".join(sections) + "</body></html>\n"
+    )
+
+
+def _charts(metrics: Metrics, prefix: str) -> list[str]:
     weeks = metrics.weeks
-    summary = html.escape(render_text(metrics))
-    charts = [
-        _chart("Deploys per week", weeks, lambda w: float(w.deploys), ""),
+    return [
+        _chart(f"{prefix}Deploys per week", weeks, lambda w: float(w.deploys), ""),
         _chart(
-            "Change failure rate per week",
+            f"{prefix}Change failure rate per week",
             weeks,
             lambda w: None if w.change_failure_rate is None else 100 * w.change_failure_rate,
             " %",
         ),
         _chart(
-            "Median time to restore per week",
+            f"{prefix}Median time to restore per week",
             weeks,
             lambda w: None if w.mttr_median_seconds is None else w.mttr_median_seconds / 60,
             " min",
         ),
         _chart(
-            "Changes through the pipeline per week",
+            f"{prefix}Changes through the pipeline per week",
             weeks,
             lambda w: None if w.pipeline_share is None else 100 * w.pipeline_share,
             " %",
         ),
     ]
-    title = f"cd-checks deploy metrics: {html.escape(metrics.environment)}"
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{title}</title>"
-        "<style>body{font-family:sans-serif;margin:2em}pre{background:#f4f4f4;padding:1em}</style>"
-        f"</head><body>\n<h1>{title}</h1>\n<pre>{summary}</pre>\n"
-        + "".join(charts)
-        + "</body></html>\n"
-    )
 
 
 RENDERERS: dict[str, Callable[[Metrics], str]] = {

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -29,6 +29,9 @@ from cd_checks.audit.trail import AuditTrail, open_trail
 from cd_checks.cli import examples
 from cd_checks.errors import AuditError, InputError
 from cd_checks.report import escaping
+
+if TYPE_CHECKING:
+    from cd_checks.changes import ChangeType
 
 
 def _now() -> datetime:
@@ -91,6 +94,22 @@ def _environments(ctx: click.Context) -> tuple[str, ...] | None:
 
     section = _config(ctx).section("rollout")
     return from_section(section).environments() if section else None
+
+
+def _change_types(ctx: click.Context) -> tuple[ChangeType, ...]:
+    """The change types `changes:` names; () with a single `rollout:` section or none."""
+    from cd_checks.changes import change_types
+
+    return tuple(t for t in change_types(_config(ctx)) if t.name is not None)
+
+
+def _deployed_to(types: Sequence[ChangeType], change: str | None) -> tuple[str, ...] | None:
+    """The environments the change types (or the one named `change`) deploy to; None when
+    the config does not say (a type only the trail names)."""
+    chosen = [t for t in types if change is None or t.name == change]
+    if not chosen:
+        return None
+    return tuple(dict.fromkeys(e for t in chosen for e in t.rollout.environments()))
 
 
 def _write(text: str, output: Path | None) -> None:
@@ -507,11 +526,17 @@ def list_command(ctx: click.Context, environment: str | None) -> None:
     epilog=examples(
         "cd-checks metrics                          # the last 90 days of production",
         "cd-checks metrics --since 12w -e staging --format json",
+        "cd-checks metrics --change patches          # one change type of `changes:` only",
         "cd-checks metrics --format html -o metrics.html",
     ),
 )
 @click.option("--since", default="90d", show_default=True, help="Window: 90d, 12w or an ISO date.")
 @click.option("--environment", "-e", default=metrics.DEFAULT_ENVIRONMENT, show_default=True)
+@click.option(
+    "--change",
+    metavar="NAME",
+    help="Only this change type (`changes:` in the config); default: each type and all.",
+)
 @click.option("--branch", default="main", show_default=True, help="The default branch.")
 @click.option(
     "--format",
@@ -526,21 +551,31 @@ def metrics_command(
     ctx: click.Context,
     since: str,
     environment: str,
+    change: str | None,
     branch: str,
     output_format: str,
     output: Path | None,
 ) -> None:
-    """Deploy frequency, change failure rate, time to restore, % through the pipeline."""
+    """Deploy frequency, change failure rate, time to restore, % through the pipeline,
+    per change type and overall when the config names change types."""
     now = _now()
     trail = _trail(ctx)
     leftovers(_root(ctx), trail)
     records = trail.records()
-    metrics.check_environment(environment, records, _environments(ctx))
+    types = _change_types(ctx)
+    if change is not None and not types:
+        raise InputError(f"--change {change}: cd-checks.yml names no change types (`changes:`)")
+    if change is not None:
+        metrics.check_change(change, records, [str(t.name) for t in types])
+    configured = _deployed_to(types, change) if types else _environments(ctx)
+    metrics.check_environment(environment, records, configured)
     result = metrics.compute(
         records,
-        metrics.history(_root(ctx), branch),
+        metrics.history(_root(ctx), branch, files=bool(types)),
         since=metrics.parse_since(since, now),
         until=now,
         environment=environment,
+        types=types,
+        change=change,
     )
     _write(metrics.RENDERERS[output_format](result), output)
