@@ -54,6 +54,18 @@ _INVENTORY = click.option(
     type=click.Path(dir_okay=False, path_type=Path),
     help="Inventory to use instead of rollout.inventory (e.g. a lab fleet's inventory.yml).",
 )
+_CHANGE = click.option(
+    "--change",
+    "change_name",
+    metavar="TYPE",
+    help="The change type (`changes:` in cd-checks.yml) to plan, deploy or roll back.",
+)
+_CHANGED_SINCE = click.option(
+    "--changed-since",
+    metavar="REF",
+    help="Narrow the change type's hosts (scope_by) to what changed since REF (rollout run: "
+    "default the environment's known-good revision of this change type).",
+)
 _BREAK_LOCK = click.option(
     "--break-lock", is_flag=True, help="Take the environment lock even if another run holds it."
 )
@@ -87,6 +99,8 @@ def rollout() -> None:
 )
 @_CONFIG
 @_INVENTORY
+@_CHANGE
+@_CHANGED_SINCE
 @click.option("--revision", default="HEAD", show_default=True, help="Git revision to plan.")
 @click.option(
     "--format",
@@ -100,14 +114,17 @@ def plan(
     ctx: click.Context,
     config_path: Path | None,
     inventory_path: Path | None,
+    change_name: str | None,
+    changed_since: str | None,
     revision: str,
     output_format: str,
 ) -> int:
     """Print the stages and the exact hosts of each wave."""
     from cd_checks.rollout import plan as plan_module
 
-    context = _context(ctx, config_path, inventory_path)
-    click.echo(plan_module.RENDERERS[output_format](context.plan(revision)), nl=False)
+    context = _context(ctx, config_path, inventory_path, change_name)
+    files = _changed(context, changed_since, revision) if changed_since else None
+    click.echo(plan_module.RENDERERS[output_format](context.plan(revision, files)), nl=False)
     return 0
 
 
@@ -121,6 +138,8 @@ def plan(
 )
 @_CONFIG
 @_INVENTORY
+@_CHANGE
+@_CHANGED_SINCE
 @click.option("--stage", "stage_name", metavar="NAME", help="Run this stage (one CI job each).")
 @click.option("--all", "all_stages", is_flag=True, help="Run every stage in order.")
 @click.option("--revision", default="HEAD", show_default=True, help="Git revision to deploy.")
@@ -150,6 +169,8 @@ def run(
     ctx: click.Context,
     config_path: Path | None,
     inventory_path: Path | None,
+    change_name: str | None,
+    changed_since: str | None,
     stage_name: str | None,
     all_stages: bool,
     revision: str,
@@ -176,19 +197,24 @@ def run(
     if bool(stage_name) == all_stages:
         raise CdChecksError("rollout run: give exactly one of --stage NAME or --all")
     emergency = _break_glass(break_glass, reason, ticket)
-    context = _context(ctx, config_path, inventory_path)
+    context = _context(ctx, config_path, inventory_path, change_name)
     _starting(context)
     stages = [s.name for s in context.spec.stages] if all_stages else [stage_name or ""]
     if stage_name:
         context.spec.stage(stage_name)
     revision = _resume_revision(context, stages, revision) if resume else revision
-    plan = context.plan(revision)
     trail = _trail(context, emergency=emergency is not None)
+    files = _deployed_files(context, trail, stages, revision, changed_since, resume)
+    if files == []:
+        return 0
+    plan = context.plan(revision, files)
     _enforce_postmortems(context, trail, plan, stages, emergency is not None)
     emergency, refused = _preflight(context, config_path, plan.revision, emergency)
     if refused:
         return 1
     recorder = _recorder(context, trail, plan.revision, emergency)
+    if _frozen(context, recorder, emergency is not None):
+        return 1
     holder = context.state.me(_command_line())
     try:
         result = engine.run(
@@ -216,6 +242,7 @@ def run(
 )
 @_CONFIG
 @_INVENTORY
+@_CHANGE
 @click.option(
     "--to",
     "to_revision",
@@ -234,6 +261,7 @@ def rollback(
     ctx: click.Context,
     config_path: Path | None,
     inventory_path: Path | None,
+    change_name: str | None,
     to_revision: str | None,
     stage_name: str | None,
     environment: str | None,
@@ -247,7 +275,7 @@ def rollback(
     """
     from cd_checks.rollout import engine
 
-    context = _context(ctx, config_path, inventory_path)
+    context = _context(ctx, config_path, inventory_path, change_name)
     _starting(context)
     target = context.workspace.resolve(to_revision) if to_revision else None
     trail = _trail(context)
@@ -270,12 +298,18 @@ def rollback(
     return _finish(result, output_format, recorder)
 
 
-def _context(ctx: click.Context, config_path: Path | None, inventory_path: Path | None) -> Context:
+def _context(
+    ctx: click.Context, config_path: Path | None, inventory_path: Path | None, change: str | None
+) -> Context:
     from cd_checks.rollout import context
 
     root: Path = ctx.obj["root"]
     return context.load(
-        root, config_path=config_path, inventory_path=inventory_path, env=dict(os.environ)
+        root,
+        config_path=config_path,
+        inventory_path=inventory_path,
+        env=dict(os.environ),
+        change=change,
     )
 
 
@@ -433,7 +467,68 @@ def _recorder(
         http=fetch_json,
         revision=revision,
     )
-    return AuditRecorder(trail, identity, emergency)
+    return AuditRecorder(trail, identity, emergency, change=context.change_name)
+
+
+def _changed(context: Context, ref: str, revision: str) -> list[str]:
+    from cd_checks.scope import changed_files
+
+    return changed_files(context.root, ref, revision)[2]
+
+
+def _deployed_files(
+    context: Context,
+    trail: AuditTrail,
+    stages: list[str],
+    revision: str,
+    changed_since: str | None,
+    resume: bool,
+) -> list[str] | None:
+    """What a named change type's deploy changes: the files since `--changed-since`, else
+    since the known-good revision of the first stage's environment (None: no narrowing,
+    e.g. a first deploy). [] when no file of the type changed: nothing to deploy."""
+    from cd_checks import changes
+    from cd_checks.rollout.context import known_good
+
+    change = context.change
+    if change is None or change.name is None or resume:
+        return None
+    base = changed_since or known_good(context, trail).get(
+        context.spec.stage(stages[0]).environment
+    )
+    if base is None:
+        return None
+    files = _changed(context, base, revision)
+    if not changes.triggered([change], files):
+        click.echo(
+            f"cd-checks: nothing to deploy: no file of change type {change.name} changed "
+            f"since {base[:12]}",
+            err=True,
+        )
+        return []
+    return files
+
+
+def _frozen(context: Context, recorder: AuditRecorder, emergency: bool) -> bool:
+    """A freeze window or missing approvals refuse the run; break-glass goes on, audited."""
+    from cd_checks import freeze
+
+    change = context.change
+    if change is None or (not change.freeze and not change.require_approvals):
+        return False
+    refusals, notes = freeze.enforce(
+        change.freeze,
+        change.require_approvals,
+        recorder.identity.change_request,
+        _now(),
+        break_glass=emergency,
+    )
+    for refusal in refusals:
+        click.echo(f"cd-checks: rollout refused: change type {change.name}: {refusal}", err=True)
+    for note in notes:
+        click.echo(f"cd-checks: {note}", err=True)
+    recorder.notes = tuple(notes)
+    return bool(refusals)
 
 
 def _shout(recorder: AuditRecorder) -> None:

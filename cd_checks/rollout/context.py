@@ -12,6 +12,12 @@ directory must resolve inside the repository.
 When the environment sets no ANSIBLE_SSH_ARGS and the inventory's directory
 holds an `ssh_config` (as a `cd-checks lab` fleet does), ansible and
 testinfra both use that file: `-F ssh_config` with connection sharing.
+
+With change types (`changes:`), a context is one type's: its rollout settings
+(`defaults:` merged with its own), its eligible hosts (the `hosts` pattern,
+narrowed by `scope_by` for the files a deploy changes) and its own state
+directory, `<state_dir>/<type>/`, so locks and run records are per
+environment and change type.
 """
 
 from __future__ import annotations
@@ -20,10 +26,11 @@ import datetime
 import os
 import shlex
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cd_checks import changes as changes_module
 from cd_checks import config as config_module
 from cd_checks import state_dir
 from cd_checks.audit.identity import git_runner
@@ -36,7 +43,7 @@ from cd_checks.rollout.inventory import Inventory
 from cd_checks.rollout.progress import Reporter
 from cd_checks.rollout.recorder import TrailHistory
 from cd_checks.rollout.scrub import scrub
-from cd_checks.rollout.spec import RolloutSpec, from_section
+from cd_checks.rollout.spec import RolloutSpec
 from cd_checks.rollout.state import StateDir
 from cd_checks.rollout.workspace import GitWorkspace
 
@@ -54,6 +61,7 @@ class Context:
     state: StateDir
     env: Mapping[str, str]  # what every child gets: the caller's, without secrets
     config: Config
+    change: changes_module.ChangeType | None = None  # name None: a single `rollout:` section
     withheld: tuple[str, ...] = ()  # names of the caller's variables the children do not get
     # Where Prometheus is and its bearer token: for the metric gate, never for a child.
     prometheus_env: Mapping[str, str] = field(default_factory=dict)
@@ -63,8 +71,19 @@ class Context:
         candidate = self.inventory_path.parent / SSH_CONFIG_NAME
         return candidate if candidate.is_file() else None
 
-    def plan(self, revision: str) -> plan.Plan:
-        return plan.build(self.inventory, self.spec, self.workspace.resolve(revision))
+    @property
+    def change_name(self) -> str | None:
+        return self.change.name if self.change is not None else None
+
+    def plan(self, revision: str, files: Sequence[str] | None = None) -> plan.Plan:
+        """The plan of `revision`; a named change type's covers its eligible hosts only
+        (narrowed by `scope_by` for `files`, the files the deploy changes)."""
+        eligible = None
+        if self.change is not None and self.change.name is not None:
+            eligible = changes_module.eligible(self.change, self.inventory, files)
+        return plan.build(
+            self.inventory, self.spec, self.workspace.resolve(revision), eligible=eligible
+        )
 
 
 def now() -> str:
@@ -83,12 +102,20 @@ def with_own_tools(env: Mapping[str, str]) -> dict[str, str]:
 
 
 def load(
-    root: Path, *, config_path: Path | None, inventory_path: Path | None, env: Mapping[str, str]
+    root: Path,
+    *,
+    config_path: Path | None,
+    inventory_path: Path | None,
+    env: Mapping[str, str],
+    change: str | None = None,
 ) -> Context:
     config = config_module.load(root, config_path)
-    spec = from_section(config.section("rollout"))
+    change_type = changes_module.change_type(config, change)
+    spec = change_type.rollout
     path = (inventory_path or root / spec.inventory).resolve()
-    state = StateDir(state_dir.inside(root, spec.state_dir, "rollout.state_dir"), now)
+    named = change_type.name
+    where = spec.state_dir if named is None else f"{spec.state_dir}/{named}"
+    state = StateDir(state_dir.inside(root, where, "rollout.state_dir"), now)
     context_env, withheld = scrub(with_own_tools(env), spec.pass_env)
     ssh_config = path.parent / SSH_CONFIG_NAME
     if "ANSIBLE_SSH_ARGS" not in context_env and ssh_config.is_file():
@@ -104,15 +131,17 @@ def load(
         state=state,
         env=context_env,
         config=config,
+        change=change_type,
         withheld=withheld,
         prometheus_env={k: env[k] for k in PROMETHEUS_ENV if k in env},
     )
 
 
 def known_good(context: Context, trail: AuditTrail) -> AuditKnownGood:
-    """Known-good per environment from the trail: the last run of its last stage."""
+    """Known-good per environment (and change type) from the trail: the last run of its
+    last stage."""
     last = {e: context.spec.stages_of(e)[-1].name for e in context.spec.environments()}
-    return AuditKnownGood.of(trail, last)
+    return AuditKnownGood.of(trail, last, change=context.change_name)
 
 
 def parts(
@@ -143,7 +172,7 @@ def parts(
         workspace=context.workspace,
         state=context.state,
         known_good=known_good(context, trail),
-        history=TrailHistory(trail, git_runner(context.root)),
+        history=TrailHistory(trail, git_runner(context.root), change=context.change_name),
         report=report,
         observer=observer or NoObserver(),
     )

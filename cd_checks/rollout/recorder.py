@@ -57,6 +57,8 @@ class AuditRecorder:
     runs: list[Written] = field(default_factory=list)
     final_errors: list[str] = field(default_factory=list)
     markers: Markers | None = None  # the deploy markers beside it, whose problems the CLI shows
+    change: str | None = None  # the change type every record is written for (None: unnamed)
+    notes: tuple[str, ...] = ()  # what the run went on without (break-glass past a freeze)
     _open: Written | None = None
     _obliged: set[str] = field(default_factory=set)
 
@@ -75,6 +77,7 @@ class AuditRecorder:
             break_glass=self.break_glass,
             owes_postmortem=stage.environment not in self._obliged,
             base_revision=base,
+            change=self.change,
         )
         if self.break_glass is not None:
             self._obliged.add(stage.environment)
@@ -96,11 +99,13 @@ class AuditRecorder:
         gates = [g for w in waves for g in gate_results(w.number, w.gate)]
         if rollback is not None:
             gates += gate_results(0, rollback.gate)
-        detail = {"failure": failure, "waves": [_wave_json(w) for w in waves]}
+        detail: dict[str, Json] = {"failure": failure, "waves": [_wave_json(w) for w in waves]}
         if rollback is not None:
             detail["rollback_apply"] = _apply_json(rollback.apply)
         if stopped is not None:
             detail["stopped"] = _STOPPED[stopped]
+        if self.notes:
+            detail["notes"] = list(self.notes)
         outcome = stopped or stage_outcome(failure, rollback)
         self._finish(outcome, gates, audit_rollback(rollback), detail)
 
@@ -109,7 +114,14 @@ class AuditRecorder:
     ) -> str:
         self._refuse_after_lost_final(f"the rollback of {environment}")
         deploy_id = self.trail.start(
-            "rollback", environment, None, current, target, [list(hosts)], self.identity
+            "rollback",
+            environment,
+            None,
+            current,
+            target,
+            [list(hosts)],
+            self.identity,
+            change=self.change,
         )
         self._open = Written(deploy_id, "rollback", environment, None)
         self.runs.append(self._open)
