@@ -93,7 +93,7 @@ def change_types(config: Config) -> tuple[ChangeType, ...]:
         )
     if rollout:
         return (ChangeType(name=None, files=UNNAMED_FILES, rollout=from_section(rollout)),)
-    return tuple(_change_type(str(n), body, defaults or {}) for n, body in (changes or {}).items())
+    return tuple(parse(str(n), body, defaults or {}) for n, body in (changes or {}).items())
 
 
 def change_type(config: Config, name: str | None) -> ChangeType:
@@ -212,7 +212,8 @@ def template_problem(file_template: str, group_template: str) -> str | None:
     return None
 
 
-def _change_type(name: str, body: Mapping[str, Any], defaults: Mapping[str, Any]) -> ChangeType:
+def parse(name: str, body: Mapping[str, Any], defaults: Mapping[str, Any]) -> ChangeType:
+    """One change type from its section and `defaults:` (validated by the schema)."""
     where = f"changes.{name}"
     if not NAME.match(name):
         raise ConfigError(f"{where}: a change type's name is lower case: [a-z0-9][a-z0-9_-]*")

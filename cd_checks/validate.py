@@ -27,13 +27,15 @@ from typing import Any
 
 from cd_checks import __version__, bounded, files, guard, nginx, result_cache, state_dir
 from cd_checks import config as config_module
-from cd_checks.checks import rollout, schema, syntax
+from cd_checks.checks import changes, rollout, schema, syntax
 from cd_checks.checks.policy import (
     BuiltinScope,
     Entry,
+    Matcher,
     PolicyRunner,
     PolicySetup,
     whole_documents,
+    within,
 )
 from cd_checks.config import Config
 from cd_checks.documents import Parsed
@@ -75,6 +77,10 @@ class ValidateOptions:
     jobs: int | None = None
     today: datetime.date = field(default_factory=datetime.date.today)
     inventory: Path | None = None  # used instead of rollout.inventory (`rollout run --inventory`)
+    # The clock freeze windows are read against (`changes.<type>.freeze`).
+    now: datetime.datetime = field(
+        default_factory=lambda: datetime.datetime.now(datetime.timezone.utc)
+    )
 
 
 @dataclass(frozen=True)
@@ -97,6 +103,8 @@ class CheckSpec:
     cache_key: bytes = b""
     inventories: tuple[str, ...] = ()  # named by rollout.inventory and ansible.cfg files
     nginx_roots: tuple[str, ...] = ()  # the repository's nginx.conf files (`cd_checks.nginx`)
+    # A builtin set's schema that only change types ask for: the types' files it reads.
+    schema_within: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 class Checker:
@@ -130,7 +138,10 @@ class Checker:
         self.schema_rules, self.schema_problems = schema.load_rules(
             spec.root, spec.schemas, spec.config_path
         )
-        self.schema_specs = [(files.matcher(r.globs), r) for r in self.schema_rules]
+        limits = dict(spec.schema_within)
+        self.schema_specs: list[tuple[Matcher, schema.SchemaRule]] = [
+            (within(r.globs, limits.get(r.schema_path, ())), r) for r in self.schema_rules
+        ]
         self.policy = PolicyRunner(spec.policy) if spec.policy else None
         self.cache = (
             result_cache.Cache(spec.cache_dir, spec.fingerprint, spec.cache_key)
@@ -171,7 +182,7 @@ class Checker:
 
         package = BUILTIN_SETS["nginx"].package
         scopes = self.spec.policy.scopes if self.spec.policy else ()
-        scope = next((files.matcher(s.globs) for s in scopes if s.package == package), None)
+        scope = next((s.reader(s.globs) for s in scopes if s.package == package), None)
         return nginx.Layout(
             self.spec.root,
             self.spec.nginx_roots,
@@ -374,11 +385,18 @@ def run(options: ValidateOptions, *, warn: Callable[[str], None] | None = None) 
         warn(result_cache.rejected_warning(checker.cache.rejected))
     findings += [_escaping_link(p) for p in selection.escaping_links]
     findings += selection.problems
+    reported = rollout.unparsed(findings)
     findings += rollout.check(
+        config, spec.config_path, changed=touched, reported=reported, inventory=options.inventory
+    )
+    findings += changes.check(
         config,
         spec.config_path,
+        paths=everything.paths,
         changed=touched,
-        reported=rollout.unparsed(findings),
+        changed_since=options.changed_since is not None,
+        now=options.now,
+        reported=reported,
         inventory=options.inventory,
     )
     whole_repository = not paths and options.changed_since is None
@@ -432,6 +450,8 @@ def _idle_sets(checker: Checker, paths: Sequence[str]) -> list[str]:
         keys = f"policy.builtin_files.{scope.name}"
         if scope.name == "nginx":  # its files must be read as NGINX first
             keys = f"syntax.nginx and {keys}"
+        if scope.within:
+            plays += f" among the files of the change types that ask for it ({_some(scope.within)})"
         lines.append(
             f"policy set {scope.name!r} is on but matches no file{plays}; its globs: "
             f"{_some(g for g in scope.globs if not g.startswith('!'))}; "
@@ -448,12 +468,12 @@ def _some(globs: Iterable[str], shown: int = 8) -> str:
 
 
 def _reads_any(checker: Checker, scope: BuiltinScope, paths: Sequence[str]) -> bool:
-    read = files.matcher((*scope.globs, *scope.rule_globs()))
+    read = scope.reader((*scope.globs, *scope.rule_globs()))
     if any(checker.kind(p) is not None for p in paths if read.match_file(p)):
         return True
     if not scope.playbook_globs:
         return False
-    plays = files.matcher(scope.playbook_globs)
+    plays = scope.reader(scope.playbook_globs)
     candidates = (p for p in paths if plays.match_file(p) and checker.kind(p) == "yaml")
     return any(_may_hold_play(checker.spec.root / p) for p in candidates)
 
@@ -613,6 +633,7 @@ def build_spec(config: Config, options: ValidateOptions) -> CheckSpec:
         config_path=_config_path(config),
         policy=setup,
         want_documents=bool(setup and PolicyRunner.wants(setup)),
+        schema_within=_schema_within(config, options),
     )
 
 
@@ -652,12 +673,32 @@ def _builtin_schemas(config: Config, options: ValidateOptions) -> list[tuple[tup
     from cd_checks.builtin_policies import BUILTIN_SETS, schema_path
 
     mapped = []
-    for name in _enabled_sets(config, options):
+    for name in [*_enabled_sets(config, options), *_type_sets(config, options)]:
         path = schema_path(name)
         if path is not None:
             globs = config.policy.builtin_files.get(name, BUILTIN_SETS[name].files)
             mapped.append((tuple(globs), os.path.relpath(path, config.root)))
     return mapped
+
+
+def _type_sets(config: Config, options: ValidateOptions) -> dict[str, tuple[str, ...]]:
+    """The builtin sets only change types ask for (`changes.<type>.policy`, not on in
+    `policy.builtin`), each with the files of those types: the set reads only these."""
+    enabled = set(_enabled_sets(config, options))
+    return {n: g for n, g in changes.policy_sets(config).items() if n not in enabled}
+
+
+def _schema_within(
+    config: Config, options: ValidateOptions
+) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    from cd_checks.builtin_policies import schema_path
+
+    limits = []
+    for name, globs in _type_sets(config, options).items():
+        path = schema_path(name)
+        if path is not None:
+            limits.append((os.path.relpath(path, config.root), globs))
+    return tuple(limits)
 
 
 def _policy_setup(config: Config, options: ValidateOptions) -> PolicySetup | None:
@@ -672,7 +713,8 @@ def _policy_setup(config: Config, options: ValidateOptions) -> PolicySetup | Non
             data_paths=tuple(config.root / p for p in policy.data),
             rego_version=rego_version,
         )
-    sets = _enabled_sets(config, options)
+    limited = _type_sets(config, options)
+    sets = [*_enabled_sets(config, options), *limited]
     builtin = None
     scopes: list[BuiltinScope] = []
     if sets:
@@ -689,7 +731,15 @@ def _policy_setup(config: Config, options: ValidateOptions) -> PolicySetup | Non
             plays = () if name in policy.builtin_files else known.playbook_files
             rules = tuple((r, s) for r, s in policy.rules.items() if owner.get(r) == name)
             scopes.append(
-                BuiltinScope(known.package, known.combined_package, globs, plays, name, rules)
+                BuiltinScope(
+                    known.package,
+                    known.combined_package,
+                    globs,
+                    plays,
+                    name,
+                    rules,
+                    within=limited.get(name, ()),
+                )
             )
     if user is None and builtin is None:
         return None

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,7 +14,7 @@ from cd_checks.builtin_policies import BUILTIN_SETS
 from cd_checks.errors import ConfigError
 from cd_checks.rollout.inventory import Inventory, read_static
 from cd_checks.rollout.spec import AnsibleApply
-from tests.conftest import write_tree
+from tests.conftest import Run, git, init_repo, write_tree
 
 INVENTORY = """\
 all:
@@ -277,3 +279,177 @@ def test_a_type_s_ansible_tags_reach_ansible_playbook(tmp_path: Path) -> None:
         [Host("web-1", "web-1")], "rev", "canary"
     )
     assert not [a for a in argv if a.startswith("--tags")]
+
+
+# -- validate: bad change types are findings at their line in cd-checks.yml ------------
+
+REPOSITORY = {
+    "inventory/hosts.yml": INVENTORY,
+    "deploy/site.yml": "- hosts: all\n  tasks: []\n",
+    "tests/health/test_up.py": "def test_up() -> None:\n    pass\n",
+    "nginx/sites/shop.conf": "server { listen 80; }\n",
+    "patches/2026-01.yml": "packages: [openssl]\n",
+    "README.md": "# ops\n",
+}
+
+
+def validate(cli: Callable[..., Run], root: Path, *args: str) -> list[dict[str, Any]]:
+    run = cli("-C", root, "validate", "--no-cache", "--format", "json", *args)
+    assert run.code in (0, 1), run.err
+    found: list[dict[str, Any]] = json.loads(run.out)["findings"]
+    return [f for f in found if f["check"] == "rollout" or f["check"] == "policy"]
+
+
+def at(findings: list[dict[str, Any]], rule: str) -> list[tuple[str, int, str]]:
+    return [(f["path"], f["line"], f["message"]) for f in findings if f["rule"] == rule]
+
+
+def line_of(text: str, needle: str) -> int:
+    return next(n for n, line in enumerate(text.splitlines(), 1) if needle in line)
+
+
+def test_a_clean_config_has_no_change_type_finding(tmp_path: Path, cli: Callable[..., Run]) -> None:
+    root = init_repo(write_tree(tmp_path, {**REPOSITORY, "cd-checks.yml": CONFIG}))
+    assert [f for f in validate(cli, root) if f["check"] == "rollout"] == []
+
+
+def test_host_patterns_that_match_nothing(tmp_path: Path, cli: Callable[..., Run]) -> None:
+    config = CONFIG.replace('"all:!db"', '"all:!dbb"').replace("hosts: monitoring", "hosts: prom")
+    root = init_repo(write_tree(tmp_path, {**REPOSITORY, "cd-checks.yml": config}))
+    found = validate(cli, root)
+    assert at(found, "host-pattern") == [
+        (
+            "cd-checks.yml",
+            line_of(config, "all:!dbb"),
+            "host pattern 'all:!dbb': '!dbb' matches no group or host of the inventory, "
+            "so it excludes nothing; did you mean 'db'?",
+        ),
+        (
+            "cd-checks.yml",
+            line_of(config, "hosts: prom"),
+            "host pattern 'prom': 'prom' matches no group or host of the inventory, so it "
+            "adds nothing (its groups: all, db, monitoring, site_blog, site_shop, ungrouped, web)",
+        ),
+    ]
+    assert at(found, "hosts-match-nothing") == [
+        (
+            "cd-checks.yml",
+            line_of(config, "hosts: prom"),
+            "host pattern 'prom' matches no host of the inventory: change type 'monitoring' "
+            "would deploy nowhere",
+        )
+    ]
+
+
+def test_scope_by_groups_the_inventory_lacks(tmp_path: Path, cli: Callable[..., Run]) -> None:
+    config = CONFIG.replace(
+        'scope_by: {"nginx/sites/{site}.conf": "site_{site}"}',
+        'scope_by: {"nginx/sites/{site}.conf": "site_{site}", "nginx/default.conf": "site_shp"}',
+    )
+    files = {**REPOSITORY, "cd-checks.yml": config, "nginx/sites/wiki.conf": "server {}\n"}
+    root = init_repo(write_tree(tmp_path, files))
+    line = line_of(config, "scope_by:")
+    assert at(validate(cli, root), "scope-by-group") == [
+        (
+            "cd-checks.yml",
+            line,
+            "scope_by names group 'site_wiki' (for nginx/sites/wiki.conf), which the "
+            "inventory does not have (its groups: all, db, monitoring, site_blog, site_shop, "
+            "ungrouped, web)",
+        ),
+        (
+            "cd-checks.yml",
+            line,
+            "scope_by names group 'site_shp', which the inventory does not have; "
+            "did you mean 'site_shop'?",
+        ),
+    ]
+
+
+def test_a_pull_request_adding_a_site_without_its_group(
+    tmp_path: Path, cli: Callable[..., Run]
+) -> None:
+    root = init_repo(write_tree(tmp_path, {**REPOSITORY, "cd-checks.yml": CONFIG}))
+    git(root, "checkout", "-q", "-b", "pr")
+    write_tree(root, {"nginx/sites/wiki.conf": "server { listen 80; }\n"})
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "wiki")
+    found = validate(cli, root, "--changed-since", "main")
+    assert [m for _, _, m in at(found, "scope-by-group")] == [
+        "scope_by names group 'site_wiki' (for nginx/sites/wiki.conf), which the inventory "
+        "does not have (its groups: all, db, monitoring, site_blog, site_shop, ungrouped, web)"
+    ]
+
+
+def test_a_change_type_that_does_not_build_and_shared_defaults_reported_once(
+    tmp_path: Path, cli: Callable[..., Run]
+) -> None:
+    config = CONFIG.replace("inventory: inventory/hosts.yml", "inventory: inventory/host.yml")
+    config = config.replace("  patches:\n", "  patches:\n    stages: []\n")
+    config += "  broken:\n    files: [x]\n    scope_by: {'a/{x}': 'g_{y}'}\n"
+    root = init_repo(write_tree(tmp_path, {**REPOSITORY, "cd-checks.yml": config}))
+    run = cli("-C", root, "validate", "--no-cache", "--format", "json")
+    assert run.code == 2  # the schema: stages has at least one item
+    assert "changes.patches.stages: [] should be non-empty" in run.err
+    config = config.replace("    stages: []\n", "")
+    write_tree(root, {"cd-checks.yml": config})
+    found = validate(cli, root)
+    assert at(found, "invalid") == [
+        (
+            "cd-checks.yml",
+            line_of(config, "broken:") + 1,  # the type's section
+            "changes.broken.scope_by: group 'g_{y}' uses {y}, which file template 'a/{x}' "
+            "does not have",
+        )
+    ]
+    assert at(found, "inventory-missing") == [
+        (
+            "cd-checks.yml",
+            line_of(config, "inventory: inventory/host.yml"),
+            "inventory 'inventory/host.yml' does not exist; did you mean 'inventory/hosts.yml'?",
+        )
+    ]
+
+
+def test_a_changed_file_of_a_frozen_type_is_an_error_in_pr_mode(
+    tmp_path: Path, cli: Callable[..., Run]
+) -> None:
+    config = CONFIG.replace(
+        '{from: "2026-12-20", to: "2027-01-04", reason: year-end freeze}',
+        '{from: "2026-12-20", to: "2027-01-04", reason: year-end freeze}\n'
+        '      - {cron: "* * * * *", reason: "always frozen, for the test"}',
+    )
+    files = {**REPOSITORY, "cd-checks.yml": config, "monitoring/rules/a.yml": "groups: []\n"}
+    root = init_repo(write_tree(tmp_path, files))
+    assert at(validate(cli, root), "frozen") == []  # a whole-repository run: no change
+    git(root, "checkout", "-q", "-b", "pr")
+    write_tree(root, {"monitoring/rules/a.yml": "groups: []\n# tuned\n"})
+    git(root, "commit", "-q", "-am", "tune")
+    assert at(validate(cli, root, "--changed-since", "main"), "frozen") == [
+        (
+            "cd-checks.yml",
+            line_of(config, "always frozen"),
+            "change type 'monitoring' is frozen now: always frozen, for the test (cron "
+            "'* * * * *' UTC); this change touches monitoring/rules/a.yml, which `rollout "
+            "run` will not deploy until the window ends (break-glass overrides it, audited)",
+        )
+    ]
+
+
+def test_a_type_s_policy_sets_check_its_files_only(tmp_path: Path, cli: Callable[..., Run]) -> None:
+    config = CONFIG.replace("    require_approvals: 1\n", "    policy: [patches]\n")
+    unpinned = "name: p\npackages: [{name: curl}]\n"
+    files = {
+        **REPOSITORY,
+        "cd-checks.yml": config,
+        "patches/2026-02.yml": unpinned,  # the type's (patches/*.yml)
+        "patches/archive/2019.yml": unpinned,  # the set's globs, not the type's files
+    }
+    root = init_repo(write_tree(tmp_path, files))
+    run = cli("-C", root, "validate", "--no-cache", "--format", "json")
+    found = json.loads(run.out)["findings"]
+    pinned = [(f["path"], f["rule"]) for f in found if f["rule"] == "PATCH-001"]
+    assert pinned == [("patches/2026-02.yml", "PATCH-001")]
+    schema = {f["path"] for f in found if f["check"] == "schema"}
+    assert "patches/2026-02.yml" in schema and "patches/archive/2019.yml" not in schema
+    assert run.code == 1

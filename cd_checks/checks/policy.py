@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 import pathspec
 
@@ -37,10 +37,35 @@ class BuiltinScope:
     playbook_globs: tuple[str, ...] = ()  # read only when the file holds a playbook
     name: str = ""
     rules: tuple[tuple[str, RuleSetting], ...] = ()  # `policy.rules` of this set's rules
+    # A set only change types ask for (`changes.<type>.policy`): it reads only their files.
+    within: tuple[str, ...] = ()
 
     def rule_globs(self) -> tuple[str, ...]:
         """Files a rule of the set was given (`files:`) beyond the set's globs."""
         return tuple(g for _, setting in self.rules for g in setting.files or ())
+
+    def reader(self, globs: Sequence[str]) -> Matcher:
+        """The files of `globs` this set reads: all of them, or those `within` names too."""
+        return within(globs, self.within)
+
+
+class Matcher(Protocol):
+    def match_file(self, file: str) -> bool: ...
+
+
+@dataclass(frozen=True)
+class _Both:
+    first: pathspec.GitIgnoreSpec
+    second: pathspec.GitIgnoreSpec
+
+    def match_file(self, file: str) -> bool:
+        return bool(self.first.match_file(file) and self.second.match_file(file))
+
+
+def within(globs: Sequence[str], limit: Sequence[str]) -> Matcher:
+    """A matcher of `globs`; with `limit`, of the files both match."""
+    spec = matcher(globs)
+    return _Both(spec, matcher(limit)) if limit else spec
 
 
 @dataclass(frozen=True)
@@ -137,16 +162,20 @@ class PolicyRunner:
         self.builtin: Evaluator | None = (
             open_engine(setup.builtin, engine="embedded", wait=False) if setup.builtin else None
         )
-        self._scopes = [(scope, matcher(scope.globs)) for scope in setup.scopes]
+        self._scopes = [(scope, scope.reader(scope.globs)) for scope in setup.scopes]
         self._playbook_scopes = [
-            (scope, matcher(scope.playbook_globs)) for scope in setup.scopes if scope.playbook_globs
+            (scope, scope.reader(scope.playbook_globs))
+            for scope in setup.scopes
+            if scope.playbook_globs
         ]
         # Sets one of whose rules was given files of its own: they read those files too.
         self._rule_scopes = [
-            (scope, matcher(scope.rule_globs())) for scope in setup.scopes if scope.rule_globs()
+            (scope, scope.reader(scope.rule_globs()))
+            for scope in setup.scopes
+            if scope.rule_globs()
         ]
         self._combined_scopes = [
-            (scope, spec, matcher(scope.rule_globs()))
+            (scope, spec, scope.reader(scope.rule_globs()))
             for scope, spec in self._scopes
             if scope.combined_package
         ]
@@ -239,7 +268,7 @@ class PolicyRunner:
         for scope, spec in self._scopes:
             if self.builtin is None or not scope.combined_package:
                 continue
-            extra = matcher(scope.rule_globs())
+            extra = scope.reader(scope.rule_globs())
             chosen = [e for e in entries if spec.match_file(e.path) or extra.match_file(e.path)]
             if chosen:
                 found = self._combined(self.builtin, chosen, [scope.combined_package])
@@ -266,7 +295,7 @@ class PolicyRunner:
         return found
 
 
-def _within(spec: pathspec.GitIgnoreSpec) -> Callable[[str], bool]:
+def _within(spec: Matcher) -> Callable[[str], bool]:
     """Whether a combined finding's file is one of the set's (`.`: the input as a whole)."""
     return lambda path: path == "." or spec.match_file(path)
 

@@ -77,14 +77,27 @@ def check(
     section = config.raw.get("rollout")
     if not section or config.source is None:
         return []
-    where = Where(config_path, _located(config.source))
+    where = Where(config_path, located(config.source))
     try:
         spec = from_section(section)
     except CdChecksError as exc:
         return [where.finding(["rollout"], "invalid", str(exc))]
-    root = config.root
-    if changed is not None and not _wanted(spec, root, config_path, changed):
+    if changed is not None and not wanted(spec, config.root, config_path, changed):
         return []
+    return check_spec(spec, section, config.root, where, reported=reported, inventory=inventory)
+
+
+def check_spec(
+    spec: RolloutSpec,
+    section: Mapping[str, Any],
+    root: Path,
+    where: Where,
+    *,
+    reported: Collection[str] = (),
+    inventory: Path | None = None,
+) -> list[Finding]:
+    """The referents of one rollout spec (`section` as written); keys start at "rollout",
+    which `where` places (a change type's spec: under `changes.<name>` or `defaults`)."""
     findings = _inventory(spec, root, where, reported, inventory)
     findings += _apply(spec, root, where)
     findings += _metrics(spec, section, where)
@@ -137,7 +150,7 @@ def unparsed(findings: Iterable[Finding]) -> set[str]:
     return {f.path for f in findings if f.check == "syntax" and f.rule in UNPARSED_RULES}
 
 
-def _located(source: Path) -> Parsed:
+def located(source: Path) -> Parsed:
     try:
         node = bounded.compose_yaml(source.read_text("utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError, bounded.ParseProblem):
@@ -145,7 +158,8 @@ def _located(source: Path) -> Parsed:
     return Parsed("yaml", (None,), (node,))
 
 
-def _wanted(spec: RolloutSpec, root: Path, config_path: str, changed: Collection[str]) -> bool:
+def wanted(spec: RolloutSpec, root: Path, config_path: str, changed: Collection[str]) -> bool:
+    """Whether a PR's `changed` files call for checking `spec`'s referents again."""
     referents = [config_path, *_in_repository(spec.inventory)]
     if isinstance(spec.apply, AnsibleApply):
         referents += _in_repository(spec.apply.playbook)
@@ -261,7 +275,7 @@ def _near(root: Path, path: str) -> str:
     return f"; did you mean {posixpath.join(posixpath.dirname(path), close[0])!r}?"
 
 
-def _group_hint(group: str, groups: Sequence[str]) -> str:
+def group_hint(group: str, groups: Sequence[str]) -> str:
     close = difflib.get_close_matches(group, groups, n=1, cutoff=0.6)
     if close:
         return f"; did you mean {close[0]!r}?"
@@ -276,6 +290,6 @@ def _unknown_group_finding(
     stage = spec.stages[index]
     message = (
         f"stage {stage.name!r} names group {stage.group!r}, which the inventory does not "
-        f"define{_group_hint(stage.group, list(found.groups))}"
+        f"define{group_hint(stage.group, list(found.groups))}"
     )
     return where.finding(["rollout", "stages", index, "hosts"], "unknown-group", message)
