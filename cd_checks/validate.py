@@ -337,9 +337,7 @@ def run(options: ValidateOptions, *, warn: Callable[[str], None] | None = None) 
         options.root, paths=paths, include=config.include, exclude=config.exclude
     )
     selection = everything
-    named = syntax.named_inventories(
-        config.root, config.section("rollout").get("inventory"), everything.paths
-    )
+    named = _named_inventories(config, everything.paths)
     spec = replace(spec, inventories=named, nginx_roots=_nginx_roots(config, options, everything))
     touched: set[str] | None = set(everything.paths) if paths else None
     if options.changed_since is not None:
@@ -402,6 +400,19 @@ def run(options: ValidateOptions, *, warn: Callable[[str], None] | None = None) 
     whole_repository = not paths and options.changed_since is None
     findings = _apply_exceptions(findings, config, options.today, whole_repository)
     return Report.build(findings, len(candidates))
+
+
+def _named_inventories(config: Config, paths: Sequence[str]) -> tuple[str, ...]:
+    """The inventories `rollout:`, `defaults:` and each change type name, and ansible.cfg's."""
+    sections = [config.section("rollout"), config.section("defaults")]
+    sections += [t for t in config.section("changes").values() if isinstance(t, dict)]
+    configured = [s.get("inventory") for s in sections if isinstance(s.get("inventory"), str)]
+    named = [
+        name
+        for inventory in configured or [None]
+        for name in syntax.named_inventories(config.root, inventory, paths)
+    ]
+    return tuple(dict.fromkeys(named))
 
 
 def _with_cache(

@@ -453,3 +453,18 @@ def test_a_type_s_policy_sets_check_its_files_only(tmp_path: Path, cli: Callable
     schema = {f["path"] for f in found if f["check"] == "schema"}
     assert "patches/2026-02.yml" in schema and "patches/archive/2019.yml" not in schema
     assert run.code == 1
+
+
+def test_an_inventory_named_in_defaults_is_checked_as_an_inventory(
+    tmp_path: Path, cli: Callable[..., Run]
+) -> None:
+    config = (
+        "defaults:\n  inventory: deploy/fleet\n  apply: {command: ['true']}\n"
+        "  stages: [{name: all, hosts: all}]\nchanges:\n  web: {files: ['web/**'], hosts: web}\n"
+    )
+    files = {"cd-checks.yml": config, "deploy/fleet": "[web]\nweb-1\n[web:children\n"}
+    root = init_repo(write_tree(tmp_path, files))
+    run = cli("-C", root, "validate", "--no-cache", "--format", "json")
+    found = [(f["path"], f["line"], f["check"], f["rule"]) for f in json.loads(run.out)["findings"]]
+    assert ("deploy/fleet", 3, "syntax", "inventory") in found
+    assert not [f for f in found if f[3] == "inventory-invalid"]  # shown once, by syntax
