@@ -21,8 +21,10 @@ environment (`os.environ`) and $GITHUB_STEP_SUMMARY.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -119,12 +121,29 @@ def plan(
     revision: str,
     output_format: str,
 ) -> int:
-    """Print the stages and the exact hosts of each wave."""
+    """Print the stages and the exact hosts of each wave (of every change type, or one)."""
+    from cd_checks import changes
+    from cd_checks.config import load as load_config
     from cd_checks.rollout import plan as plan_module
 
-    context = _context(ctx, config_path, inventory_path, change_name)
-    files = _changed(context, changed_since, revision) if changed_since else None
-    click.echo(plan_module.RENDERERS[output_format](context.plan(revision, files)), nl=False)
+    names: list[str | None] = [change_name]
+    if change_name is None:
+        names = [t.name for t in changes.change_types(load_config(ctx.obj["root"], config_path))]
+    several = len(names) > 1
+    documents: dict[str, object] = {}
+    for name in names or [None]:
+        context = _context(ctx, config_path, inventory_path, name)
+        files = _changed(context, changed_since, revision) if changed_since else None
+        text = plan_module.RENDERERS[output_format](context.plan(revision, files))
+        if several and output_format == "json":
+            documents[str(name)] = json.loads(text)  # one document: {"changes": {TYPE: plan}}
+            continue
+        if several:
+            heading = f"## Change type `{name}`\n" if output_format == "markdown" else f"{name}:"
+            click.echo(heading)
+        click.echo(text, nl=False)
+    if documents:
+        click.echo(json.dumps({"changes": documents}, indent=2))
     return 0
 
 
@@ -139,6 +158,12 @@ def plan(
 @_CONFIG
 @_INVENTORY
 @_CHANGE
+@click.option(
+    "--all-changes",
+    is_flag=True,
+    help="Every change type in cd-checks.yml's order, each deploying only when a file of it "
+    "changed since its known-good revision; the first that fails stops the rest.",
+)
 @_CHANGED_SINCE
 @click.option("--stage", "stage_name", metavar="NAME", help="Run this stage (one CI job each).")
 @click.option("--all", "all_stages", is_flag=True, help="Run every stage in order.")
@@ -170,6 +195,7 @@ def run(
     config_path: Path | None,
     inventory_path: Path | None,
     change_name: str | None,
+    all_changes: bool,
     changed_since: str | None,
     stage_name: str | None,
     all_stages: bool,
@@ -192,14 +218,64 @@ def run(
     on (no automatic rollback on a gate failure); an applier failure still
     stops it and rolls back.
     """
-    from cd_checks.rollout import engine
-
     if bool(stage_name) == all_stages:
         raise CdChecksError("rollout run: give exactly one of --stage NAME or --all")
+    if all_changes and change_name:
+        raise CdChecksError("rollout run: give --change TYPE or --all-changes, not both")
     emergency = _break_glass(break_glass, reason, ticket)
-    context = _context(ctx, config_path, inventory_path, change_name)
+    options = _RunOptions(
+        config_path,
+        inventory_path,
+        changed_since,
+        stage_name,
+        revision,
+        resume,
+        on_failure,
+        emergency,
+        break_lock,
+        output_format,
+    )
+    if not all_changes:
+        return _run_change(ctx, options, change_name)
+    from cd_checks import changes
+    from cd_checks.config import load as load_config
+
+    types = changes.change_types(load_config(ctx.obj["root"], config_path))
+    for change in types:
+        if stage_name and stage_name not in {s.name for s in change.rollout.stages}:
+            click.echo(f"cd-checks: change type {change.label} has no stage {stage_name}", err=True)
+            continue
+        click.echo(f"cd-checks: change type {change.label}", err=True)
+        code = _run_change(ctx, options, change.name)
+        if code != 0:
+            return code
+    return 0
+
+
+@dataclass(frozen=True)
+class _RunOptions:
+    config_path: Path | None
+    inventory_path: Path | None
+    changed_since: str | None
+    stage_name: str | None
+    revision: str
+    resume: bool
+    on_failure: str | None
+    emergency: BreakGlass | None
+    break_lock: bool
+    output_format: str
+
+
+def _run_change(ctx: click.Context, options: _RunOptions, change_name: str | None) -> int:
+    """`rollout run` of one change type (None: the only one there is)."""
+    from cd_checks.rollout import engine
+
+    config_path, revision, resume = options.config_path, options.revision, options.resume
+    emergency, stage_name = options.emergency, options.stage_name
+    changed_since, output_format = options.changed_since, options.output_format
+    context = _context(ctx, config_path, options.inventory_path, change_name)
     _starting(context)
-    stages = [s.name for s in context.spec.stages] if all_stages else [stage_name or ""]
+    stages = [s.name for s in context.spec.stages] if not stage_name else [stage_name]
     if stage_name:
         context.spec.stage(stage_name)
     revision = _resume_revision(context, stages, revision) if resume else revision
@@ -223,9 +299,9 @@ def run(
             stages,
             holder=holder,
             resume=resume,
-            break_lock=break_lock,
+            break_lock=options.break_lock,
             override_gates=emergency is not None,
-            on_failure=on_failure,
+            on_failure=options.on_failure,
         )
     except CdChecksError:
         _shout(recorder)
