@@ -169,7 +169,7 @@ def scope_group(scope_by: Sequence[tuple[str, str]], path: str) -> str | None:
 
 def template_match(template: str, path: str) -> dict[str, str] | None:
     """The placeholder values when `path` matches the file template, else None."""
-    found = _template_regex(template).fullmatch(path)
+    found = template_regex(template).fullmatch(path)
     return found.groupdict() if found else None
 
 
@@ -177,7 +177,8 @@ def fill(template: str, values: Mapping[str, str]) -> str:
     return _PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
 
 
-def _template_regex(template: str) -> re.Pattern[str]:
+def template_regex(template: str) -> re.Pattern[str]:
+    """The file template as a regex whose named groups are its placeholders."""
     parts: list[str] = []
     for token in _TEMPLATE_PART.finditer(template):
         text, name = token.group(0), token.group(1)

@@ -26,7 +26,7 @@ from pathlib import Path
 from cd_checks import changes, freeze
 from cd_checks.changes import ChangeType
 from cd_checks.config import Config
-from cd_checks.errors import InputError, ToolError
+from cd_checks.errors import ConfigError, InputError, ToolError
 from cd_checks.files import FULL_HISTORY
 from cd_checks.freeze import FreezeWindow
 from cd_checks.report.escaping import escape_controls, quote_path
@@ -204,7 +204,10 @@ def build(
 def _type_scope(
     change: ChangeType, files: list[str], inventory: Inventory, revision: str, now: datetime
 ) -> TypeScope:
-    eligible = changes.eligible(change, inventory, files)
+    try:
+        eligible = changes.eligible(change, inventory, files)
+    except ConfigError as exc:  # a bad regex in a host pattern or a scope_by group
+        raise ConfigError(f"{change.key}: {exc}") from exc
     built = plan.build(inventory, change.rollout, revision, eligible=eligible)
     planned = {h for stage in built.stages for h in stage.hosts}
     warnings = [

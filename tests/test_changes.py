@@ -468,3 +468,21 @@ def test_an_inventory_named_in_defaults_is_checked_as_an_inventory(
     found = [(f["path"], f["line"], f["check"], f["rule"]) for f in json.loads(run.out)["findings"]]
     assert ("deploy/fleet", 3, "syntax", "inventory") in found
     assert not [f for f in found if f[3] == "inventory-invalid"]  # shown once, by syntax
+
+
+def test_a_bad_regex_in_a_host_pattern_is_a_finding_and_one_error_line_in_scope(
+    tmp_path: Path, cli: Callable[..., Run]
+) -> None:
+    config = CONFIG.replace("hosts: monitoring", "hosts: '~mon('")
+    root = init_repo(write_tree(tmp_path, {**REPOSITORY, "cd-checks.yml": config}))
+    (finding,) = at(validate(cli, root), "host-pattern")
+    assert finding[:2] == ("cd-checks.yml", line_of(config, "~mon("))
+    assert "host pattern term '~mon(': missing ), unterminated subpattern" in finding[2]
+    git(root, "checkout", "-q", "-b", "pr")
+    write_tree(root, {"monitoring/rules/a.yml": "groups: []\n"})
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "rule")
+    run = cli("-C", root, "scope", "--changed-since", "main")
+    assert run.code == 2 and run.err.startswith(
+        "cd-checks: error: changes.monitoring: host pattern term '~mon('"
+    )

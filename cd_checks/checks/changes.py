@@ -175,6 +175,7 @@ def _scope_by(
     """A group the inventory lacks, per scope_by entry. `only`: the changed files of
     the type (PR mode without config or inventory changes), else every file."""
     findings: list[Finding] = []
+    owned = change.owns(paths if only is None else only) if change.scope_by else []
     for file_template, group_template in change.scope_by:
         keys: JsonPath = ["scope_by", file_template]
         if "{" not in group_template:
@@ -182,10 +183,12 @@ def _scope_by(
                 findings += _missing_group(group_template, found, hosts, change, where, keys, [])
             continue
         named: dict[str, list[str]] = {}
-        for path in paths if only is None else only:
-            values = changes.template_match(file_template, path)
-            if values is not None and change.owns([path]):
-                named.setdefault(changes.fill(group_template, values), []).append(path)
+        template = changes.template_regex(file_template)
+        for path in owned:
+            matched = template.fullmatch(path)
+            if matched is not None:
+                group = changes.fill(group_template, matched.groupdict())
+                named.setdefault(group, []).append(path)
         for group, files in named.items():
             findings += _missing_group(group, found, hosts, change, where, keys, files)
     return findings
