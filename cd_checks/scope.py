@@ -77,6 +77,7 @@ class Scope:
     types: tuple[TypeScope, ...]
     unmatched: tuple[str, ...]
     overlaps: tuple[tuple[str, tuple[str, ...]], ...]  # file -> the types deploying it
+    configured: bool = True  # False: the config has no `changes:` and no `rollout:`
 
     @property
     def warnings(self) -> tuple[str, ...]:
@@ -196,7 +197,10 @@ def build(
         revision=revision,
         files=tuple(files),
         types=scoped,
-        unmatched=tuple(changes.unmatched(types, files)),
+        # Without change types (a validate-only repository) nothing is deployed by a
+        # pipeline, and saying so of every file would be noise.
+        unmatched=tuple(changes.unmatched(types, files)) if types else (),
+        configured=bool(types),
         overlaps=tuple(sorted(overlaps)),
     )
 
@@ -271,11 +275,17 @@ def _notes(scoped: TypeScope) -> list[str]:
     return notes
 
 
+def _nothing(scope: Scope) -> str:
+    if not scope.configured:
+        return "cd-checks.yml has no `changes:` and no `rollout:` section"
+    return "no change type deploys these files"
+
+
 def render_text(scope: Scope) -> str:
     changed = plural(len(scope.files), "changed file")
     lines = [f"scope of {scope.base[:12]}...{scope.revision[:12]}: {changed}"]
     if not scope.types:
-        lines.append("deploys nothing: no change type deploys these files")
+        lines.append(f"deploys nothing: {_nothing(scope)}")
     for scoped in scope.types:
         lines.append(f"change type {scoped.change.label}: {_summary(scoped)}")
         lines.append(f"  files: {', '.join(quote_path(p) for p in scoped.files)}")
@@ -295,7 +305,7 @@ def render_markdown(scope: Scope) -> str:
         f"`{scope.revision[:12]}`.",
     ]
     if not scope.types:
-        lines += ["", "**Deploys nothing**: no change type deploys these files."]
+        lines += ["", f"**Deploys nothing**: {_text(_nothing(scope))}."]
     for scoped in scope.types:
         lines += ["", f"#### {_text(scoped.change.label)}: {_text(_summary(scoped))}", ""]
         shown = ", ".join(_code(p) for p in scoped.files)

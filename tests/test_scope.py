@@ -243,3 +243,11 @@ def test_a_host_pattern_term_that_matches_nothing_is_a_warning(tmp_path: Path, c
         "of the inventory" in run.out
     )
     assert "change type patches: 8 of 8 hosts" in run.out
+
+
+def test_without_change_types_scope_deploys_nothing_quietly(tmp_path: Path, cli: Cli) -> None:
+    root = pull_request(tmp_path, {"patches/b.yml": "x: 1\n"}, "files: {include: ['**']}\n")
+    run = cli("-C", root, "scope", "--changed-since", "main", "--strict")
+    assert run.code == 0
+    assert "deploys nothing: cd-checks.yml has no `changes:` and no `rollout:` section" in run.out
+    assert "warning" not in run.out
