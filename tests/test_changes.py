@@ -486,3 +486,21 @@ def test_a_bad_regex_in_a_host_pattern_is_a_finding_and_one_error_line_in_scope(
     assert run.code == 2 and run.err.startswith(
         "cd-checks: error: changes.monitoring: host pattern term '~mon('"
     )
+
+
+def test_rollout_beside_changes(tmp_path: Path, cli: Callable[..., Run]) -> None:
+    config = (
+        CONFIG + "rollout: {inventory: i, apply: {command: [x]}, stages: [{name: a, hosts: all}]}\n"
+    )
+    root = init_repo(write_tree(tmp_path, {**REPOSITORY, "cd-checks.yml": config}))
+    (finding,) = at(validate(cli, root), "invalid")
+    assert finding[1] == line_of(config, "changes:") + 1  # the changes' section
+    assert "put the shared keys under `defaults:`" in finding[2]
+
+
+def test_defaults_without_change_types(tmp_path: Path, cli: Callable[..., Run]) -> None:
+    config = CONFIG.split("changes:")[0]
+    root = init_repo(write_tree(tmp_path, {**REPOSITORY, "cd-checks.yml": config}))
+    (finding,) = at(validate(cli, root), "invalid")
+    assert finding[1] == 2  # the defaults' section
+    assert "`defaults:` applies to the types of `changes:`" in finding[2]

@@ -19,9 +19,10 @@ share `defaults:` are reported once.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from cd_checks import changes, freeze
 from cd_checks.changes import ChangeType
@@ -73,48 +74,76 @@ def check(
     `rollout:`). `changed_since`: a PR run (`--changed-since`): its changed files
     of a frozen type are errors. `inventory` replaces each type's inventory.
     """
-    section = config.raw.get("changes")
-    if not section or config.source is None:
+    section, defaults = config.raw.get("changes"), config.raw.get("defaults")
+    if not (section or defaults) or config.source is None:
         return []
     located = rollout.Where(config_path, rollout.located(config.source))
-    defaults = config.raw.get("defaults") or {}
-    findings: list[Finding] = []
-    inventories: dict[Path, Inventory | None] = {}
-    for name, body in section.items():
-        where = TypeWhere(config_path, located.parsed, str(name), frozenset(body))
+    if not section or config.raw.get("rollout"):
+        # `defaults:` without `changes:`, or `changes:` beside `rollout:`: one finding.
         try:
-            change = changes.parse(str(name), body, defaults)
+            changes.change_types(config)
         except CdChecksError as exc:
-            findings.append(where.finding([], "invalid", str(exc)))
-            continue
+            key = "changes" if section else "defaults"
+            return [located.finding([key], "invalid", str(exc))]
+    run = _Run(config, config_path, paths, changed, changed_since, now, reported, inventory)
+    findings: list[Finding] = []
+    for name, body in (section or {}).items():
+        where = TypeWhere(config_path, located.parsed, str(name), frozenset(body))
+        findings += run.type_findings(where, body, defaults or {})
+    return list(dict.fromkeys(findings))
+
+
+@dataclass
+class _Run:
+    """One validate run's view of the change types; reads each inventory once."""
+
+    config: Config
+    config_path: str
+    paths: Sequence[str]
+    changed: Collection[str] | None
+    changed_since: bool
+    now: datetime
+    reported: Collection[str]
+    inventory: Path | None
+    inventories: dict[Path, Inventory | None] = field(default_factory=dict)
+
+    def type_findings(
+        self, where: TypeWhere, body: Mapping[str, Any], defaults: Mapping[str, Any]
+    ) -> list[Finding]:
+        try:
+            change = changes.parse(where.name, body, defaults)
+        except CdChecksError as exc:
+            return [where.finding([], "invalid", str(exc))]
+        changed = self.changed
         own_changed = None if changed is None else change.owns(sorted(changed))
-        if changed_since and own_changed:
-            findings += _frozen(change, own_changed, where, now)
-        merged = {**defaults, **{k: v for k, v in body.items() if k not in changes.OWN_KEYS}}
-        touches = changed is None or rollout.wanted(
-            change.rollout, config.root, config_path, changed
-        )
+        findings = _frozen(change, own_changed, where, self.now) if self.changed_since else []
+        root = self.config.root
+        touches = changed is None or rollout.wanted(change.rollout, root, self.config_path, changed)
         if touches:
+            merged = {**defaults, **{k: v for k, v in body.items() if k not in changes.OWN_KEYS}}
             findings += rollout.check_spec(
                 change.rollout,
                 merged,
-                config.root,
+                root,
                 where,
-                reported=reported,
-                inventory=inventory,
+                reported=self.reported,
+                inventory=self.inventory,
             )
-        path = (inventory or config.root / change.rollout.inventory).resolve()
-        if path not in inventories:
-            inventories[path] = _static(path)
-        found = inventories[path]
+        found = self._inventory(change)
         if found is None:
-            continue
+            return findings
         problems, hosts = _hosts(change, found, where)
         findings += problems if touches else []
         if hosts is not None:
             only = None if touches else own_changed or []
-            findings += _scope_by(change, found, hosts, where, paths, only)
-    return list(dict.fromkeys(findings))
+            findings += _scope_by(change, found, hosts, where, self.paths, only)
+        return findings
+
+    def _inventory(self, change: ChangeType) -> Inventory | None:
+        path = (self.inventory or self.config.root / change.rollout.inventory).resolve()
+        if path not in self.inventories:
+            self.inventories[path] = _static(path)
+        return self.inventories[path]
 
 
 def _static(path: Path) -> Inventory | None:
@@ -227,10 +256,10 @@ def _some(files: Sequence[str]) -> str:
 
 
 def _frozen(
-    change: ChangeType, files: Sequence[str], where: TypeWhere, now: datetime
+    change: ChangeType, files: Sequence[str] | None, where: TypeWhere, now: datetime
 ) -> list[Finding]:
-    window = freeze.active(change.freeze, now)
-    if window is None:
+    window = freeze.active(change.freeze, now) if files else None
+    if window is None or not files:
         return []
     index = change.freeze.index(window)
     message = (
