@@ -366,6 +366,17 @@ def test_scope_by_groups_the_inventory_lacks(tmp_path: Path, cli: Callable[..., 
     ]
 
 
+def test_a_scope_by_group_without_hosts(tmp_path: Path, cli: Callable[..., Run]) -> None:
+    inventory = INVENTORY.replace("    db:\n", "    site_wiki: {}\n    db:\n")
+    files = {**REPOSITORY, "cd-checks.yml": CONFIG, "inventory/hosts.yml": inventory}
+    root = init_repo(write_tree(files=files, root=tmp_path))
+    write_tree(root, {"nginx/sites/wiki.conf": "server {}\n"})
+    assert [m for _, _, m in at(validate(cli, root), "scope-by-group")] == [
+        "scope_by names group 'site_wiki' (for nginx/sites/wiki.conf), which has no hosts: "
+        "a change there would deploy nowhere"
+    ]
+
+
 def test_a_pull_request_adding_a_site_without_its_group(
     tmp_path: Path, cli: Callable[..., Run]
 ) -> None:

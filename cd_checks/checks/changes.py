@@ -237,6 +237,12 @@ def _missing_group(
     except CdChecksError as exc:
         return [where.finding(keys, "scope-by-group", str(exc))]
     by = f" (for {_some(files)})" if files else ""
+    if not selected and group in found.groups:
+        message = (
+            f"scope_by names group {group!r}{by}, which has no hosts: a change there "
+            "would deploy nowhere"
+        )
+        return [where.finding(keys, "scope-by-group", message)]
     if not selected:
         hint = rollout.group_hint(group, list(found.groups))
         message = f"scope_by names group {group!r}{by}, which the inventory does not have{hint}"
