@@ -73,7 +73,9 @@ class AuditRecorder:
             known_good,
             revision,
             stage.waves,
-            self.identity,
+            # The notes go on the start record, which the break_glass record copies: the
+            # post-mortem owed sees what the run went past, even if the run never finishes.
+            replace(self.identity, notes=(*self.identity.notes, *self.notes)),
             break_glass=self.break_glass,
             owes_postmortem=stage.environment not in self._obliged,
             base_revision=base,
@@ -104,8 +106,6 @@ class AuditRecorder:
             detail["rollback_apply"] = _apply_json(rollback.apply)
         if stopped is not None:
             detail["stopped"] = _STOPPED[stopped]
-        if self.notes:
-            detail["notes"] = list(self.notes)
         outcome = stopped or stage_outcome(failure, rollback)
         self._finish(outcome, gates, audit_rollback(rollback), detail)
 
