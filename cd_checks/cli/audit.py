@@ -152,8 +152,7 @@ def audit() -> None:
     epilog=examples(
         "cd-checks audit log",
         "cd-checks audit log -e production --outcome failed --since 30d",
-        "cd-checks audit log --change nginx          # only the nginx change type's runs",
-        "cd-checks audit log --since 2025-01-01 --format json",
+        "cd-checks audit log --change nginx --format json   # one change type's runs",
     ),
 )
 @click.option("--environment", "-e", help="Only this environment.")
@@ -525,8 +524,7 @@ def list_command(ctx: click.Context, environment: str | None) -> None:
     "metrics",
     epilog=examples(
         "cd-checks metrics                          # the last 90 days of production",
-        "cd-checks metrics --since 12w -e staging --format json",
-        "cd-checks metrics --change patches          # one change type of `changes:` only",
+        "cd-checks metrics --change patches --since 12w   # one change type of `changes:`",
         "cd-checks metrics --format html -o metrics.html",
     ),
 )

@@ -39,9 +39,8 @@ def lab() -> None:
 @lab.command(
     epilog=examples(
         "cd-checks lab up                         # 10 hosts, lab-01 and lab-02 are staging",
-        "cd-checks lab up --hosts 3 --staging 1",
-        "cd-checks lab up --first-address 127.0.1.11 --dir /tmp/lab2   # a second lab",
         "cd-checks lab up --hosts 3 --monitoring  # + Prometheus on http://127.0.0.10:19090",
+        "cd-checks lab up --first-address 127.0.1.11 --dir /tmp/lab2   # a second lab",
     )
 )
 @_directory_option

@@ -149,9 +149,8 @@ def plan(
 
 @rollout.command(
     epilog=examples(
-        "cd-checks rollout run --stage canary      # one stage: its waves, each gated",
+        "cd-checks rollout run --stage canary --all-changes   # each change type, in order",
         "cd-checks rollout run --stage canary --resume   # go on after an interrupted/paused run",
-        "cd-checks rollout run --stage canary --on-failure halt   # an irreversible change",
         'cd-checks rollout run --stage production --break-glass --reason "TEXT" --ticket INC-123',
     )
 )
