@@ -26,10 +26,10 @@ export CD_CHECKS_CONSTRAINTS := $(if $(CONSTRAINTS),$(abspath $(CONSTRAINTS)))
 
 demo: setup
 	$(VENV)/bin/cd-checks -C examples validate
-	$(VENV)/bin/cd-checks -C examples rollout plan
+	$(VENV)/bin/cd-checks -C examples rollout plan --change nginx
 
 test: setup-test system-packages ci-tools
-	$(VPY) -m pytest -q -n 2 --dist loadgroup
+	$(VPY) -m pytest -q -n 2 --dist loadgroup --durations=25
 
 setup: venv
 	$(PIP) -e .
