@@ -744,11 +744,21 @@ def _write_client_files(lab: Lab, files: _Files) -> None:
 
 
 def inventory_text(lab: Lab) -> str:
-    """The Ansible inventory (YAML): groups staging and production, per-host nginx vars."""
+    """The Ansible inventory (YAML): groups staging and production with per-host nginx vars,
+    `web` (both of them), `monitoring` (the last host, with its `prometheus_rules_dir`) and
+    an empty `db`, so each change type of the example repository has its hosts on the lab."""
     groups: dict[str, Any] = {"staging": {"hosts": {}}, "production": {"hosts": {}}}
     for host in lab.hosts:
         group = "staging" if host.name in lab.staging else "production"
         groups[group]["hosts"][host.name] = _host_vars(lab, host)
+    groups["web"] = {"children": {"staging": None, "production": None}}
+    # No databases on the lab; the empty group keeps patterns such as `all:!db` valid.
+    groups["db"] = {}
+    if lab.hosts:
+        last = lab.hosts[-1]
+        # The host's lab directory (its nginx prefix's parent) holds its Prometheus rules.
+        rules_dir = str(last.nginx_prefix.parent / "prometheus" / "rules")
+        groups["monitoring"] = {"hosts": {last.name: {"prometheus_rules_dir": rules_dir}}}
     text: str = yaml.safe_dump(
         {"all": {"children": groups}}, sort_keys=False, default_flow_style=False
     )

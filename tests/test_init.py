@@ -257,6 +257,10 @@ def test_init_on_the_example_repository_finds_what_its_own_config_turns_on(
     shutil.copytree(EXAMPLES, root)
     (root / "cd-checks.yml").unlink()
     shutil.rmtree(root / "ci")
+    # init writes one `rollout:` and guesses its testinfra directory only when there is
+    # one: keep the web site's (the example has one per change type).
+    for other in ("patches", "monitoring"):
+        shutil.rmtree(root / "tests/health" / other)
     init_repo(root)
 
     done = init(root, "--ci", "both")
@@ -265,10 +269,11 @@ def test_init_on_the_example_repository_finds_what_its_own_config_turns_on(
     assert written["policy"]["builtin"] == original["policy"]["builtin"]  # type: ignore[index]
     assert written["schema"] == original["schema"]
     assert written["files"] == {"exclude": ["bad-change/**"]}  # it has its own cd-checks.yml
-    rollout, expected = written["rollout"], original["rollout"]
+    # The example has change types; init writes one `rollout:` like its web site's (nginx).
+    rollout, expected = written["rollout"], {**original["defaults"], **original["changes"]["nginx"]}
     for key in ("inventory", "apply", "stages", "rollback"):
         assert rollout[key] == expected[key], key  # type: ignore[index]
-    assert rollout["health"]["testinfra"] == "tests/health/"  # type: ignore[index]
+    assert rollout["health"]["testinfra"] == "tests/health/nginx/"  # type: ignore[index]
     assert written["audit"] == {"store": "git", "remote": "origin"}
 
     assert validate(root) == (0, [])

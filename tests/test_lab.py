@@ -18,6 +18,7 @@ from cd_checks import lab as fleet
 from cd_checks.cli.lab import lab as lab_command
 from cd_checks.errors import InputError
 from cd_checks.lab import Lab
+from cd_checks.rollout import inventory
 from tests.lab_fixture import lab_fleet
 
 
@@ -91,6 +92,18 @@ def test_inventory_has_staging_and_production_with_nginx_vars(lab: Lab) -> None:
     assert lab_03["nginx_conf_dir"] == str(host.nginx_conf_dir)
     assert lab_03["nginx_reload_cmd"][-2:] == ["-s", "reload"]
     assert (host.nginx_conf_dir / "site.conf").read_text().count(f"listen {host.address}:80;") == 1
+
+
+@pytest.mark.lab
+def test_inventory_has_the_groups_of_the_example_change_types(lab: Lab) -> None:
+    # examples/cd-checks.yml: nginx -> `web`, patches -> `all:!db`, monitoring -> `monitoring`.
+    found = inventory.load(lab.inventory)
+    assert found.group("web") == ("lab-01", "lab-02", "lab-03")
+    assert found.group("monitoring") == ("lab-03",)
+    assert found.group("db") == ()
+    rules_dir = Path(found.hosts["lab-03"].vars["prometheus_rules_dir"])
+    assert rules_dir == lab.host("lab-03").nginx_prefix.parent / "prometheus" / "rules"
+    assert found.hosts["lab-03"].vars["nginx_conf_dir"] == str(lab.host("lab-03").nginx_conf_dir)
 
 
 @pytest.mark.lab

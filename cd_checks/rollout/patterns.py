@@ -91,8 +91,19 @@ def select(inventory: Inventory, pattern: str) -> tuple[str, ...]:
 
 
 def unknown_terms(inventory: Inventory, pattern: str) -> tuple[str, ...]:
-    """The terms of `pattern` that match no group or host (Ansible ignores them, warning)."""
-    return tuple(str(t) for t in split(pattern) if not matches(inventory, t))
+    """The terms of `pattern` that match no group or host (Ansible ignores them, warning).
+
+    A term naming an empty group is known: Ansible matches the group (to no host) without
+    a warning, and `all:!db` over an inventory whose `db` is empty excludes what it says.
+    """
+    return tuple(
+        str(t) for t in split(pattern) if not matches(inventory, t) and not _groups(inventory, t)
+    )
+
+
+def _groups(inventory: Inventory, term: Term) -> list[str]:
+    test = _matcher(term.expression)
+    return [g for g in inventory.groups if test(g)]
 
 
 def matches(inventory: Inventory, term: Term) -> tuple[str, ...]:

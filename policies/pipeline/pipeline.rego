@@ -1,7 +1,9 @@
 # Policies on the repository's own cd-checks.yml rollout section (builtin set "pipeline").
 #
 # Input: the cd-checks.yml document. rollout.stages = [{name, hosts, percent?,
-# waves?, environment?}]; a stage with `percent` is a canary. A stage is a
+# waves?, environment?}]; a stage with `percent` is a canary.
+# With `changes:` (change types, each with its own rollout keys and `defaults:`)
+# these rules do not look at the types' sections yet: they judge `rollout:` only. A stage is a
 # staging (production) stage when a word of its name, environment or hosts is
 # a staging (production) word; a canary counts as production.
 #
@@ -82,6 +84,7 @@ stages_path := ["rollout", "stages"] if {
 deny contains result if {
 	is_object(input)
 	not rollout
+	not is_object(input.changes) # change types: each has a rollout section of its own
 	msg := "no rollout section: merged changes are not deployed through staging, canary and health gates"
 	result := finding("PIPE-001", msg, [])
 }

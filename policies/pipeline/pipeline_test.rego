@@ -41,6 +41,11 @@ test_missing_rollout_denied if {
 	"PIPE-001" in denied with input as {"policy": {"builtin": ["pipeline"]}}
 }
 
+test_change_types_are_no_missing_rollout if {
+	types := {"defaults": good_rollout, "changes": {"nginx": {"files": ["nginx/**"]}}}
+	not "PIPE-001" in denied with input as types
+}
+
 test_missing_staging_denied if {
 	"PIPE-001" in denied with input as stages([canary, production])
 }

@@ -185,7 +185,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 def world(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> World:
     root = tmp_path_factory.mktemp("config-repo")
     shutil.copytree(REPO / "examples/deploy", root / "deploy")
-    shutil.copytree(REPO / "examples/tests/health", root / "tests/health")
+    shutil.copytree(REPO / "examples/tests/health/nginx", root / "tests/health")
     (root / "deploy.sh").write_text(DEPLOY_SH)
     (root / "deploy.sh").chmod(0o755)
     (root / "cd-checks.yml").write_text(rollout_config())

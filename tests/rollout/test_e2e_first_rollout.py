@@ -104,7 +104,7 @@ def world(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> World:
     base = tmp_path_factory.mktemp("first-rollout")
     root, origin = base / "ops", base / "origin.git"
     shutil.copytree(REPO / "examples/deploy", root / "deploy")
-    shutil.copytree(REPO / "examples/tests/health", root / "tests/health")
+    shutil.copytree(REPO / "examples/tests/health/nginx", root / "tests/health")
     (root / "cd-checks.yml").write_text(rollout_config(automatic=True))
     (root / ".gitignore").write_text(".cd-checks/\n")
     (root / ".yamllint").write_text(YAMLLINT)

@@ -157,6 +157,16 @@ def test_unknown_terms_are_named() -> None:
     assert patterns.select(small(), "all:!dbb") == ("a1", "a2", "b1", "db1")
 
 
+def test_an_empty_group_is_a_known_term() -> None:
+    # Ansible matches an empty group without a warning: `all:!db` where `db` is empty is sound.
+    empty = inventory.Inventory(
+        Path("hosts.yml"), small().hosts, {**small().groups, "db": (), "cache": ()}
+    )
+    assert patterns.unknown_terms(empty, "all:!db:!dbb") == ("!dbb",)
+    assert patterns.unknown_terms(empty, "cache") == ()
+    assert patterns.select(empty, "all:!db") == ("a1", "a2", "b1", "db1")
+
+
 @pytest.mark.parametrize(
     ("pattern", "message"),
     [
