@@ -470,7 +470,7 @@ def deploy_repo(
     base = tmp_path_factory.mktemp("deploy")
     root, origin = base / "ops", base / "origin.git"
     shutil.copytree(EXAMPLES / "deploy", root / "deploy")
-    shutil.copytree(EXAMPLES / "tests/health", root / "tests/health")
+    shutil.copytree(EXAMPLES / "tests/health/nginx", root / "tests/health")
     # The repository's own inventory, as validate checks it; the jobs are handed the
     # lab's (its ssh_config lies beside it) through the `inventory` input.
     (root / "inventory").mkdir()

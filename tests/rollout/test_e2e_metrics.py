@@ -90,7 +90,7 @@ def world(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> World:
     root = tmp_path_factory.mktemp("metrics-repo")
     markers = tmp_path_factory.mktemp("node-exporter") / "cd-checks.prom"
     shutil.copytree(REPO / "examples/deploy", root / "deploy")
-    shutil.copytree(REPO / "examples/tests/health", root / "tests/health")
+    shutil.copytree(REPO / "examples/tests/health/nginx", root / "tests/health")
     (root / "cd-checks.yml").write_text(config(lab.monitoring.prometheus_url, markers=str(markers)))
     (root / ".gitignore").write_text(".cd-checks/\n")
     (root / ".yamllint").write_text(YAMLLINT)
