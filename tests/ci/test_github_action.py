@@ -147,6 +147,7 @@ def test_clean_repository_passes_with_outputs_summary_and_caches(
     }
     assert json.loads((workspace / "cd-checks.sarif").read_text())["runs"][0]["results"] == []
     assert ":white_check_mark: no problems in" in result.summaries
+    assert "cd-checks scope" not in result.summaries  # a push: no pull request to scope
     assert result.annotations == []
     # Installed from the action's own checkout (github.action_path), not from an index.
     install = step(result, "Install cd-checks")
@@ -200,6 +201,29 @@ def test_findings_fail_the_step_with_annotations_counts_and_sarif(
     # A red run's results are saved for the next run too.
     assert step(result, "Save cd-checks' result cache").outcome == "success"
     assert step(result, "Save pip's downloads").outcome == "success"
+
+
+def test_pr_mode_puts_the_changes_scope_in_the_job_summary(
+    tmp_path: Path, make_runner: Any
+) -> None:
+    workspace = checkout(tmp_path)
+    base = workspace_sha(workspace)
+    rules = workspace / "prometheus/rules/node.rules.yml"
+    rules.write_text(rules.read_text() + "# a reviewed threshold\n")
+    git(workspace, "commit", "-qam", "an alert rule")
+    result = run_validate(make_runner(workspace), **{"changed-since": base})
+    assert result.outcome == "success", _log(result)
+    summary = step(result, "cd-checks validate").summary
+    assert ":white_check_mark: no problems in" in summary
+    scope = summary[summary.index("### cd-checks scope") :]
+    assert f"1 changed file between `{base[:12]}`" in scope
+    assert "#### monitoring" in scope and "#### nginx" not in scope
+    # A repository that deploys nothing gets no scope.
+    (workspace / "cd-checks.yml").write_text("---\nfiles: {}\n")
+    git(workspace, "commit", "-qam", "no rollout")
+    result = run_validate(make_runner(workspace), **{"changed-since": base})
+    assert result.outputs["exit-code"] in ("0", "1"), _log(result)  # validate ran
+    assert "cd-checks scope" not in result.summaries
 
 
 def test_config_error_is_an_annotation_and_a_summary_line(tmp_path: Path, make_runner: Any) -> None:
@@ -360,6 +384,7 @@ def test_rollout_action_installs_its_own_checkout_with_the_rollout_extra(
     assert upload.uses and upload.uses.startswith("actions/upload-artifact@")
     assert upload.with_["path"].split() == [
         "./.cd-checks/rollout/*/rollout.json",
+        "./.cd-checks/rollout/*/*/rollout.json",
         "./.cd-checks/audit.jsonl",
     ]
 
@@ -615,6 +640,7 @@ def run_rollout_step(
     env = {
         "COMMAND": "run",
         "STAGE": "",
+        "CHANGE": "",
         "ALL": "false",
         "REVISION": "abc123",
         "ROLLBACK_TO": "",
@@ -644,11 +670,17 @@ def test_rollout_step_runs_one_stage_with_the_revision(tmp_path: Path) -> None:
     done, calls = run_rollout_step(tmp_path, STAGE="canary", INVENTORY="lab/inventory.yml")
     assert done.returncode == 0, done.stderr
     assert calls == [
-        ["rollout", "run", "--inventory", "lab/inventory.yml"]
+        ["rollout", "run", "--inventory", "lab/inventory.yml", "--all-changes"]
         + ["--revision", "abc123", "--stage", "canary"]
     ]
     done, calls = run_rollout_step(tmp_path, ALL="true", CONFIG="ops.yml")
-    assert calls == [["rollout", "run", "--config", "ops.yml", "--revision", "abc123", "--all"]]
+    assert calls == [
+        ["rollout", "run", "--config", "ops.yml", "--all-changes", "--revision", "abc123", "--all"]
+    ]
+    done, calls = run_rollout_step(tmp_path, STAGE="canary", CHANGE="nginx")
+    assert calls == [
+        ["rollout", "run", "--change", "nginx", "--revision", "abc123", "--stage", "canary"]
+    ]
 
 
 def test_rollout_step_passes_break_glass_inputs_as_plain_arguments(tmp_path: Path) -> None:
@@ -658,7 +690,7 @@ def test_rollout_step_passes_break_glass_inputs_as_plain_arguments(tmp_path: Pat
     )
     assert done.returncode == 0, done.stderr
     assert calls == [
-        ["rollout", "run", "--revision", "abc123", "--stage", "production"]
+        ["rollout", "run", "--all-changes", "--revision", "abc123", "--stage", "production"]
         + ["--break-glass", "--reason", reason, "--ticket", "INC-7"]
     ]
     assert not (tmp_path / "pwned").exists() and not (tmp_path / "pwned2").exists()
@@ -699,6 +731,34 @@ def test_rollout_step_skips_environments_whose_record_is_closed(tmp_path: Path) 
     )
     done, calls = run_rollout_step(tmp_path, COMMAND="rollback")
     assert calls == [["rollback", "--environment", "staging"]]
+
+
+def test_rollout_step_rolls_back_the_unfinished_environments_of_change_types(
+    tmp_path: Path,
+) -> None:
+    records = {
+        "nginx/production": "open",
+        "nginx/staging": "done",
+        "patches/staging": "halted",
+        "patches/production": "rolled_back",
+    }
+    for directory, status in records.items():
+        record = tmp_path / ".cd-checks" / "rollout" / directory / "rollout.json"
+        record.parent.mkdir(parents=True)
+        record.write_text(json.dumps({"status": status}, indent=2))
+    done, calls = run_rollout_step(tmp_path, COMMAND="rollback", INVENTORY="lab/hosts.yml")
+    assert done.returncode == 0, done.stderr
+    assert calls == [
+        ["rollback", "--inventory", "lab/hosts.yml", "--change", "nginx"]
+        + ["--environment", "production"]
+    ]
+    assert "cd-checks: staging of change type patches was left as it is" in done.stdout
+    # An explicit rollback-to undoes a halted one too.
+    done, calls = run_rollout_step(tmp_path, COMMAND="rollback", ROLLBACK_TO="def456")
+    assert calls == [
+        ["rollback", "--change", "nginx", "--environment", "production", "--to", "def456"],
+        ["rollback", "--change", "patches", "--environment", "staging", "--to", "def456"],
+    ]
 
 
 # -- the example deploy workflow ---------------------------------------------------------------

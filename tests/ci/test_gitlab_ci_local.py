@@ -38,6 +38,11 @@ ranges) but never cd-checks itself: what a job runs is what its own
   known-good survives from one pipeline to the next; a change that breaks
   production's /healthz fails the canary job, which rolls its host back; the
   rollback job's script puts an unfinished environment back on known-good.
+- change types: the README's pipeline on a repository with two change types
+  (a command applier writing a file per type and host, no fleet needed): the
+  first push deploys both, in the config's order; a push that changes only
+  one type's file deploys only that type, the other says "nothing to deploy"
+  in every deploy job.
 
 gitlab-ci-local never starts a `when: on_failure` job after a job was skipped
 for a failed need (GitLab does: a skipped job is finished there), so the
@@ -80,7 +85,7 @@ from tests.ci.gitlab_components import (
     readme_snippets,
 )
 from tests.ci.signed_ops import SignedOps
-from tests.conftest import EXAMPLES, REPO, git
+from tests.conftest import EXAMPLES, REPO, git, write_tree
 from tests.lab_fixture import lab_fleet
 from tests.rollout.repo_files import YAMLLINT
 
@@ -674,6 +679,95 @@ def test_the_pipeline_verifies_the_trail_publishes_its_head_and_stops_on_a_cut_t
     for shown in (first.log, second.log):
         assert encoded[:40] not in shown
         assert not any(line in shown for line in ops.secret_lines())
+
+
+# --- change types: each deploy job deploys the types whose files changed -------------------
+
+DEPLOY_BY_TYPE = """\
+import pathlib, sys
+change, hosts, revision, fleet = sys.argv[1], sys.argv[2].split(","), sys.argv[3], sys.argv[4]
+for host in hosts:
+    (pathlib.Path(fleet) / f"{change}-{host}").write_text(revision)
+"""
+FLEET_HOSTS = ("stage-1", "web-1", "web-2")
+
+
+def change_types_config(fleet: Path) -> str:
+    def apply(change: str) -> dict[str, Any]:
+        return {"command": ["python", "deploy.py", change, "{hosts}", "{revision}", str(fleet)]}
+
+    config = {
+        "defaults": {
+            "inventory": "inventory/hosts",
+            "stages": [
+                {"name": "staging", "hosts": "staging"},
+                {"name": "canary", "hosts": "production", "percent": 50},
+                {"name": "production", "hosts": "production"},
+            ],
+        },
+        "changes": {
+            "web": {"files": ["web/**"], "apply": apply("web")},
+            "patches": {"files": ["patches/*.yml"], "apply": apply("patches")},
+        },
+        "audit": {"store": "git", "remote": "origin"},
+    }
+    return yaml.safe_dump(config, sort_keys=False)
+
+
+@needs_gitlab_ci_local
+def test_a_push_deploys_only_the_change_type_whose_files_changed(
+    tmp_path: Path, installer: Installer, job_venv: Path
+) -> None:
+    fleet = tmp_path / "fleet"
+    fleet.mkdir()
+    root = write_tree(
+        tmp_path / "ops",
+        {
+            "cd-checks.yml": change_types_config(fleet),
+            "deploy.py": DEPLOY_BY_TYPE,
+            "inventory/hosts": "[staging]\nstage-1\n\n[production]\nweb-1\nweb-2\n",
+            "web/index.html": "<p>hello</p>\n",
+            "patches/openssl.yml": "---\npackage: openssl\nversion: 3.0.13\n",
+            ".yamllint": YAMLLINT,
+        },
+    )
+    new_repository(root)
+    inputs = {"validate": installer.inputs(), "deploy": installer.inputs()}
+    adopt(root, readme_snippets()[-1], inputs)
+    first = commit_all(root, "ops repository")
+    origin = tmp_path / "origin.git"
+    git(tmp_path, "init", "-q", "--bare", str(origin))
+    git(root, "remote", "add", "origin", str(origin))
+    git(root, "push", "-q", "origin", "main")
+    env = installer.env(job_venv)
+
+    def deployed() -> dict[str, str]:
+        return {p.name: p.read_text() for p in sorted(fleet.iterdir())}
+
+    pipeline = gitlab_ci_local(root, env, "--manual", "cd-checks-production")
+    assert pipeline.code == 0, pipeline.log
+    # No known-good yet: both types deploy, in the config's order, in every job.
+    assert deployed() == {f"{c}-{h}": first for c in ("web", "patches") for h in FLEET_HOSTS}
+    staging = re.findall(r"cd-checks-staging\s+> cd-checks: change type (\w+)", pipeline.log)
+    assert staging[:2] == ["web", "patches"], pipeline.log
+
+    (root / "patches/openssl.yml").write_text("---\npackage: openssl\nversion: 3.0.14\n")
+    second = commit_all(root, "an openssl patch")
+    pipeline = gitlab_ci_local(root, env, "--manual", "cd-checks-production")
+    assert pipeline.code == 0, pipeline.log
+    for job in ("staging", "canary", "production"):
+        assert re.search(
+            rf"cd-checks-{job}\s+> cd-checks: nothing to deploy: no file of change type web "
+            rf"changed since {first[:12]}",
+            pipeline.log,
+        ), pipeline.log
+        assert not re.search(
+            rf"cd-checks-{job}\s+> cd-checks: nothing to deploy: .* patches ", pipeline.log
+        )
+    assert deployed() == {
+        **{f"web-{h}": first for h in FLEET_HOSTS},
+        **{f"patches-{h}": second for h in FLEET_HOSTS},
+    }
 
 
 # --- the GitHub rollout action's script, on the same fleet ----------------------------------

@@ -379,7 +379,7 @@ def test_deploy_job_passes_break_glass_variables_as_plain_arguments(tmp_path: Pa
     assert done.returncode == 0, done.stderr
     assert [json.loads(line) for line in calls.read_text().splitlines()] == [
         VERIFY,
-        ["rollout", "run", "--inventory", "lab/inventory.yml", "--break-glass"]
+        ["rollout", "run", "--inventory", "lab/inventory.yml", "--all-changes", "--break-glass"]
         + ["--reason", reason, "--ticket", "INC-7"]
         + ["--revision", "abc123", "--stage", "production"],
         VERIFY,
@@ -513,3 +513,93 @@ def test_deploy_job_verifies_the_trail_publishes_its_head_and_stops_on_a_cut_tra
     shown = "\n".join(r.stdout + r.stderr for r in (first, second, third, fourth))
     assert ops.variable not in shown and ops.variable[:40] not in shown
     assert not any(line in shown for line in ops.secret_lines())
+
+
+def test_validate_job_writes_the_scope_of_a_merge_request(tmp_path: Path) -> None:
+    """In an MR pipeline: cd-checks-scope.md and .json against the MR's diff base,
+    naming only the change type whose file changed; elsewhere no scope at all."""
+    root = example_copy(tmp_path)
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "ops repository")
+    base = git(root, "rev-parse", "HEAD").strip()
+    rules = root / "prometheus/rules/node.rules.yml"
+    rules.write_text(rules.read_text() + "# a reviewed threshold\n")
+    git(root, "commit", "-q", "-am", "an alert rule")
+    script, variables = validate_script({})
+    done = bash(script, root, variables)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert not (root / "cd-checks-scope.md").exists()  # a branch pipeline: no MR to scope
+    merge_request = {"CI_PIPELINE_SOURCE": "merge_request_event"}
+    merge_request["CI_MERGE_REQUEST_DIFF_BASE_SHA"] = base
+    done = bash(script, root, {**variables, **merge_request})
+    assert done.returncode == 0, done.stdout + done.stderr
+    markdown = (root / "cd-checks-scope.md").read_text()
+    assert markdown.startswith("### cd-checks scope")
+    assert f"`{base[:12]}`" in markdown
+    assert "#### monitoring" in markdown and "#### nginx" not in markdown
+    assert "#### monitoring" in done.stdout  # the log shows it too
+    scope = json.loads((root / "cd-checks-scope.json").read_text())
+    assert scope["base"] == base and scope["files"] == ["prometheus/rules/node.rules.yml"]
+    assert [t["name"] for t in scope["change_types"]] == ["monitoring"]
+    artifacts = interpolate(TEMPLATES["validate"], {})["cd-checks-validate"]["artifacts"]
+    assert artifacts["expose_as"] == "cd-checks scope"
+    assert {"cd-checks-scope.md", "cd-checks-scope.json"} <= set(artifacts["paths"])
+
+
+def test_gitlab_rollback_job_finds_the_records_of_change_types(tmp_path: Path) -> None:
+    fake = tmp_path / "bin" / "cd-checks"
+    fake.parent.mkdir()
+    fake.write_text(FAKE_CD_CHECKS)
+    fake.chmod(0o755)
+    calls = tmp_path / "calls.jsonl"
+    script, variables = deploy_job_script("cd-checks-rollback")
+    records = {
+        "staging": "done",  # a single `rollout:`'s record
+        "nginx/production": "open",
+        "nginx/staging": "rolled_back",
+        "patches/staging": "paused",
+    }
+    for directory, status in records.items():
+        record = tmp_path / ".cd-checks" / "rollout" / directory / "rollout.json"
+        record.parent.mkdir(parents=True)
+        record.write_text(json.dumps({"status": status}, indent=2))
+    env = {**os.environ, **variables, "CALLS": str(calls)}
+    env["PATH"] = f"{fake.parent}:{os.environ['PATH']}"
+    done = subprocess.run(
+        ["bash", "-e", "-c", script],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    argv = [json.loads(line) for line in calls.read_text().splitlines()]
+    assert argv == [
+        VERIFY,
+        ["rollback", "--change", "nginx", "--environment", "production"],
+        VERIFY,
+    ]
+    assert "cd-checks: staging of change type patches was left as it is" in done.stdout
+    assert "cd-checks rollback --change patches --environment staging" in done.stdout
+
+
+def test_deploy_jobs_deploy_every_changed_type_or_the_one_named(tmp_path: Path) -> None:
+    """`--all-changes` by default; the `change` input names one type instead."""
+    fake = tmp_path / "bin" / "cd-checks"
+    fake.parent.mkdir()
+    fake.write_text(FAKE_CD_CHECKS)
+    fake.chmod(0o755)
+    calls = tmp_path / "calls.jsonl"
+    for inputs, expected in (({}, ["--all-changes"]), ({"change": "nginx"}, ["--change", "nginx"])):
+        calls.unlink(missing_ok=True)
+        script, variables = deploy_job_script("cd-checks-canary", inputs)
+        env = {**variables, "CI_COMMIT_SHA": "abc123", "CALLS": str(calls)}
+        env["PATH"] = f"{fake.parent}:{os.environ['PATH']}"
+        done = bash(script, tmp_path, env)
+        assert done.returncode == 0, done.stderr
+        argv = [json.loads(line) for line in calls.read_text().splitlines()]
+        assert argv[1] == ["rollout", "run", *expected, "--revision", "abc123", "--stage", "canary"]
+    artifacts = interpolate(TEMPLATES["deploy"], {})[".cd-checks-deploy"]["artifacts"]
+    assert ".cd-checks/rollout/*/*/rollout.json" in artifacts["paths"]
