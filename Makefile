@@ -28,10 +28,8 @@ demo: setup
 	$(VENV)/bin/cd-checks -C examples validate
 	$(VENV)/bin/cd-checks -C examples rollout plan --change nginx
 
-# Three workers on two cores: most of the suite waits on real hosts (bake times, ssh,
-# ansible, Prometheus scrapes), so a third worker overlaps those waits.
 test: setup-test system-packages ci-tools
-	$(VPY) -m pytest -q -n 3 --dist loadgroup --durations=25
+	$(VPY) -m pytest -q -n 2 --dist loadgroup --durations=25
 
 setup: venv
 	$(PIP) -e .

@@ -771,15 +771,13 @@ def test_deploy_workflow_is_staged_serialised_and_least_privilege() -> None:
     assert triggers["push"] == {"branches": ["main"]}
     assert set(triggers["workflow_dispatch"]["inputs"]) == {"break-glass", "reason", "ticket"}
     assert workflow["permissions"] == {"contents": "read"}
-    assert [jobs[j]["needs"] for j in ("staging", "canary", "production")] == [
-        "validate",
-        "staging",
-        "canary",
-    ]
+    stages = ("staging", "canary", "production", "monitoring")
+    assert [jobs[j]["needs"] for j in stages] == ["validate", "staging", "canary", "production"]
     for job, environment, group in [
         ("staging", "staging", "deploy-staging"),
         ("canary", "canary", "deploy-production"),
         ("production", "production", "deploy-production"),
+        ("monitoring", "monitoring", "deploy-monitoring"),
     ]:
         assert jobs[job]["environment"] == environment
         assert jobs[job]["concurrency"] == {"group": group, "cancel-in-progress": False}
@@ -791,7 +789,7 @@ def test_deploy_workflow_is_staged_serialised_and_least_privilege() -> None:
         assert rollout["with"]["stage"] == job
         assert rollout["with"]["reason"] == "${{ inputs.reason }}"
     assert jobs["rollback"]["if"] == "failure()"
-    assert set(jobs["rollback"]["needs"]) == {"staging", "canary", "production"}
+    assert set(jobs["rollback"]["needs"]) == set(stages)
     assert "permissions" not in jobs["validate"]  # read-only, from the workflow
     assert any(
         s.get("uses", "").startswith("cd-checks/cd-checks@") for s in jobs["validate"]["steps"]
