@@ -170,15 +170,19 @@ def test_a_failed_first_rollout_is_rolled_back_to_what_the_hosts_served_before(
     assert (start.outcome, start.revision_to, start.base_revision) == ("started", bad, before)
     assert final.outcome == "rolled_back" and final.rollback["target"] == before
     assert final.rollback["reason"] == said
+    # One test, not two: the next part needs this one's rollback, and a scheduler that
+    # splits a module's tests would hand it fresh fixtures.
+    _then_a_fresh_ci_checkout_rolls_a_failed_run_back_with_the_trail_alone(world, before, capsys)
 
 
-def test_a_fresh_ci_checkout_rolls_a_failed_run_back_with_the_trail_alone(
+def _then_a_fresh_ci_checkout_rolls_a_failed_run_back_with_the_trail_alone(
     world: World, before: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """No known-good yet, automatic rollback off; the rollback job is a fresh clone.
 
-    Runs after the test above: the environment was rolled back to `before`, so that is
-    the next deploy's base too, not the parent of the next commit (the broken one).
+    After the failed first rollout above: the environment was rolled back to `before`,
+    so that is the next deploy's base too, not the parent of the next commit (the broken
+    one).
     """
     manual = world.scratch / "manual.yml"
     manual.write_text(rollout_config(automatic=False))
