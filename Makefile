@@ -28,8 +28,11 @@ demo: setup
 	$(VENV)/bin/cd-checks -C examples validate
 	$(VENV)/bin/cd-checks -C examples rollout plan --change nginx
 
+# --dist loadfile keeps each module's tests on one worker, in order, so a lab module
+# sets its fleet up once. (xdist 3.8's loadgroup ignores xdist_group marks under
+# pytest 9: it writes item._nodeid, which pytest 9 no longer reads.)
 test: setup-test system-packages ci-tools
-	$(VPY) -m pytest -q -n 2 --dist loadgroup --durations=25
+	$(VPY) -m pytest -q -n 2 --dist loadfile --durations=25
 
 setup: venv
 	$(PIP) -e .

@@ -21,7 +21,7 @@ from cd_checks.lab import Lab, LabHost
 from tests.conftest import Run
 from tests.lab_fixture import lab_fleet
 
-pytestmark = [pytest.mark.lab, pytest.mark.xdist_group("lab-monitoring")]
+pytestmark = pytest.mark.lab
 
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 

@@ -26,7 +26,7 @@ from cd_checks.lab import Lab
 from tests.conftest import EXAMPLES, REPO, git, init_repo
 from tests.lab_fixture import lab_fleet
 
-pytestmark = [pytest.mark.lab, pytest.mark.xdist_group("wheel-install")]
+pytestmark = pytest.mark.lab
 
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 

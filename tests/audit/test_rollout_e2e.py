@@ -27,7 +27,7 @@ from tests.rollout.cli_boot import main
 from tests.rollout.repo_files import YAMLLINT
 from tests.rollout.test_e2e import BREAK_HEALTHZ, get
 
-pytestmark = [pytest.mark.lab, pytest.mark.xdist_group("audit-e2e")]
+pytestmark = pytest.mark.lab
 
 STAGES = [
     {"name": "staging", "hosts": "staging"},
@@ -111,6 +111,8 @@ class World:
 
     def records(self) -> list[dict[str, Any]]:
         path = self.root / ".cd-checks/audit.jsonl"
+        if not path.exists():  # nothing deployed yet: xdist may run any test of this module first
+            return []
         return [json.loads(line) for line in path.read_text().splitlines()]
 
     def runs_since(self, count: int) -> list[dict[str, Any]]:

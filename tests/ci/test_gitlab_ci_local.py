@@ -95,7 +95,7 @@ INSTALL_HINT = "npm install -g gitlab-ci-local@4.73.0 (4.73.0 is the last releas
 GITLAB = "gitlab.com"
 REMOTE = f"https://{GITLAB}/acme/ops.git"
 
-pytestmark = pytest.mark.xdist_group("gitlab-ci-local")
+
 needs_gitlab_ci_local = pytest.mark.skipif(
     GITLAB_CI_LOCAL is None, reason=f"gitlab-ci-local not on PATH: {INSTALL_HINT}"
 )

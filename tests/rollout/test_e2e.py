@@ -36,7 +36,7 @@ from tests.lab_fixture import lab_fleet
 from tests.rollout.cli_boot import BOOT, main
 from tests.rollout.repo_files import YAMLLINT
 
-pytestmark = [pytest.mark.lab, pytest.mark.xdist_group("rollout-e2e")]
+pytestmark = pytest.mark.lab
 
 STAGES = [
     {"name": "staging", "hosts": "staging"},

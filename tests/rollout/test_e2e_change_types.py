@@ -27,7 +27,7 @@ from tests.lab_fixture import lab_fleet
 from tests.rollout.repo_files import YAMLLINT
 from tests.rollout.test_e2e import World, get
 
-pytestmark = [pytest.mark.lab, pytest.mark.xdist_group("rollout-e2e-change-types")]
+pytestmark = pytest.mark.lab
 
 BANNER_PORT = 18081
 SITE_FILES = ["deploy/site.yml", "deploy/templates/site.conf.j2", "deploy/vars/site.yml"]

@@ -29,7 +29,7 @@ from tests.rollout.cli_boot import main
 from tests.rollout.repo_files import YAMLLINT
 from tests.rollout.test_e2e import get
 
-pytestmark = [pytest.mark.lab, pytest.mark.xdist_group("rollout-first-e2e")]
+pytestmark = pytest.mark.lab
 
 # The bad change: a new title, and /healthz answers 500 (nginx -t accepts it).
 BAD_TITLE = ('site_title: "cd-checks example site"', 'site_title: "the new site"')

@@ -28,7 +28,7 @@ from tests.lab_fixture import lab_fleet
 from tests.rollout.repo_files import YAMLLINT
 from tests.rollout.test_e2e import World, _run_main
 
-pytestmark = [pytest.mark.lab, pytest.mark.xdist_group("rollout-e2e-metrics")]
+pytestmark = pytest.mark.lab
 
 ERRORS = 'lab_http_requests_total{status=~"5..",instance=~"{instances}"}[3s]'
 ALL_REQUESTS = 'lab_http_requests_total{instance=~"{instances}"}[3s]'
