@@ -1,0 +1,125 @@
+"""HCL2 (Terraform `.tf`, `.tfvars`, `.hcl`) and HCL1, in conftest's shapes.
+
+HCL2 is read with python-hcl2 and reshaped the way conftest's converter
+(after tmccombs/hcl2json) shapes it: a block's labels nest as keys and its body
+is always a list, so `resource "aws_s3_bucket" "b" {...}` is
+`{"resource": {"aws_s3_bucket": {"b": [{...}]}}}` and a nested block
+`ingress {...}` is `"ingress": [{...}]`; literals keep their JSON type, any
+other expression is its source text in `${...}`, strings are unescaped and
+heredocs are their text with a final newline (`<<-` heredocs de-indented).
+HCL1 is read with pyhcl, whose output is HCL1's JSON form, as conftest's.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from cd_checks.parsers import ParseError
+
+BLOCK_MARK = "__is_block__"
+_HEREDOC = re.compile(r"<<(-?)([A-Za-z_][\w-]*)\n(.*?)\n?[ \t]*\2\Z", re.DOTALL)
+
+
+def parse_hcl2(text: str) -> list[Any]:
+    import hcl2
+    import lark
+
+    options = hcl2.SerializationOptions(
+        with_comments=False, strip_string_quotes=True, preserve_heredocs=True
+    )
+    try:
+        loaded = hcl2.loads(text, serialization_options=options)
+    except lark.exceptions.UnexpectedInput as exc:
+        line, column = getattr(exc, "line", None), getattr(exc, "column", None)
+        where = _first_line(str(exc))
+        raise ParseError(f"hcl2: {where}", _positive(line), _positive(column)) from None
+    except (lark.exceptions.LarkError, ValueError, KeyError, TypeError) as exc:
+        raise ParseError(f"hcl2: {_first_line(str(exc)) or type(exc).__name__}") from None
+    return [_body(loaded)]
+
+
+def _positive(value: Any) -> int | None:
+    return value if isinstance(value, int) and value > 0 else None
+
+
+def _first_line(message: str) -> str:
+    return next((line.strip() for line in message.splitlines() if line.strip()), "")
+
+
+def _body(body: dict[str, Any]) -> dict[str, Any]:
+    shaped: dict[str, Any] = {}
+    for key, value in body.items():
+        if key == BLOCK_MARK:
+            continue
+        if _is_blocks(value):
+            for block in value:
+                _add_block(shaped, key, block)
+        else:
+            shaped[key] = _expression(value)
+    return shaped
+
+
+def _is_blocks(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(_is_block(v) for v in value)
+
+
+def _is_block(value: Any) -> bool:
+    """A block body carries the mark; a label level is a one-key mapping over a block."""
+    if not isinstance(value, dict):
+        return False
+    if value.get(BLOCK_MARK) is True:
+        return True
+    return len(value) == 1 and _is_block(next(iter(value.values())))
+
+
+def _add_block(shaped: dict[str, Any], key: str, block: dict[str, Any]) -> None:
+    """Walk the labels down to the body; bodies under the same labels share one list."""
+    target, name = shaped, key
+    while block.get(BLOCK_MARK) is not True:
+        label, block = next(iter(block.items()))
+        existing = target.setdefault(name, {})
+        if not isinstance(existing, dict):
+            raise ParseError(f"hcl2: unable to convert block to JSON: {key}.{label}")
+        target, name = existing, label
+    bodies = target.setdefault(name, [])
+    if not isinstance(bodies, list):
+        raise ParseError(f"hcl2: unable to convert block to JSON: {key}.{name}")
+    bodies.append(_body(block))
+
+
+def _expression(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _expression(v) for key, v in value.items() if key != BLOCK_MARK}
+    if isinstance(value, list):
+        return [_expression(v) for v in value]
+    if isinstance(value, str):
+        return _string(value)
+    return value
+
+
+def _string(value: str) -> str:
+    heredoc = _HEREDOC.fullmatch(value)
+    if heredoc:
+        return _heredoc(heredoc[3], indented=heredoc[1] == "-")
+    # python-hcl2 keeps the template escapes of a literal `${` and `%{`; HCL reads them.
+    return value.replace("$${", "${").replace("%%{", "%{")
+
+
+def _heredoc(body: str, *, indented: bool) -> str:
+    lines = body.split("\n")
+    if indented:
+        indents = [len(line) - len(line.lstrip(" \t")) for line in lines if line.strip()]
+        margin = min(indents, default=0)
+        lines = [line[margin:] for line in lines]
+    return "\n".join(lines) + "\n"
+
+
+def parse_hcl1(text: str) -> list[Any]:
+    import hcl
+
+    try:
+        return [hcl.loads(text)]
+    except ValueError as exc:
+        line = getattr(exc, "lineno", None)
+        raise ParseError(f"hcl1: {_first_line(str(exc))}", _positive(line)) from None
