@@ -63,10 +63,12 @@ OUTCOMES = (
     "interrupted",
     "paused",
     "halted",
+    "forced",
 )
 # `paused`: the failure policy stopped the stage and left its hosts (resume or roll back);
-# `halted`: it stopped without any rollback (an irreversible change).
-FAILED_OUTCOMES = ("failed", "rolled_back", "rollback_failed", "halted")
+# `halted`: it stopped without any rollback (an irreversible change);
+# `forced`: break-glass took it past failed health gates (no rollback, not known-good).
+FAILED_OUTCOMES = ("failed", "rolled_back", "rollback_failed", "halted", "forced")
 RUN_KINDS = ("rollout", "stage", "rollback")
 # Fields left out of the serialised record when None, so records written before each
 # existed keep their hashes (see the module docstring).

@@ -5,6 +5,7 @@ terminal); the report goes to stdout in the chosen format. Exit 0 on
 success, 1 on a failed rollout, an unverified rollback or a revision that
 fails the pre-flight validate, 4 when the failure policy paused the rollout
 (`on_failure: pause`, or an inconclusive metric gate: resume or roll back),
+5 when break-glass completed it past failed health gates (`forced`),
 2 on a user error (raised as CdChecksError,
 printed by `cd_checks.cli.main`) and when the audit trail cannot be written:
 a rollout whose start record cannot be written does not start; one whose
@@ -214,8 +215,8 @@ def run(
     without any rollback.
 
     With --break-glass a failed health gate is recorded and the rollout goes
-    on (no automatic rollback on a gate failure); an applier failure still
-    stops it and rolls back.
+    on (no automatic rollback on a gate failure; the stage is recorded
+    `forced`, exit 5); an applier failure still stops it and rolls back.
     """
     if bool(stage_name) == all_stages:
         raise CdChecksError("rollout run: give exactly one of --stage NAME or --all")
@@ -284,7 +285,9 @@ def _run_change(ctx: click.Context, options: _RunOptions, change_name: str | Non
         return 0
     plan = context.plan(revision, files)
     _enforce_postmortems(context, trail, plan, stages, emergency is not None)
-    emergency, refused = _preflight(context, config_path, plan.revision, emergency)
+    emergency, refused = _preflight(
+        context, config_path, plan.revision, emergency, machine=output_format == "json"
+    )
     if refused:
         return 1
     recorder = _recorder(context, trail, plan.revision, emergency)
@@ -490,9 +493,18 @@ def _enforce_postmortems(
 
 
 def _preflight(
-    context: Context, config_path: Path | None, revision: str, emergency: BreakGlass | None
+    context: Context,
+    config_path: Path | None,
+    revision: str,
+    emergency: BreakGlass | None,
+    *,
+    machine: bool = False,
 ) -> tuple[BreakGlass | None, bool]:
-    """Validate the revision; (break-glass with the failure recorded, refused?)."""
+    """Validate the revision; (break-glass with the failure recorded, refused?).
+
+    With a machine-read format on standard output (`machine`), the findings go to
+    standard error: standard output stays one JSON document.
+    """
     from dataclasses import replace
 
     from cd_checks.rollout import preflight
@@ -502,7 +514,7 @@ def _preflight(
     )
     if not report.failed("error"):
         return emergency, False
-    click.echo(_deploy_log(report, context.root), nl=False)
+    click.echo(_deploy_log(report, context.root), nl=False, err=machine)
     what = f"{revision[:12]} fails validate ({report.errors} error(s))"
     if emergency is None:
         click.echo(
@@ -670,6 +682,13 @@ def _finish(result: RolloutResult, output_format: str, recorder: AuditRecorder) 
     from cd_checks.rollout.render import RENDERERS
 
     click.echo(RENDERERS[output_format](result), nl=False)
+    if result.ok and result.unhealthy and not result.forced:
+        click.echo(
+            f"cd-checks: warning: {len(result.unhealthy)} host(s) failed their health checks "
+            f"within max_failed_percent and stay on {result.revision[:12]}: "
+            f"{', '.join(result.unhealthy)}",
+            err=True,
+        )
     _marker_problems(recorder)
     for written in recorder.runs:
         what = f"{written.kind} {written.stage}" if written.stage else written.kind

@@ -39,7 +39,7 @@ The engine returns a frozen `RolloutResult`; it never prints or exits.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
@@ -207,14 +207,31 @@ class RolloutResult:
         return self.failure is None
 
     @property
+    def forced(self) -> tuple[str, ...]:
+        """Hosts break-glass pushed past their failed health gate: left on the new revision."""
+        return _hosts_of(w for w in self.waves if _stops(w, override=True) is None)
+
+    @property
+    def unhealthy(self) -> tuple[str, ...]:
+        """Hosts a passing gate let through within `max_failed_percent`, still failing checks."""
+        return _hosts_of(w for w in self.waves if w.ok)
+
+    @property
     def exit_code(self) -> int:
-        """0 done, 1 failed (rolled back or not), 4 paused: resume or roll back."""
+        """0 done, 1 failed (rolled back or not), 4 paused: resume or roll back,
+        5 done only because break-glass overrode failed health gates."""
         if self.ok:
-            return 0
+            return EXIT_FORCED if self.forced else 0
         return EXIT_PAUSED if self.stopped == "paused" else 1
 
 
+def _hosts_of(waves: Iterable[WaveResult]) -> tuple[str, ...]:
+    failed = (h for w in waves if w.gate is not None for h in w.gate.failed_hosts)
+    return tuple(dict.fromkeys(failed))
+
+
 EXIT_PAUSED = 4
+EXIT_FORCED = 5
 POLICIES = ("rollback", "pause", "halt")
 
 
@@ -420,8 +437,13 @@ def _run_stages(
                 rollback,
                 notes,
             )
-        _finish_stage(parts, record, stage)
-        parts.observer.stage_finished(stage, plan.revision, tuple(outcome), None, None)
+        # A stage break-glass forced past a failed gate is recorded as `forced`, and its
+        # revision does not become known-good: its gates said it is not good.
+        forced = override and any(_stops(w, override=True) is None for w in outcome)
+        _finish_stage(parts, record, stage, known_good=not forced)
+        parts.observer.stage_finished(
+            stage, plan.revision, tuple(outcome), None, None, *(("forced",) if forced else ())
+        )
     return RolloutResult(plan.revision, None, tuple(stages), tuple(waves), notes=notes)
 
 
@@ -622,13 +644,16 @@ def _apply(
     return result
 
 
-def _finish_stage(parts: Parts, record: RunRecord, stage: StagePlan) -> None:
+def _finish_stage(
+    parts: Parts, record: RunRecord, stage: StagePlan, *, known_good: bool = True
+) -> None:
     record = replace(record, completed_stages=(*record.completed_stages, stage.name))
     last = parts.spec.stages_of(stage.environment)[-1].name
     if stage.name == last:
-        parts.known_good.set(stage.environment, record.revision)
         parts.state.close(stage.environment, "done", record.revision)
-        parts.report(Event(stage.name, -1, "*", "known-good", "ok", record.revision[:12]))
+        if known_good:
+            parts.known_good.set(stage.environment, record.revision)
+            parts.report(Event(stage.name, -1, "*", "known-good", "ok", record.revision[:12]))
     else:
         parts.state.save(replace(record, status="open", audit_id=None))
 

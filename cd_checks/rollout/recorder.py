@@ -106,6 +106,11 @@ class AuditRecorder:
             detail["rollback_apply"] = _apply_json(rollback.apply)
         if stopped is not None:
             detail["stopped"] = _STOPPED[stopped]
+        unhealthy = [h for w in waves if w.gate is not None for h in w.gate.failed_hosts]
+        if unhealthy:
+            # Hosts that failed their checks and stay on the new revision (a gate passing
+            # within max_failed_percent, or break-glass): the trail names them.
+            detail["unhealthy_hosts"] = list(dict.fromkeys(unhealthy))
         outcome = stopped or stage_outcome(failure, rollback)
         self._finish(outcome, gates, audit_rollback(rollback), detail)
 
@@ -173,6 +178,7 @@ def _no_rollback() -> Rollback:
 _STOPPED = {
     "paused": "on_failure: pause: hosts left as they are until `--resume` or `rollback`",
     "halted": "on_failure: halt: no rollback attempted (irreversible change)",
+    "forced": "break-glass: went on past failed health gates; no rollback, not known-good",
 }
 
 

@@ -49,9 +49,18 @@ def render_text(result: RolloutResult) -> str:
 
 
 def _verdict(result: RolloutResult) -> str:
-    if any(not w.ok for w in result.waves):  # only break-glass goes on past a failed gate
-        return "rollout completed under BREAK-GLASS with FAILED health gates (no rollback)"
+    if result.forced:  # only break-glass goes on past a failed gate
+        return (
+            "rollout completed under BREAK-GLASS with FAILED health gates (no rollback); "
+            f"{_unhealthy_text(result.forced)}"
+        )
+    if result.unhealthy:
+        return f"rollout succeeded with {_unhealthy_text(result.unhealthy)}"
     return "rollout succeeded"
+
+
+def _unhealthy_text(hosts: Sequence[str]) -> str:
+    return f"{len(hosts)} unhealthy host(s) left on the new revision: {', '.join(hosts)}"
 
 
 def _wave_text(wave: WaveResult) -> list[str]:
@@ -119,6 +128,8 @@ def to_dict(result: RolloutResult) -> dict[str, Any]:
         "rollback": _rollback_dict(result.rollback),
         "notes": list(result.notes),
         "stopped": result.stopped,
+        "forced_hosts": list(result.forced),
+        "unhealthy_hosts": list(result.unhealthy),
         "exit_code": result.exit_code,
     }
 
@@ -198,11 +209,11 @@ def render_markdown(result: RolloutResult, deploys: Sequence[tuple[str, str, str
     """
     failed = {"paused": "PAUSED", "halted": "HALTED"}.get(result.stopped or "", "FAILED")
     verdict = ("succeeded" if result.ok else failed) + (
-        " under break-glass, health gates FAILED"
-        if result.ok and not all(w.ok for w in result.waves)
-        else ""
+        " under break-glass, health gates FAILED" if result.ok and result.forced else ""
     )
     lines = [f"### Rollout of `{result.revision[:12]}`: {verdict}", ""]
+    if result.ok and (result.forced or result.unhealthy):
+        lines += [f"**{_unhealthy_text(result.forced or result.unhealthy)}**", ""]
     if result.failure:
         lines += [f"**{result.failure}**", ""]
     lines += [f"> {note}" for note in result.notes]

@@ -350,15 +350,34 @@ def test_break_glass_end_to_end(world: World) -> None:
     records = len(world.records())
     before_metrics = json.loads(world.cli("metrics", "--format", "json")[1])
     code, out, err = world.cli(
-        "rollout", "run", "--all", "--break-glass", "--reason", "outage", "--ticket", "INC-9"
+        "rollout",
+        "run",
+        "--all",
+        "--break-glass",
+        "--reason",
+        "outage",
+        "--ticket",
+        "INC-9",
+        "--format",
+        "json",
     )
-    assert code == 0, out + err
-    assert "break-glass: the health gate of stage production wave 1 failed" in out
-    assert "rollout completed under BREAK-GLASS with FAILED health gates (no rollback)" in out
+    assert code == 5, out + err  # completed, but only by going past failed gates
+    result = json.loads(out)  # one JSON document: the pre-flight's findings went to stderr
+    assert "extra.yml:3" in err and result["exit_code"] == 5 and result["ok"]
+    notes = result["notes"]
+    assert any("break-glass: the health gate of stage production wave 1 failed" in n for n in notes)
     production = [h.name for h in world.lab.hosts[1:]]
+    assert sorted(result["forced_hosts"]) == production
     assert all(world.healthz(h) == 500 for h in production)  # proceeded, no rollback
     runs = world.runs_since(records)
     start, final = _stage_pairs(runs)["production"]
+    assert final["outcome"] == "forced"  # not `succeeded`: its gates failed
+    assert _stage_pairs(runs)["staging"][1]["outcome"] == "succeeded"  # its gate passed
+    assert sorted(final["detail"]["unhealthy_hosts"]) == production
+    assert all(not g["passed"] for g in final["gates"])
+    code, log, _ = world.cli("audit", "log", "--outcome", "forced")
+    (line,) = log.splitlines()[1:]  # the production stage only: staging's gate passed
+    assert code == 0 and "production" in line and " forced " in line and "BREAK-GLASS" in line
     assert final["break_glass"]["reason"] == "outage" and final["break_glass"]["ticket"] == "INC-9"
     assert final["break_glass"]["validate"]["errors"] >= 1
     assert any("extra.yml:3" in f for f in final["break_glass"]["validate"]["findings"])

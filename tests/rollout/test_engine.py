@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 from cd_checks.errors import AuditError, RolloutError
 from cd_checks.rollout import engine, plan
 from cd_checks.rollout.inventory import Host, Inventory
+from cd_checks.rollout.render import render_json, render_text
 from cd_checks.rollout.spec import RolloutSpec, from_section
 from cd_checks.rollout.state import LockHolder, RunRecord, StateDir
 from tests.rollout.fakes import (
@@ -303,6 +305,7 @@ class Recorder(engine.NoObserver):
     def __init__(self, refuse: bool = False) -> None:
         self.refuse = refuse
         self.calls: list[tuple[str, ...]] = []
+        self.stopped: list[str | None] = []
 
     def stage_started(
         self, stage: plan.StagePlan, revision: str, known_good: str | None, base: str | None
@@ -322,6 +325,7 @@ class Recorder(engine.NoObserver):
     ) -> None:
         verified = "none" if rollback is None else str(rollback.verified)
         self.calls.append(("finished", stage.name, str(failure is None), verified))
+        self.stopped.append(stopped)
 
 
 def test_the_observer_hears_every_stage_with_its_outcome_and_rollback(world: World) -> None:
@@ -361,6 +365,38 @@ def test_break_glass_goes_past_a_failed_gate_without_rollback(world: World) -> N
     assert set(world.fleet.running.values()) == {"bad"}
     assert any("break-glass: the health gate of stage canary wave 1" in n for n in result.notes)
     assert world.state.record("production") is None
+
+
+def test_break_glass_past_a_failed_gate_is_forced_exit_5_and_never_known_good(
+    world: World,
+) -> None:
+    world.run("good", ALL)
+    recorder = Recorder()
+    world.parts = replace(world.parts, observer=recorder)
+    world.fleet.bad.add("bad")
+    world.fleet.fragile = set(PRODUCTION)
+    result = world.run("bad", ALL, override_gates=True)
+    assert result.exit_code == engine.EXIT_FORCED == 5
+    assert set(result.forced) == set(PRODUCTION)
+    # staging's gate passed: it finished as it does without break-glass
+    assert recorder.stopped == [None, "forced", "forced"]
+    assert world.known_good.get("production") == "good"
+    assert "rollout completed under BREAK-GLASS with FAILED health gates" in render_text(result)
+    assert json.loads(render_json(result))["exit_code"] == 5
+
+
+def test_hosts_failing_within_max_failed_percent_are_named_not_hidden(world: World) -> None:
+    world.run("good", ALL)
+    world.gate.max_failed_percent = 50.0
+    world.fleet.bad.add("bad")
+    world.fleet.fragile = {PRODUCTION[-1]}
+    result = world.run("bad", ALL)
+    assert result.ok and result.exit_code == 0
+    assert result.unhealthy == (PRODUCTION[-1],) and result.forced == ()
+    text = render_text(result)
+    left = f"rollout succeeded with 1 unhealthy host(s) left on the new revision: {PRODUCTION[-1]}"
+    assert left in text
+    assert json.loads(render_json(result))["unhealthy_hosts"] == [PRODUCTION[-1]]
 
 
 def test_break_glass_still_stops_and_rolls_back_when_the_applier_fails(world: World) -> None:
