@@ -4,7 +4,10 @@ YAML goes through yamllint (its rules and config honoured) and is then
 composed once with libyaml, keeping the node tree for locating findings.
 JSON, TOML, INI and NGINX (crossplane) parse errors become findings with
 line and column; Ansible INI inventories are not INI, they are read the way
-Ansible reads them (`cd_checks.rollout.inventory`). An NGINX file's
+Ansible reads them (`cd_checks.rollout.inventory`). INI and the other kinds
+conftest reads (Dockerfiles, Terraform/HCL, dotenv, properties, XML, JSONC,
+ignore files) are parsed by `cd_checks.parsers` into conftest's shapes, each
+kind named after its conftest parser. An NGINX file's
 includes are resolved as nginx does (`cd_checks.nginx`): a missing file or a
 loop is a finding at the include line, and the file as nginx reads it goes
 to the nginx policy set. The parsed documents are returned for the schema
@@ -27,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from cd_checks import bounded
+from cd_checks import bounded, parsers
 from cd_checks.checks import yamllint_run
 from cd_checks.documents import Parsed, to_json_compatible
 from cd_checks.findings import Finding, Severity
@@ -56,6 +59,10 @@ INVENTORY_NAME_PREFIXES = ("hosts", "inventory")
 # Suffixes a file named by `rollout.inventory` or ansible.cfg keeps its own kind for.
 STRUCTURED_SUFFIXES = frozenset({".yml", ".yaml", ".json", ".toml"})
 VARS_DIRS = frozenset({"group_vars", "host_vars"})
+# Kinds found by conftest's own naming rules (`parsers.parser_for`), after every rule above:
+# Dockerfile*, *.tf, .env, .gitignore, ... (YAML, JSON, TOML and INI keep the rules above).
+CONFTEST_KINDS = frozenset({"dockerfile", "dotenv", "hcl1", "hcl2", "ignore", "jsonc"})
+CONFTEST_KINDS |= {"properties", "xml"}
 # Files beside the group_vars/host_vars files that are notes or leftovers, not variables.
 NOT_VARS_SUFFIXES = frozenset({".md", ".txt", ".rst", ".j2", ".bak", ".orig", ".swp", ".sample"})
 
@@ -103,6 +110,8 @@ def kind_of(path: str, inventories: Collection[str] = ()) -> str | None:
     kind = EXTENSIONS.get(Path(name).suffix.lower())
     if kind is None and (is_ansible_vars(path) or is_prometheus_rules(path)):
         return "yaml"
+    if kind is None and parsers.parser_for(path) in CONFTEST_KINDS:
+        return parsers.parser_for(path)
     return kind
 
 
@@ -318,6 +327,8 @@ def parse_json(
     try:
         document, duplicates = bounded.load_json(text)
     except json.JSONDecodeError as exc:
+        if exc.msg == "Extra data":  # one value a line (NDJSON): a document each, as conftest
+            return parse_with_parser("json", source, text)
         return None, [finding(source, exc.lineno, exc.colno, "syntax", exc.msg)]
     found = [_problem(source, duplicate) for duplicate in duplicates]
     return Parsed("json", (document,), (_json_nodes(text),)), found
@@ -352,24 +363,23 @@ def parse_toml(
 def parse_ini(
     source: Source, text: str, options: SyntaxOptions
 ) -> tuple[Parsed | None, list[Finding]]:
-    parser = configparser.RawConfigParser(strict=True, interpolation=None)
+    """INI as conftest reads it (`cd_checks.parsers.text`): typed values, keys keep their case."""
+    return parse_with_parser("ini", source, text)
+
+
+def parse_with_parser(kind: str, source: Source, text: str) -> tuple[Parsed | None, list[Finding]]:
+    """A kind `cd_checks.parsers` reads: its documents, or its parse error as a finding."""
     try:
-        parser.read_string(text, source=source.path)
-    except configparser.MissingSectionHeaderError as exc:
-        return None, [
-            finding(source, exc.lineno, 1, "syntax", "no [section] header before this line")
-        ]
-    except configparser.ParsingError as exc:
-        return None, [
-            finding(source, line, 1, "syntax", f"cannot parse line: {content!r}")
-            for line, content in exc.errors
-        ]
-    except configparser.Error as exc:
-        line = getattr(exc, "lineno", None)
-        message = getattr(exc, "message", str(exc)).splitlines()[0]
-        return None, [finding(source, line, 1 if line else None, "syntax", message)]
-    document = {name: dict(parser.items(name)) for name in parser.sections()}
-    return Parsed("ini", (document,)), []
+        documents = parsers.parse_text(kind, text, source.path)
+    except parsers.ParseError as exc:
+        return None, [finding(source, exc.line, exc.column, "syntax", exc.message)]
+    return Parsed(kind, tuple(documents)), []
+
+
+def _conftest_kind(
+    kind: str,
+) -> Callable[[Source, str, SyntaxOptions], tuple[Parsed | None, list[Finding]]]:
+    return lambda source, text, options: parse_with_parser(kind, source, text)
 
 
 def parse_inventory(
@@ -519,4 +529,5 @@ PARSERS: dict[str, Callable[[Source, str, SyntaxOptions], tuple[Parsed | None, l
     "ini": parse_ini,
     "inventory": parse_inventory,
     "nginx": parse_nginx,
+    **{kind: _conftest_kind(kind) for kind in sorted(CONFTEST_KINDS)},
 }

@@ -6,7 +6,10 @@ as it leaves out an explicit `[DEFAULT]` (never merged into other sections);
 section names and keys keep their case; `;` and `#` start comments, also after
 a value; surrounding quotes are removed; a value that Go's ParseFloat reads is a
 number, one ParseBool reads (`true`, `F`, `TRUE`, `t`, ...) a boolean, the rest
-strings. dotenv uses python-dotenv's parser; properties javaproperties, with
+strings. One deliberate difference: a line indented deeper than its key continues
+the key's value (`install_requires =` then one package a line, as tox.ini,
+setup.cfg and Python's configparser write them; go-ini's
+AllowPythonMultilineValues), where conftest refuses the whole file. dotenv uses python-dotenv's parser; properties javaproperties, with
 `${key}` expanded from the file's own keys; ignore files give conftest's
 `[{Kind, Value, Original}]` entries.
 """
@@ -45,8 +48,10 @@ def parse_ini(text: str) -> list[Any]:
             current = _section_name(line, number)
             sections.setdefault(current, {})
             continue
+        indent = len(lines[number - 1]) - len(line)
         key, rest = _key(line, number)
         value, number = _ini_value(rest, lines, number)
+        value, number = _python_continuation(value, indent, lines, number)
         sections[current][key] = value
     return [
         {
@@ -55,6 +60,21 @@ def parse_ini(text: str) -> list[Any]:
             if name != DEFAULT_SECTION
         }
     ]
+
+
+def _python_continuation(
+    value: str, indent: int, lines: list[str], number: int
+) -> tuple[str, int]:
+    """Lines indented deeper than the key (comments and blank lines aside) add to its value."""
+    parts = [value] if value else []
+    while number < len(lines):
+        line = lines[number]
+        stripped = line.strip()
+        if not stripped or len(line) - len(line.lstrip()) <= indent or stripped[0] in "#;":
+            break
+        parts.append(stripped)
+        number += 1
+    return "\n".join(parts), number
 
 
 def _section_name(line: str, number: int) -> str:

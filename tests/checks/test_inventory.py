@@ -144,8 +144,9 @@ def test_an_inventory_named_by_ansible_cfg_or_the_config_is_read_as_one(
 
 
 def test_plain_ini_files_are_still_strict_ini(cli: Cli, repo: Repo) -> None:
-    root = repo({"config/app.ini": "name = x\n"})
-    assert findings(validate(cli, root)) == [("config/app.ini", 1, "syntax/syntax")]
+    # A bare name is a host in an inventory, and no key in INI (conftest's go-ini refuses it).
+    root = repo({"config/app.ini": "[app]\nname\n"})
+    assert findings(validate(cli, root)) == [("config/app.ini", 2, "syntax/syntax")]
 
 
 def test_policies_see_groups_and_host_vars(cli: Cli, repo: Repo) -> None:

@@ -43,8 +43,12 @@ CASES = [
     ("ok.toml", "toml", 'title = "x"\n[owner]\nname = "y"\n', []),
     ("bad.toml", "toml", 'title = "x"\nname = \n', [(2, 8, "syntax")]),
     ("ok.ini", "ini", "[defaults]\nforks = 10\n", []),
-    ("dup.ini", "ini", "[a]\nx = 1\n[a]\n", [(3, 1, "syntax")]),
-    ("nosection.ini", "ini", "x = 1\n", [(1, 1, "syntax")]),
+    # As conftest (go-ini): a repeated section adds to the first, keys before any section
+    # are DEFAULT's; a line without `=` or `:`, or an unclosed section, is an error.
+    ("dup.ini", "ini", "[a]\nx = 1\n[a]\n", []),
+    ("nosection.ini", "ini", "x = 1\n", []),
+    ("nodelimiter.ini", "ini", "[a]\nx = 1\njunk\n", [(3, 1, "syntax")]),
+    ("unclosed.ini", "ini", "[a]\nx = 1\n[b\n", [(3, 1, "syntax")]),
     ("nginx/ok.conf", "nginx", "server {\n    listen 80;\n}\n", []),
     ("nginx/bad.conf", "nginx", "server {\n    listen 80;\n", [(2, None, "syntax")]),
     (
