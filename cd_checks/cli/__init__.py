@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "validate": ("cd_checks.cli.validate", "validate", "Run syntax, schema and policy checks."),
     "init": ("cd_checks.cli.init", "init", "Add cd-checks to a repository: config, CI, hooks."),
     "policy": ("cd_checks.cli.policy", "policy", "Rego policy tools (policy test)."),
+    "parse": ("cd_checks.cli.parse", "parse", "Print the input a policy sees for a file."),
     "rollout": ("cd_checks.cli.rollout", "rollout", "Staged, health-gated rollouts (plan, run)."),
     "rollback": ("cd_checks.cli.rollout", "rollback", "Roll an environment back to known-good."),
     "scope": (

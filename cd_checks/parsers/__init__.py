@@ -12,6 +12,7 @@ files may be read.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import PurePosixPath
 from typing import Any
@@ -110,3 +111,32 @@ def _extension(name: str) -> str:
     """Go's filepath.Ext without the dot: `.gitignore` has the extension `gitignore`."""
     dot = name.rfind(".")
     return name[dot + 1 :] if dot >= 0 else ""
+
+
+def combined(documents: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    """conftest's combined input: `{"path", "contents"}` per document, sorted by path."""
+    return [
+        {"path": path, "contents": document}
+        for path in sorted(documents)
+        for document in documents[path]
+    ]
+
+
+def as_conftest_json(value: Any, indent: str = "  ") -> str:
+    """JSON as Go's encoding/json writes it for conftest: keys sorted, `<`, `>` and `&`
+    escaped, non-ASCII as it is, integral numbers without a fraction."""
+    text = json.dumps(_go_numbers(value), indent=indent, sort_keys=True, ensure_ascii=False)
+    # Outside strings JSON has none of these characters: replacing them escapes only strings.
+    for char, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026")):
+        text = text.replace(char, escaped)
+    return text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+
+
+def _go_numbers(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _go_numbers(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_go_numbers(item) for item in value]
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e21:
+        return int(value)
+    return value

@@ -9,8 +9,8 @@ number, one ParseBool reads (`true`, `F`, `TRUE`, `t`, ...) a boolean, the rest
 strings. One deliberate difference: a line indented deeper than its key continues
 the key's value (`install_requires =` then one package a line, as tox.ini,
 setup.cfg and Python's configparser write them; go-ini's
-AllowPythonMultilineValues), where conftest refuses the whole file. dotenv uses python-dotenv's parser; properties javaproperties, with
-`${key}` expanded from the file's own keys; ignore files give conftest's
+AllowPythonMultilineValues), where conftest refuses the whole file. dotenv uses
+python-dotenv's parser; properties javaproperties, with `${key}` expanded from the file's own keys; ignore files give conftest's
 `[{Kind, Value, Original}]` entries.
 """
 
