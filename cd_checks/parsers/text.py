@@ -10,8 +10,9 @@ strings. One deliberate difference: a line indented deeper than its key continue
 the key's value (`install_requires =` then one package a line, as tox.ini,
 setup.cfg and Python's configparser write them; go-ini's
 AllowPythonMultilineValues), where conftest refuses the whole file. dotenv uses
-python-dotenv's parser; properties javaproperties, with `${key}` expanded from the file's own keys; ignore files give conftest's
-`[{Kind, Value, Original}]` entries.
+python-dotenv's parser; properties javaproperties, with `${key}` expanded from
+the file's own keys; ignore files give conftest's `[{Kind, Value, Original}]`
+entries.
 """
 
 from __future__ import annotations
