@@ -63,9 +63,7 @@ def parse_ini(text: str) -> list[Any]:
     ]
 
 
-def _python_continuation(
-    value: str, indent: int, lines: list[str], number: int
-) -> tuple[str, int]:
+def _python_continuation(value: str, indent: int, lines: list[str], number: int) -> tuple[str, int]:
     """Lines indented deeper than the key (comments and blank lines aside) add to its value."""
     parts = [value] if value else []
     while number < len(lines):
