@@ -124,6 +124,13 @@ BUILTIN_SETS: dict[str, BuiltinSet] = {
         package="cd_checks.pipeline",
         files=("/cd-checks.yml",),  # the root config only
     ),
+    "terraform": BuiltinSet(
+        name="terraform",
+        package="cd_checks.terraform",
+        # Plans written by `terraform show -json PLAN > tfplan.json`, under the names the
+        # Terraform docs and CI examples use; other JSON these match has no resource_changes.
+        files=("**/tfplan.json", "**/*.tfplan.json", "**/plan.json", "**/*.plan.json"),
+    ),
 }
 
 

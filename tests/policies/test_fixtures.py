@@ -54,6 +54,7 @@ BAD: dict[str, set[str]] = {
     "ansible/bad/sudo.yml": {"ANS-005"},
     "pipeline/bad/unordered.cd-checks.yml": {"PIPE-001", "PIPE-002", "PIPE-003", "PIPE-004"},
     "pipeline/bad/hasty.cd-checks.yml": {"PIPE-002", "PIPE-005"},
+    "terraform/bad/db-migration.tfplan.json": {"TF-001", "TF-002", "TF-003"},
 }
 COMBINED_ONLY = {"MON-007"}
 

@@ -19,7 +19,7 @@ from cd_checks.builtin_policies import BUILTIN_SETS, policies_dir
 from cd_checks.rego import PolicySource, TestResult, run_tests
 
 # Rule ids the library defines; a new rule must bump this (and bring its tests).
-RULE_COUNT = 40
+RULE_COUNT = 43
 
 ID = r"[A-Z]+-\d{3}"
 RULE_ID = re.compile(rf'finding\("({ID})"')
@@ -92,6 +92,7 @@ def test_rule_ids_are_unique_per_set_and_prefixed() -> None:
         "agents": "AGENT",
         "ansible": "ANS",
         "pipeline": "PIPE",
+        "terraform": "TF",
     }
     assert set(prefixes) == set(BUILTIN_SETS)
     for name, prefix in prefixes.items():

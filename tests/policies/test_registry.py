@@ -57,7 +57,7 @@ def test_default_globs(name: str, path: str, applies: bool) -> None:
 
 def test_unknown_set_has_no_schema() -> None:
     with pytest.raises(KeyError):
-        schema_path("terraform")
+        schema_path("kubernetes")
 
 
 def settings_read_by(name: str) -> set[str]:
@@ -82,7 +82,8 @@ def test_settings_schema_covers_exactly_what_the_policies_read() -> None:
         ({"monitoring": {"min_for": 10}}, False),
         ({"monitoring": {"min_for": "ten minutes"}}, False),
         ({"nginx": {"allowed_upstreams": []}}, False),
-        ({"terraform": {}}, False),
+        ({"kubernetes": {}}, False),
+        ({"terraform": {"allow_deletes": True}}, False),
         ({"ansible": {"production_words": ["Prod"]}}, False),
     ],
 )
