@@ -16,9 +16,12 @@ from collections.abc import Callable
 from cd_checks.errors import PolicyError
 from cd_checks.rego.model import (
     EngineName,
+    EngineOptions,
     Evaluator,
+    FileInfo,
     Outcome,
     PolicySource,
+    QueryTrace,
     RuleError,
     RuleResult,
     TestResult,
@@ -26,8 +29,11 @@ from cd_checks.rego.model import (
 from cd_checks.rego.sandbox import run_tests
 
 __all__ = [
+    "EngineOptions",
     "Evaluator",
+    "FileInfo",
     "Outcome",
+    "QueryTrace",
     "PolicyError",
     "PolicySource",
     "RuleError",
@@ -46,11 +52,14 @@ def open_engine(
     engine: EngineName = "auto",
     which: Callable[[str], str | None] = shutil.which,
     wait: bool = True,
+    show_builtin_errors: bool = False,
+    trace: bool = False,
 ) -> Evaluator:
     """Load the policies of `source` into the chosen engine; PolicyError if they cannot be used.
 
     `wait=False` lets the embedded engine load in the background: a PolicyError
-    then comes with its first use.
+    then comes with its first use. `show_builtin_errors` and `trace` are conftest's
+    flags (see `EngineOptions`); the conftest binary is run without them.
     """
     if engine not in ("auto", "embedded", "conftest"):
         raise PolicyError(f"unknown policy engine {engine!r} (choose auto, embedded or conftest)")
@@ -66,4 +75,5 @@ def open_engine(
         return ConftestEvaluator(source, executable)
     from cd_checks.rego.sandbox import BoundedEvaluator
 
-    return BoundedEvaluator(source, wait=wait)
+    options = EngineOptions(show_builtin_errors=show_builtin_errors, trace=trace)
+    return BoundedEvaluator(source, wait=wait, options=options)

@@ -8,7 +8,8 @@ batch each document is rerun alone and a failing one gets a `RuleError`. The
 policies are test-run once on `{}` when the evaluator is built, so compile
 errors are a `PolicyError` up front. One difference from the embedded engine
 is conftest's own: it evaluates each member of a top-level list document as a
-separate input. This module never parses Rego beyond finding package and rule
+separate input, and its `data.conftest.file` names the temporary file. This
+module never parses Rego beyond finding package and rule
 names; conftest does the rest.
 """
 
@@ -25,7 +26,7 @@ from typing import Any
 from cd_checks.errors import PolicyError, ToolError
 from cd_checks.rego import semantics
 from cd_checks.rego.loader import PolicyFile, load_data, policy_files
-from cd_checks.rego.model import Kind, Outcome, PolicySource, RuleError, RuleResult
+from cd_checks.rego.model import FileInfo, Kind, Outcome, PolicySource, RuleError, RuleResult
 
 TIMEOUT_SECONDS = 600
 _PACKAGE = re.compile(r"^\s*package\s+([A-Za-z_][\w.]*)", re.MULTILINE)
@@ -75,13 +76,22 @@ class ConftestEvaluator:
             raise PolicyError(f"conftest cannot load the policies: {_stderr_line(completed)}")
 
     def evaluate(
-        self, documents: Sequence[Any], *, namespaces: Sequence[str] | None
+        self,
+        documents: Sequence[Any],
+        *,
+        namespaces: Sequence[str] | None,
+        files: Sequence[FileInfo | None] | None = None,
     ) -> list[Outcome]:
+        # `files` is not passed on: conftest sets data.conftest.file from the temporary
+        # file it reads (document-NNNNNN.json in a temporary directory).
+        del files
         selected = semantics.select_namespaces(
             namespaces, defined=self._packages, with_rules=self.namespaces
         )
         if not documents:
             return []
+        if namespaces is not None and not selected:  # conftest: 0 tests, nothing to run
+            return [Outcome((), ()) for _ in documents]
         outcomes = self._batch(documents, namespaces, selected)
         if outcomes is not None:
             return outcomes

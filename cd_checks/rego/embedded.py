@@ -8,8 +8,11 @@ others still run.
 Static mistakes (syntax, unsafe variables, unknown functions, Rego v0 text in
 v1 mode or the reverse) are `PolicyError`s with `file:line:col`. regorus'
 `RuntimeError`s never leave this module (see NOTES.md for why regorus).
-Builtins that reach the network (`http.send`, `net.lookup_ip_addr`) are an
-evaluation error of the rule that calls them, never a silent empty result.
+Builtins that reach the network (`http.send`, `net.lookup_ip_addr`) and OPA
+builtins regorus lacks are an evaluation error of the rule that calls them,
+never a silent empty result and never the end of the run. A builtin that fails
+on its arguments leaves the rule undefined, as in OPA, unless
+`show_builtin_errors`; conftest's own builtins come from `extensions`.
 This engine runs inside `cd_checks.rego.sandbox`'s bounded child process;
 `stopped` rules (ones that crashed or overran it there) are not evaluated.
 """
@@ -20,16 +23,20 @@ import json
 import re
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import regorus
 
 from cd_checks.errors import PolicyError
-from cd_checks.rego import semantics
+from cd_checks.rego import extensions, semantics
 from cd_checks.rego.loader import PolicyFile, load_data, policy_files
 from cd_checks.rego.model import (
+    EngineOptions,
+    FileInfo,
     Outcome,
     PolicySource,
+    QueryTrace,
     RegoVersion,
     RuleError,
     RuleResult,
@@ -53,6 +60,17 @@ _STRINGS_AND_COMMENTS = re.compile(r'"(?:\\.|[^"\\])*"|`[^`]*`|#[^\n]*')
 # gives the same answer everywhere: a rule that calls one fails to evaluate.
 NETWORK_BUILTINS = {"http.send": 1, "net.lookup_ip_addr": 1}
 _EXTENSION_ERROR = re.compile(r"extension '[^']*' raises Python error: \w+: ")
+OFFLINE = "which cd-checks does not evaluate (no network)"
+_MISSING = re.compile(r"could not find function (?P<name>[\w.]+)")
+# Evaluation errors that are not a builtin's: reported even without show_builtin_errors
+# (OPA reports conflicts; the others are limits of regorus or of cd-checks).
+_NOT_BUILTIN = (
+    "used before definition",
+    "multiple outputs",
+    "rule conflicts with",
+    extensions.GAP,
+    OFFLINE,
+)
 
 
 def engine_message(exc: BaseException) -> str:
@@ -66,7 +84,27 @@ def engine_message(exc: BaseException) -> str:
 
 
 def is_static_error(message: str) -> bool:
-    return any(marker in message for marker in _STATIC)
+    """A mistake OPA refuses at compile time. A call of an OPA builtin that regorus
+    lacks is not one: only the rules that make it fail (`unsupported_builtin`)."""
+    return any(marker in message for marker in _STATIC) and unsupported_builtin(message) is None
+
+
+def unsupported_builtin(message: str) -> str | None:
+    """The OPA builtin a "could not find function" error names, if it is one."""
+    missing = _MISSING.search(message)
+    if missing is None or missing.group("name") not in extensions.OPA_BUILTINS:
+        return None
+    return missing.group("name")
+
+
+def is_builtin_error(message: str) -> bool:
+    """A builtin that failed on its arguments (OPA: undefined unless strict)."""
+    return unsupported_builtin(message) is None and not any(m in message for m in _NOT_BUILTIN)
+
+
+def _gap_message(message: str, name: str) -> str:
+    where = message.split(": could not find function")[0]
+    return f"{where}: {name} is an OPA builtin {extensions.GAP} (regorus)"
 
 
 @dataclass(frozen=True)
@@ -79,6 +117,7 @@ class RuleHead:
     plain: bool  # the head is a bare name, not a ref like `deny.x` or `deny[x]`
     file: str
     line: int
+    valued: bool = True  # False: `name[x] if {...}` / `name if {...}`, no `:=`/`=` value
 
 
 @dataclass(frozen=True)
@@ -91,19 +130,27 @@ class Package:
 
 
 class Compiled:
-    """A regorus engine holding every policy of a source, plus what the parser found."""
+    """A regorus engine holding every policy of a source, plus what the parser found.
 
-    def __init__(self, source: PolicySource, *, tests: bool) -> None:
+    With `file_slot`, `data.conftest.file` is whatever the slot holds when a rule runs.
+    """
+
+    def __init__(
+        self, source: PolicySource, *, tests: bool, file_slot: extensions.FileSlot | None = None
+    ) -> None:
         files = policy_files(source.paths, tests=tests)
         self.engine = _new_engine(source.rego_version)
-        for policy in files:
-            _add_policy(self.engine, policy, source.rego_version)
+        for index, policy in enumerate(files):
+            _add_policy(self.engine, policy, source.rego_version, index=index, root=source.root)
         self.heads = tuple(_rule_heads(self.engine))
         self.defined = tuple(sorted({head.namespace for head in self.heads} | _packages(self)))
-        self._add_data(source)
-
-    def _add_data(self, source: PolicySource) -> None:
         data = load_data(source.data_paths, source.extra_data)
+        self._add_data(data)
+        if file_slot is not None and not _defines_conftest_file(self.heads, data):
+            self.engine.add_extension(extensions.FILE_FUNCTION, 0, file_slot.read)
+            self.engine.add_policy(extensions.FILE_MODULE, extensions.file_module())
+
+    def _add_data(self, data: dict[str, Any]) -> None:
         if data:
             try:
                 self.engine.add_data_json(json.dumps(data, default=str))
@@ -111,14 +158,26 @@ class Compiled:
                 raise PolicyError(f"cannot load data documents: {engine_message(exc)}") from exc
 
     def eval_rule(self, path: str) -> Any:
-        """The JSON value of rule `path`; static mistakes raise PolicyError, others RuntimeError."""
+        """The JSON value of rule `path`; static mistakes raise PolicyError, others RuntimeError
+        (a call of an OPA builtin regorus lacks says so)."""
         try:
             return json.loads(self.engine.eval_rule_as_json(path))
         except RuntimeError as exc:
             message = engine_message(exc)
             if is_static_error(message):
                 raise PolicyError(message) from exc
+            missing = unsupported_builtin(message)
+            if missing is not None:
+                raise RuntimeError(_gap_message(message, missing)) from exc
             raise
+
+
+def _defines_conftest_file(heads: Sequence[RuleHead], data: dict[str, Any]) -> bool:
+    """A policy or data document of the user's own at `data.conftest.file` wins."""
+    conftest = data.get("conftest")
+    if isinstance(conftest, dict) and "file" in conftest:
+        return True
+    return any(h.namespace == "conftest" and h.name == "file" for h in heads)
 
 
 def _packages(compiled: Compiled) -> set[str]:
@@ -132,24 +191,34 @@ def _new_engine(version: RegoVersion) -> Any:
     for name, arity in NETWORK_BUILTINS.items():
         # regorus yields nothing for http.send and does not know net.lookup_ip_addr.
         engine.add_extension(name, arity, _offline(name))
+    for extension in extensions.common():
+        engine.add_extension(extension.name, extension.arity, extension.function)
     return engine
 
 
 def _offline(name: str) -> Callable[..., Any]:
     def refuse(*_: Any) -> Any:
-        raise RuntimeError(f"uses {name}, which cd-checks does not evaluate (no network)")
+        raise RuntimeError(f"uses {name}, {OFFLINE}")
 
     return refuse
 
 
-def _add_policy(engine: Any, policy: PolicyFile, version: RegoVersion) -> None:
+def _add_policy(
+    engine: Any, policy: PolicyFile, version: RegoVersion, *, index: int, root: Path | None
+) -> None:
     if version == "v0" and _looks_like_v1(policy.text):
         raise PolicyError(
             f"{policy.name}: looks like Rego v1 syntax (`if`/`contains` without "
             "`import rego.v1`); rerun with --rego-version v1, or add `import rego.v1`"
         )
     try:
-        engine.add_policy(policy.name, policy.text)
+        spans = _rule_spans(policy, version) if extensions.needs_rule_spans(policy.text) else None
+        rewritten = extensions.rewrite(
+            policy.name, policy.text, index=index, root=root, rule_spans=spans
+        )
+        for extension in rewritten.extensions:
+            engine.add_extension(extension.name, extension.arity, extension.function)
+        engine.add_policy(policy.name, rewritten.text)
     except RuntimeError as exc:
         message = engine_message(exc)
         if version == "v1" and _V0_HINT in message and _parses_as_v0(policy):
@@ -158,6 +227,18 @@ def _add_policy(engine: Any, policy: PolicyFile, version: RegoVersion) -> None:
                 "--rego-version v0, or port it to Rego v1 (`deny contains msg if {...}`)"
             ) from exc
         raise PolicyError(message) from exc
+
+
+def _rule_spans(policy: PolicyFile, version: RegoVersion) -> extensions.RuleSpans | None:
+    """Where the rules of `policy` are, from a first parse; None if it does not parse
+    (the real parse reports why)."""
+    scratch = _new_engine(version)
+    try:
+        scratch.add_policy(policy.name, policy.text)
+    except RuntimeError:
+        return None
+    (module,) = json.loads(scratch.get_ast_as_json())
+    return extensions.RuleSpans.of(module["ast"])
 
 
 def _looks_like_v1(text: str) -> bool:
@@ -184,6 +265,7 @@ def _rule_heads(engine: Any) -> Iterator[RuleHead]:
 
 
 def _rule_head(namespace: str, file: str, rule: dict[str, Any]) -> RuleHead:
+    valued = True
     if "Default" in rule:
         body = rule["Default"]
         head, refr = "Default", body["refr"]
@@ -191,7 +273,9 @@ def _rule_head(namespace: str, file: str, rule: dict[str, Any]) -> RuleHead:
         body = rule["Spec"]
         head, spec = next(iter(body["head"].items()))
         refr = spec["refr"]
-    return RuleHead(namespace, _base_name(refr), head, "Var" in refr, file, body["span"]["line"])
+        valued = head != "Compr" or spec.get("assign") is not None
+    line = body["span"]["line"]
+    return RuleHead(namespace, _base_name(refr), head, "Var" in refr, file, line, valued)
 
 
 def _base_name(refr: dict[str, Any]) -> str:
@@ -212,7 +296,9 @@ def _ref_text(refr: dict[str, Any]) -> str:
 
 
 def conftest_packages(heads: Sequence[RuleHead]) -> dict[str, Package]:
-    """Packages with failure/warning rules; refuses a boolean `deny if {...}` as conftest does."""
+    """Packages with failure/warning rules. As conftest: a set (`deny contains msg`) or a
+    complete rule (`violation := [...]`, a boolean `deny if {...}`); `deny[msg] if {...}`
+    (Rego v1: an object, not a set) is refused with conftest's words."""
     rules: dict[str, list[str]] = {}
     exceptions: set[str] = set()
     for head in heads:
@@ -220,15 +306,25 @@ def conftest_packages(heads: Sequence[RuleHead]) -> dict[str, Package]:
             exceptions.add(head.namespace)
         if semantics.rule_kind(head.name) is None:
             continue
-        if head.head != "Set" or not head.plain:
-            raise PolicyError(
-                f"{head.file}:{head.line}: rule '{head.name}' must be a set of messages: "
-                f"write `{head.name} contains msg if {{ ... }}`"
-            )
+        if not head.plain or head.head == "Func":
+            raise PolicyError(_refusal(head))
         names = rules.setdefault(head.namespace, [])
         if head.name not in names:
             names.append(head.name)
     return {ns: Package(ns, tuple(names), ns in exceptions) for ns, names in rules.items()}
+
+
+def _refusal(head: RuleHead) -> str:
+    if head.head == "Compr" and not head.valued:
+        return (
+            f"{head.file}:{head.line}: rule is using 'if' keyword without 'contains' keyword "
+            f"(in Rego v1 `{head.name}[msg] if` builds an object): "
+            f"write `{head.name} contains msg if {{ ... }}`"
+        )
+    return (
+        f"{head.file}:{head.line}: rule '{head.name}' must be a set of messages: "
+        f"write `{head.name} contains msg if {{ ... }}`"
+    )
 
 
 # Called with (namespace, rule, "file:line") before each rule is evaluated.
@@ -240,6 +336,7 @@ class EmbeddedEvaluator:
 
     `stopped` maps (namespace, rule) to why that rule is not evaluated any more
     (each document gets that RuleError); `on_rule` hears of each rule about to run.
+    `options`: conftest's --show-builtin-errors and --trace (see `EngineOptions`).
     """
 
     def __init__(
@@ -248,12 +345,18 @@ class EmbeddedEvaluator:
         *,
         stopped: Mapping[tuple[str, str], str] | None = None,
         on_rule: RuleHook | None = None,
+        options: EngineOptions | None = None,
     ) -> None:
-        self._compiled = Compiled(source, tests=False)
+        self._file = extensions.FileSlot()
+        self._compiled = Compiled(source, tests=False, file_slot=self._file)
         self._packages = conftest_packages(self._compiled.heads)
         self.namespaces: tuple[str, ...] = tuple(sorted(self._packages))
         self._stopped = dict(stopped or {})
         self._on_rule = on_rule
+        self._options = options or EngineOptions()
+        self._queries: list[QueryTrace] = []
+        if self._options.trace:
+            self._compiled.engine.set_gather_prints(True)
         self._where = {
             (h.namespace, h.name): f"{h.file}:{h.line}" for h in reversed(self._compiled.heads)
         }
@@ -272,24 +375,33 @@ class EmbeddedEvaluator:
                     self._compiled.eval_rule(f"data.{package.namespace}.{rule}")
                 except RuntimeError:
                     continue  # depends on the input: reported per document
+        if self._options.trace:
+            self._compiled.engine.take_prints()
 
     def _announce(self, namespace: str, rule: str) -> None:
         if self._on_rule is not None:
             self._on_rule(namespace, rule, self._where.get((namespace, rule), "?"))
 
     def select(self, namespaces: Sequence[str] | None) -> tuple[str, ...]:
-        """The namespaces to evaluate; PolicyError for one that is not defined."""
+        """The namespaces to evaluate (conftest's globs expanded; unknown ones select none)."""
         return semantics.select_namespaces(
             namespaces, defined=self._compiled.defined, with_rules=self.namespaces
         )
 
     def evaluate(
-        self, documents: Sequence[Any], *, namespaces: Sequence[str] | None
+        self,
+        documents: Sequence[Any],
+        *,
+        namespaces: Sequence[str] | None,
+        files: Sequence[FileInfo | None] | None = None,
     ) -> list[Outcome]:
         selected = self.select(namespaces)
-        return [self._document(document, selected) for document in documents]
+        infos = list(files) if files is not None else [None] * len(documents)
+        return [self._document(d, selected, f) for d, f in zip(documents, infos, strict=True)]
 
-    def evaluate_json(self, text: str, selected: tuple[str, ...]) -> Outcome:
+    def evaluate_json(
+        self, text: str, selected: tuple[str, ...], file: FileInfo | None = None
+    ) -> Outcome:
         """One document given as JSON text (already checked to be JSON)."""
         try:
             self._compiled.engine.set_input_json(text)
@@ -297,21 +409,24 @@ class EmbeddedEvaluator:
             return _unusable(
                 f"the document cannot be given to Rego as input: {engine_message(exc)}"
             )
-        return self._rules(selected)
+        return self._rules(selected, file)
 
-    def _document(self, document: Any, selected: tuple[str, ...]) -> Outcome:
+    def _document(self, document: Any, selected: tuple[str, ...], file: FileInfo | None) -> Outcome:
         problem = self._set_input(document)
         if problem is not None:
             return _unusable(problem)
-        return self._rules(selected)
+        return self._rules(selected, file)
 
-    def _rules(self, selected: tuple[str, ...]) -> Outcome:
+    def _rules(self, selected: tuple[str, ...], file: FileInfo | None) -> Outcome:
+        self._file.value = file
+        self._queries = []
         found: list[RuleResult | RuleError] = []
         for namespace in selected:
             found.extend(self._namespace(self._packages[namespace]))
         return Outcome(
             tuple(r for r in found if isinstance(r, RuleResult)),
             tuple(r for r in found if isinstance(r, RuleError)),
+            tuple(self._queries),
         )
 
     def _set_input(self, configuration: Any) -> str | None:
@@ -337,17 +452,43 @@ class EmbeddedEvaluator:
                 yield from semantics.rule_results(package.namespace, rule, value)
 
     def _rule(self, namespace: str, rule: str) -> Generator[RuleError, None, Any]:
-        """The rule's value, or None after yielding the RuleError it raised."""
+        """The rule's value, or None: after yielding the RuleError it raised, or when a
+        builtin failed and show_builtin_errors is off (the rule is undefined, as in OPA)."""
         stopped = self._stopped.get((namespace, rule))
         if stopped is not None:
             yield RuleError(namespace, rule, stopped)
             return None
         self._announce(namespace, rule)
+        query = f"data.{namespace}.{rule}"
         try:
-            return self._compiled.eval_rule(f"data.{namespace}.{rule}")
+            value = self._compiled.eval_rule(query)
         except RuntimeError as exc:
-            yield RuleError(namespace, rule, engine_message(exc))
+            message = engine_message(exc)
+            ignored = not self._options.show_builtin_errors and is_builtin_error(message)
+            note = "undefined: a builtin failed (ignored without --show-builtin-errors)"
+            self._trace(query, True, f"{note}: {message}" if ignored else f"error: {message}")
+            if not ignored:
+                yield RuleError(namespace, rule, message)
             return None
+        passed = not (isinstance(value, list) and value) or rule == semantics.EXCEPTION_RULE
+        self._trace(query, passed, _describe(value))
+        return value
+
+    def _trace(self, query: str, passed: bool, line: str) -> None:
+        if self._options.trace:
+            outputs = tuple(self._compiled.engine.take_prints())
+            self._queries.append(QueryTrace(query, passed, (line,), outputs))
+
+
+def _describe(value: Any) -> str:
+    """A rule's value in one line, for --trace."""
+    if value == "<undefined>":
+        return "undefined"
+    text = json.dumps(value, default=str)
+    text = text if len(text) <= 200 else text[:197] + "..."
+    if not isinstance(value, list):
+        return f"{text} (not a set or array: passes)"
+    return f"{len(value)} result{'s' if len(value) != 1 else ''}: {text}"
 
 
 def _unusable(problem: str) -> Outcome:

@@ -31,6 +31,24 @@ class PolicySource:
     data_paths: tuple[Path, ...] = ()
     rego_version: RegoVersion = "v1"
     extra_data: Mapping[str, Any] | None = None
+    # The repository: `parse_config_file` and `parse_combined_config_files` read files
+    # only below it (None: the working directory).
+    root: Path | None = None
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """conftest's `--show-builtin-errors` and `--trace`, for the embedded engine.
+
+    Without `show_builtin_errors`, a builtin that fails (`to_number("x")`, a bad
+    `parse_config_file` path) leaves the rule undefined for that document, as OPA
+    does by default; with it, the failure is a `RuleError`. regorus cannot leave
+    only the failing body undefined, so the whole rule is (documented difference).
+    `trace` records, per document, each query with its outcome and `print()` output.
+    """
+
+    show_builtin_errors: bool = False
+    trace: bool = False
 
 
 @dataclass(frozen=True)
@@ -54,11 +72,34 @@ class RuleError:
 
 
 @dataclass(frozen=True)
+class QueryTrace:
+    """One query evaluated for one document, with `EngineOptions.trace` (conftest's --trace).
+
+    regorus has no evaluation trace like OPA's: `lines` say what the query
+    returned and `outputs` hold what `print()` wrote while it ran (`file:line: text`).
+    """
+
+    query: str
+    passed: bool
+    lines: tuple[str, ...]
+    outputs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """`data.conftest.file` for one document: conftest's base name and absolute directory."""
+
+    name: str
+    dir: str
+
+
+@dataclass(frozen=True)
 class Outcome:
     """Everything the policies said about one document."""
 
     results: tuple[RuleResult, ...]
     errors: tuple[RuleError, ...]
+    queries: tuple[QueryTrace, ...] = ()  # only with EngineOptions.trace
 
 
 @dataclass(frozen=True)
@@ -84,7 +125,15 @@ class Evaluator(Protocol):
         ...
 
     def evaluate(
-        self, documents: Sequence[Any], *, namespaces: Sequence[str] | None
+        self,
+        documents: Sequence[Any],
+        *,
+        namespaces: Sequence[str] | None,
+        files: Sequence[FileInfo | None] | None = None,
     ) -> list[Outcome]:
-        """One Outcome per document (each is one `input`), same order; None: all namespaces."""
+        """One Outcome per document (each is one `input`), same order; None: all namespaces.
+
+        `namespaces` may hold conftest's globs (`ma*`); one that names nothing selects
+        nothing. `files[i]` is `data.conftest.file` while document i is evaluated.
+        """
         ...

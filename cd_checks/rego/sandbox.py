@@ -33,7 +33,14 @@ from multiprocessing.connection import Connection
 from typing import IO, Any
 
 from cd_checks.errors import PolicyError
-from cd_checks.rego.model import Outcome, PolicySource, RuleError, TestResult
+from cd_checks.rego.model import (
+    EngineOptions,
+    FileInfo,
+    Outcome,
+    PolicySource,
+    RuleError,
+    TestResult,
+)
 
 # Seconds one document may take through all rules (regorus takes well under a
 # millisecond on a real one), and bytes the engine may add to its address space.
@@ -68,12 +75,18 @@ class BoundedEvaluator:
     """An `Evaluator` that evaluates in a bounded child; same answers as `EmbeddedEvaluator`."""
 
     def __init__(
-        self, source: PolicySource, limits: Limits | None = None, *, wait: bool = True
+        self,
+        source: PolicySource,
+        limits: Limits | None = None,
+        *,
+        wait: bool = True,
+        options: EngineOptions | None = None,
     ) -> None:
         """Start the child. With `wait`, wait until the policies are loaded (a PolicyError
         now); without, the child loads them while the caller goes on, and the first
         use waits (validate starts its evaluators so, and parses files meanwhile)."""
         self._source = source
+        self._options = options or EngineOptions()
         # Read when built, so a test can lower the module's limits.
         self._limits = limits or Limits(TIMEOUT, MEMORY)
         self._stopped: dict[tuple[str, str], str] = {}
@@ -88,15 +101,20 @@ class BoundedEvaluator:
         return self._namespaces
 
     def evaluate(
-        self, documents: Sequence[Any], *, namespaces: Sequence[str] | None
+        self,
+        documents: Sequence[Any],
+        *,
+        namespaces: Sequence[str] | None,
+        files: Sequence[FileInfo | None] | None = None,
     ) -> list[Outcome]:
         texts = [_json_input(document) for document in documents]
+        infos = list(files) if files is not None else [None] * len(documents)
         outcomes: list[Outcome | None] = [None if isinstance(text, str) else text for text in texts]
         todo = [i for i, text in enumerate(texts) if isinstance(text, str)]
         first: list[tuple[int, _Stop]] = []
         while todo:
             child = self._ready()
-            chosen = [str(texts[i]) for i in todo]
+            chosen = [(str(texts[i]), infos[i]) for i in todo]
             stop = child.evaluate(chosen, namespaces, outcomes, todo)
             if stop is None:
                 break
@@ -108,7 +126,7 @@ class BoundedEvaluator:
         return [outcome for outcome in outcomes if outcome is not None]
 
     def _spawn(self) -> _Child:
-        return _Child(_serve, (self._source, dict(self._stopped)), self._limits)
+        return _Child(_serve, (self._source, dict(self._stopped), self._options), self._limits)
 
     def _ready(self) -> _Child:
         """A child with the policies loaded; a rule that stops it while loading is stopped,
@@ -200,7 +218,7 @@ class _Child:
 
     def evaluate(
         self,
-        texts: list[str],
+        texts: list[tuple[str, FileInfo | None]],
         namespaces: Sequence[str] | None,
         outcomes: list[Outcome | None],
         where: list[int],
@@ -370,6 +388,7 @@ def _announcer(progress: Any) -> Callable[[str, str, str], None]:
 def _serve(
     source: PolicySource,
     stopped: dict[tuple[str, str], str],
+    options: EngineOptions,
     conn: Connection,
     progress: Any,
     document: Any,
@@ -379,7 +398,7 @@ def _serve(
 
     announce = _announcer(progress)
     try:
-        evaluator = EmbeddedEvaluator(source, stopped=stopped, on_rule=announce)
+        evaluator = EmbeddedEvaluator(source, stopped=stopped, on_rule=announce, options=options)
     except PolicyError as exc:
         conn.send(("error", str(exc)))
         return
@@ -395,10 +414,10 @@ def _serve(
         except PolicyError as exc:
             conn.send(("error", str(exc)))
             continue
-        for index, text in enumerate(texts):
+        for index, (text, file) in enumerate(texts):
             document.value = index
             try:
-                conn.send(("outcome", evaluator.evaluate_json(text, selected)))
+                conn.send(("outcome", evaluator.evaluate_json(text, selected, file)))
             except PolicyError as exc:  # a static mistake only evaluation finds
                 conn.send(("error", str(exc)))
                 break

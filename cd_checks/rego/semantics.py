@@ -1,8 +1,10 @@
 """conftest's meaning of rule names, rule values and `exception` rules, engine-independent.
 
 A rule named `deny`, `violation` or either with `_suffix`es is a failure; `warn`
-or `warn_suffix` a warning. A rule value is a set of strings or objects with a
-string `msg` (other keys become metadata). `exception contains rules if {...}`
+or `warn_suffix` a warning. A rule value that is a set or an array (`deny contains
+msg`, `violation := [{"msg": ...}]`) holds strings or objects with a string `msg`
+(other keys become metadata); any other value (`deny if {...}` is `true`) passes,
+as conftest's engine counts it. `exception contains rules if {...}`
 yields lists of rule names without their `deny_`/`violation_`/`warn_` prefix;
 the empty string names the bare `deny`/`violation`/`warn` rules. When an
 exception names a rule, conftest drops all that rule's results for the
@@ -68,12 +70,13 @@ def _members(value: Any) -> Iterable[Any]:
 
 
 def rule_results(namespace: str, rule: str, value: Any) -> Iterator[RuleResult | RuleError]:
-    """Turn the JSON value of a failure/warning rule into results (or errors for bad members)."""
+    """Turn the JSON value of a failure/warning rule into results (or errors for bad members).
+
+    conftest reads only a set or an array as messages: a boolean `deny if {...}`,
+    an object or a string is a passed rule, with no message to report.
+    """
     kind = rule_kind(rule)
-    if kind is None:
-        return
-    if not isinstance(value, list):
-        yield RuleError(namespace, rule, f"must be a set of messages, got {_short(value)}")
+    if kind is None or not isinstance(value, list):
         return
     for member in value:
         yield _one_result(namespace, rule, kind, member)
@@ -103,18 +106,64 @@ def _short(value: Any) -> str:
 def select_namespaces(
     requested: Iterable[str] | None, *, defined: Iterable[str], with_rules: Iterable[str]
 ) -> tuple[str, ...]:
-    """The namespaces to evaluate. conftest passes silently on an unknown namespace; we refuse."""
+    """The namespaces to evaluate, in the order asked, each once.
+
+    As conftest: a namespace that no policy defines, or one without deny/violation/warn
+    rules, is evaluated as nothing (0 tests, not an error), and a name with `*`, `?` or
+    `[` is a glob (Go's `path.Match`, `.` an ordinary character) over the packages.
+    """
     checked = sorted(set(with_rules))
     if requested is None:
         return tuple(checked)
-    known = set(defined)
-    for namespace in requested:
-        if namespace not in known:
-            listed = ", ".join(checked) or "none"
+    packages = sorted(set(defined) | set(checked))
+    chosen: list[str] = []
+    for name in requested:
+        if _is_glob(name):
+            pattern = _glob(name)
+            chosen += [ns for ns in packages if pattern.fullmatch(ns)]
+        else:
+            chosen.append(name)
+    wanted = set(checked)
+    return tuple(ns for ns in dict.fromkeys(chosen) if ns in wanted)
+
+
+def _is_glob(name: str) -> bool:
+    return any(char in name for char in "*?[")
+
+
+def _glob(pattern: str) -> re.Pattern[str]:
+    """Go's path.Match as a regular expression; PolicyError for a malformed pattern."""
+    out, i = [], 0
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "*":
+            out.append("[^/]*")
+        elif char == "?":
+            out.append("[^/]")
+        elif char == "\\" and i + 1 < len(pattern):
+            i += 1
+            out.append(re.escape(pattern[i]))
+        elif char == "[":
+            i = _char_class(pattern, i, out)
+            continue
+        elif char == "\\":
             raise PolicyError(
-                f"namespace {namespace!r} is not defined by any policy "
-                f"(namespaces with rules: {listed})"
+                f"namespace pattern {pattern!r}: a trailing backslash escapes nothing"
             )
-        if namespace not in checked:
-            raise PolicyError(f"namespace {namespace!r} has no deny, violation or warn rules")
-    return tuple(dict.fromkeys(requested))
+        else:
+            out.append(re.escape(char))
+        i += 1
+    return re.compile("".join(out))
+
+
+def _char_class(pattern: str, start: int, out: list[str]) -> int:
+    """Translate `[...]` at `start` (`^` negates, ranges as `a-z`, as in Go); the index after."""
+    end = pattern.find("]", start + 1)
+    body = pattern[start + 1 : end] if end > 0 else ""
+    negate = body.startswith("^")
+    body = body.removeprefix("^")
+    if not body:
+        raise PolicyError(f"namespace pattern {pattern!r}: unterminated or empty [...]")
+    escaped = body.replace("\\", "\\\\").replace("[", "\\[")
+    out.append(f"[{'^/' if negate else ''}{escaped}]")
+    return end + 1

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from cd_checks.errors import PolicyError
-from cd_checks.rego import PolicySource, RuleError, RuleResult, open_engine
+from cd_checks.rego import Outcome, PolicySource, RuleError, RuleResult, open_engine
 from cd_checks.rego.conftest import ConftestEvaluator
 
 FAKE_CONFTEST = """#!@PYTHON@
@@ -180,11 +180,12 @@ def test_compile_error_is_a_policy_error_when_opening(
         open_fake(fake_conftest, PolicySource((policy_dir,)))
 
 
-def test_unknown_namespace_is_refused_before_running(fake_conftest: Path, policy_dir: Path) -> None:
+def test_unknown_namespace_selects_nothing_like_conftest(
+    fake_conftest: Path, policy_dir: Path
+) -> None:
     evaluator = open_fake(fake_conftest, PolicySource((policy_dir,)))
-    with pytest.raises(PolicyError, match="namespace 'k8s' is not defined"):
-        evaluator.evaluate([{}], namespaces=["k8s"])
-    assert len(calls(fake_conftest)) == 1  # only the load check ran
+    assert evaluator.evaluate([{}], namespaces=["k8s"]) == [Outcome((), ())]
+    assert len(calls(fake_conftest)) == 1  # only the load check ran: nothing to evaluate
 
 
 def test_missing_policy_dir_fails_before_conftest(fake_conftest: Path, tmp_path: Path) -> None:

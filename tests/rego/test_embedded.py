@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from cd_checks.errors import PolicyError
 from cd_checks.rego import Outcome, PolicySource, RuleError, RuleResult, open_engine
 from cd_checks.rego.embedded import EmbeddedEvaluator
+from cd_checks.rego.model import EngineOptions
 
 SEMANTICS = Path(__file__).parent / "fixtures" / "semantics"
 POLICY = SEMANTICS / "policy"
@@ -146,16 +146,30 @@ def test_namespace_selection(evaluator: EmbeddedEvaluator) -> None:
     assert ("warning", "warn", "no owner label") in summary(everything)
 
 
-def test_an_undefined_namespace_is_an_error_not_a_silent_pass(evaluator: EmbeddedEvaluator) -> None:
-    with pytest.raises(PolicyError, match="namespace 'kubernetes' is not defined by any policy"):
-        evaluator.evaluate([{}], namespaces=["kubernetes"])
-    with pytest.raises(PolicyError, match="'lib.helpers' has no deny, violation or warn rules"):
-        evaluator.evaluate([{}], namespaces=["lib.helpers"])
-
-
-def test_a_type_error_is_a_rule_error_and_other_rules_still_run(
+def test_an_undefined_namespace_selects_nothing_like_conftest(
     evaluator: EmbeddedEvaluator,
 ) -> None:
+    # conftest: `--namespace kubernetes` with no such package passes with 0 tests.
+    assert one(evaluator, ROOT_DEPLOYMENT, ["kubernetes"]) == Outcome((), ())
+    assert one(evaluator, ROOT_DEPLOYMENT, ["lib.helpers"]) == Outcome((), ())
+
+
+def test_a_type_error_leaves_the_rule_undefined_by_default_like_opa(
+    evaluator: EmbeddedEvaluator,
+) -> None:
+    document = dict(ROOT_DEPLOYMENT, spec={"port": "eighty", "replicas": 1})
+    outcome = one(evaluator, document, ["main"])
+    assert outcome.errors == ()
+    assert summary(outcome) == [
+        ("failure", "deny", "Deployment web must not run as root"),
+        ("failure", "violation_replicas", "replicas 1 is below the minimum 2"),
+    ]
+
+
+def test_with_show_builtin_errors_a_type_error_is_a_rule_error_and_other_rules_still_run() -> None:
+    evaluator = EmbeddedEvaluator(
+        PolicySource((POLICY,), (DATA,)), options=EngineOptions(show_builtin_errors=True)
+    )
     document = dict(ROOT_DEPLOYMENT, spec={"port": "eighty", "replicas": 1})
     outcome = one(evaluator, document, ["main"])
     assert outcome.errors == (

@@ -51,8 +51,19 @@ def test_unknown_function_is_a_policy_error_not_a_rule_error(tmp_path: Path) -> 
         evaluator.evaluate([{"kind": "x"}], namespaces=None)
 
 
-def test_boolean_deny_rule_is_refused_like_conftest(tmp_path: Path) -> None:
-    directory = policy_dir(tmp_path, "package main\n\ndeny if {\n\tinput.bad\n}\n")
+def test_v1_partial_object_deny_is_refused_with_conftests_words(tmp_path: Path) -> None:
+    # conftest's tests/problematic-if: `deny[msg] if` in Rego v1 builds an object.
+    directory = policy_dir(tmp_path, 'package main\n\ndeny[msg] if {\n\tmsg := "foo"\n}\n')
+    message = load_error(PolicySource((directory,)))
+    assert message == (
+        f"{directory / 'policy.rego'}:3: rule is using 'if' keyword without 'contains' "
+        "keyword (in Rego v1 `deny[msg] if` builds an object): "
+        "write `deny contains msg if { ... }`"
+    )
+
+
+def test_a_ref_head_deny_rule_is_still_refused(tmp_path: Path) -> None:
+    directory = policy_dir(tmp_path, 'package main\n\ndeny.x contains "a" if {\n\tinput.bad\n}\n')
     message = load_error(PolicySource((directory,)))
     assert message == (
         f"{directory / 'policy.rego'}:3: rule 'deny' must be a set of messages: "

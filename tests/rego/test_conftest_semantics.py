@@ -1,0 +1,264 @@
+"""conftest's semantics on the embedded engine (issue 13): what a conftest user's policy does
+in `cd-checks validate` and `cd-checks policy test`, translated from conftest's engine
+(policy/engine.go), its tests/ (problematic-if, builtin-errors) and examples/.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from cd_checks.rego import PolicySource, open_engine
+from tests.conftest import Run
+
+Cli = Callable[..., Run]
+Repo = Callable[..., Path]
+
+DEPLOYMENT = "---\nkind: Deployment\nmetadata:\n  name: web\n"
+
+
+def validate(cli: Cli, root: Path, *args: str) -> Run:
+    run = cli("-C", root, "validate", "--format", "json", "--no-cache", *args)
+    assert "Traceback" not in run.err
+    return run
+
+
+def policy_findings(run: Run) -> list[tuple[str, str, str]]:
+    found = json.loads(run.out)["findings"]
+    return sorted((f["path"], f["rule"], f["message"]) for f in found if f["check"] == "policy")
+
+
+# -- item 1: complete-rule heads ---------------------------------------------------------
+
+
+def test_violation_as_a_complete_array_rule_is_evaluated(cli: Cli, repo: Repo) -> None:
+    # conftest's examples/kubernetes/policy/violation.rego writes `violation := [...] if`.
+    root = repo(
+        {
+            "policy/violation.rego": "package main\n\n"
+            'violation := [{"msg": msg, "details": {}}] if {\n'
+            '\tinput.kind == "Deployment"\n'
+            '\tmsg := sprintf("%s: no resource limits", [input.metadata.name])\n'
+            "}\n",
+            "deploy.yaml": DEPLOYMENT,
+            "service.yaml": "---\nkind: Service\n",
+        }
+    )
+    run = validate(cli, root)
+    assert run.code == 1, run.err  # was 2: "rule 'violation' must be a set of messages"
+    assert policy_findings(run) == [("deploy.yaml", "main.violation", "web: no resource limits")]
+
+
+def test_deny_as_a_complete_array_of_strings_is_evaluated(cli: Cli, repo: Repo) -> None:
+    root = repo(
+        {
+            "policy/p.rego": 'package main\n\ndeny := ["one", "two"] if {\n\tinput.bad\n}\n',
+            "a.yaml": "---\nbad: true\n",
+        }
+    )
+    run = validate(cli, root)
+    assert run.code == 1, run.err
+    assert policy_findings(run) == [("a.yaml", "main.deny", "one"), ("a.yaml", "main.deny", "two")]
+
+
+def test_a_bare_boolean_deny_passes_as_in_conftest(cli: Cli, repo: Repo) -> None:
+    # conftest's tests/problematic-if "Bare deny rule can be used without contains or if":
+    # `deny` evaluates to true, which is not a set of messages: 1 test, 1 passed, exit 0.
+    policy = "package main\n\ndeny if {\n\ttrue\n}\n"
+    root = repo({"policy/p.rego": policy, "a.yaml": "---\na: 1\n"})
+    run = validate(cli, root)
+    assert run.code == 0, run.err  # was 2
+    assert policy_findings(run) == []
+
+
+def test_partial_object_deny_is_refused_with_conftests_words(cli: Cli, repo: Repo) -> None:
+    # conftest's tests/problematic-if "Error is raised when if is used without contains".
+    root = repo(
+        {
+            "policy/invalid.rego": 'package main\n\ndeny[msg] if {\n\tmsg := "foo"\n}\n',
+            "a.yaml": "---\na: 1\n",
+        }
+    )
+    run = validate(cli, root)
+    assert run.code == 2
+    assert "policy/invalid.rego:3: rule is using 'if' keyword without 'contains' keyword" in run.err
+    assert run.err.count("\n") == 1
+
+
+def test_policy_test_runs_units_of_a_complete_rule(cli: Cli, repo: Repo) -> None:
+    root = repo(
+        {
+            "policy/violation.rego": "package main\n\n"
+            'violation := [{"msg": "no limits"}] if {\n\tinput.kind == "Deployment"\n}\n',
+            "policy/violation_test.rego": "package main\n\n"
+            "test_deployment if {\n"
+            '\tcount(violation) == 1 with input as {"kind": "Deployment"}\n}\n',
+        }
+    )
+    run = cli("-C", root, "policy", "test")
+    assert run.code == 0, run.out + run.err  # was 2
+    assert "1 tests, 1 passed, 0 failed" in run.out
+
+
+# -- items 2 and 3: namespaces --------------------------------------------------------------
+
+NAMESPACES = {
+    "policy/main.rego": 'package main\n\ndeny contains "main" if input.a\n',
+    "policy/gke.rego": 'package main.gke\n\ndeny contains "main.gke" if input.a\n',
+    "policy/k8s.rego": 'package k8s\n\ndeny contains "k8s" if input.a\n',
+    "a.yaml": "---\na: 1\n",
+}
+
+
+def test_an_unknown_namespace_passes_with_no_tests(cli: Cli, repo: Repo) -> None:
+    run = validate(cli, repo(NAMESPACES), "--namespace", "nope")
+    assert run.code == 0, run.err  # was 2: "namespace 'nope' is not defined by any policy"
+    assert policy_findings(run) == []
+
+
+def test_default_main_without_rules_passes(cli: Cli, repo: Repo) -> None:
+    root = repo({"policy/k8s.rego": 'package k8s\n\ndeny contains "k8s" if input.a\n'})
+    (root / "a.yaml").write_text("---\na: 1\n", "utf-8")
+    run = validate(cli, root)
+    assert run.code == 0, run.err  # was 2
+    assert policy_findings(run) == []
+
+
+@pytest.mark.parametrize(
+    ("pattern", "messages"),
+    [
+        ("ma*", ["main", "main.gke"]),
+        ("main.*", ["main.gke"]),
+        ("*", ["k8s", "main", "main.gke"]),
+        ("[k]8?", ["k8s"]),
+        ("[^m]*", ["k8s"]),
+    ],
+)
+def test_namespace_globs_match_as_conftests_path_match(
+    cli: Cli, repo: Repo, pattern: str, messages: list[str]
+) -> None:
+    run = validate(cli, repo(NAMESPACES), "--namespace", pattern)
+    assert run.code == 1, run.err  # was 2: the pattern was looked up as a literal name
+    assert sorted(m for _, _, m in policy_findings(run)) == messages
+
+
+def test_a_malformed_namespace_glob_is_one_error_line(cli: Cli, repo: Repo) -> None:
+    run = validate(cli, repo(NAMESPACES), "--namespace", "[ma")
+    assert run.code == 2
+    assert run.err == ("cd-checks: error: namespace pattern '[ma': unterminated or empty [...]\n")
+
+
+# -- item 5: engine gaps ---------------------------------------------------------------------
+
+GAPS = """package main
+
+warn contains "still evaluated" if input.kind
+
+# METADATA
+# title: Deployments need an owner
+# custom:
+#   id: OWN-1
+deny contains msg if {
+\tinput.kind == "Deployment"
+\tnot input.metadata.labels.owner
+\tmd := rego.metadata.rule()
+\tmsg := sprintf("%s (%s)", [md.title, md.custom.id])
+}
+
+deny_chain contains "never" if {
+\tinput.kind
+\tcount(rego.metadata.chain()) > 0
+}
+"""
+
+
+def test_rego_metadata_rule_returns_the_rules_annotations(cli: Cli, repo: Repo) -> None:
+    run = validate(cli, repo({"policy/p.rego": GAPS, "d.yaml": DEPLOYMENT}))
+    assert ("d.yaml", "main.deny", "Deployments need an owner (OWN-1)") in policy_findings(run)
+
+
+def test_an_unsupported_builtin_fails_only_its_rule(cli: Cli, repo: Repo) -> None:
+    root = repo({"policy/p.rego": GAPS, "d.yaml": DEPLOYMENT})
+    run = validate(cli, root)
+    assert run.code == 1, run.err  # was 2: "could not find function" aborted the run
+    found = policy_findings(run)
+    assert ("d.yaml", "main.warn", "still evaluated") in found
+    assert ("d.yaml", "main.deny", "Deployments need an owner (OWN-1)") in found
+    (chain,) = [m for _, rule, m in found if rule == "main.deny_chain"]
+    assert chain == (
+        f"rule main.deny_chain failed to evaluate: {root / 'policy/p.rego'}:18:30: "
+        "rego.metadata.chain is an OPA builtin not supported by cd-checks' embedded engine "
+        "(regorus)"
+    )
+
+
+def test_an_unknown_function_is_still_a_load_error(cli: Cli, repo: Repo) -> None:
+    policy = 'package main\n\ndeny contains "x" if {\n\tinput.kind\n\tnot_a_builtin(1)\n}\n'
+    run = validate(cli, repo({"policy/p.rego": policy, "d.yaml": DEPLOYMENT}))
+    assert run.code == 2
+    assert "could not find function not_a_builtin" in run.err
+
+
+def test_net_lookup_ip_addr_never_resolves(tmp_path: Path) -> None:
+    (tmp_path / "p.rego").write_text(
+        'package main\n\ndeny contains "resolved" if {\n'
+        '\tcount(net.lookup_ip_addr("localhost")) > 0\n}\n',
+        "utf-8",
+    )
+    evaluator = open_engine(PolicySource((tmp_path,)), engine="embedded")
+    (outcome,) = evaluator.evaluate([{}], namespaces=None)
+    assert outcome.results == ()
+    (error,) = outcome.errors
+    assert error.message.endswith(
+        "uses net.lookup_ip_addr, which cd-checks does not evaluate (no network)"
+    )
+
+
+# -- item 6: --show-builtin-errors and --trace ----------------------------------------------
+
+BUILTIN_ERROR = """package main
+
+deny contains "port too high" if {
+\tto_number(input.port) > 65535
+}
+
+warn contains "always" if input.port
+"""
+
+
+@pytest.mark.parametrize("show", [False, True])
+def test_builtin_errors_are_ignored_unless_shown(tmp_path: Path, show: bool) -> None:
+    (tmp_path / "p.rego").write_text(BUILTIN_ERROR, "utf-8")
+    evaluator = open_engine(PolicySource((tmp_path,)), engine="embedded", show_builtin_errors=show)
+    (outcome,) = evaluator.evaluate([{"port": "eighty"}], namespaces=None)
+    assert [r.message for r in outcome.results] == ["always"]
+    if show:
+        (error,) = outcome.errors
+        assert (error.rule, error.message) == (
+            "deny",
+            f"{tmp_path / 'p.rego'}:4:20: could not parse string as number",
+        )
+    else:
+        assert outcome.errors == ()
+
+
+def test_trace_records_each_query_and_print_output(tmp_path: Path) -> None:
+    (tmp_path / "p.rego").write_text(
+        'package main\n\ndeny contains "bad" if {\n\tprint("kind is", input.kind)\n'
+        '\tinput.kind == "Pod"\n}\n\nwarn contains "w" if false\n',
+        "utf-8",
+    )
+    evaluator = open_engine(PolicySource((tmp_path,)), engine="embedded", trace=True)
+    (outcome,) = evaluator.evaluate([{"kind": "Pod"}], namespaces=None)
+    deny, warn = outcome.queries
+    assert (deny.query, deny.passed) == ("data.main.deny", False)
+    assert deny.lines == ('1 result: ["bad"]',)
+    assert deny.outputs == (f"{tmp_path / 'p.rego'}:4: kind is Pod",)
+    assert (warn.query, warn.passed, warn.lines) == ("data.main.warn", True, ("0 results: []",))
+    (quiet,) = open_engine(PolicySource((tmp_path,)), engine="embedded").evaluate(
+        [{"kind": "Pod"}], namespaces=None
+    )
+    assert quiet.queries == ()
