@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import sys
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -233,6 +234,84 @@ def _did_you_mean(unknown: list[str], known: list[str]) -> str:
     if len(unknown) == 1:
         return f"; did you mean {guesses[0][1]!r}?"
     return "; did you mean " + ", ".join(f"{m!r} for {k!r}" for k, m in guesses) + "?"
+
+
+CONFTEST_FILE = "conftest.toml"
+# conftest.toml keys (conftest's flag names) cd-checks honours, with their TOML types.
+CONFTEST_KEYS: dict[str, type | tuple[type, ...]] = {
+    "policy": (str, list),
+    "data": (str, list),
+    "namespace": (str, list),
+    "all-namespaces": bool,
+    "combine": bool,
+    "parser": str,
+    "ignore": str,
+    "output": str,
+    "fail-on-warn": bool,
+    "no-fail": bool,
+    "no-color": bool,
+    "suppress-exceptions": bool,
+    "quiet": bool,
+    "trace": bool,
+    "strict": bool,
+    "show-builtin-errors": bool,
+    "rego-version": str,
+}
+# conftest keys with no meaning here: named in the error, so none is dropped silently.
+CONFTEST_UNSUPPORTED = {
+    "update": "download policies first (conftest pull) and name them with policy",
+    "capabilities": "the embedded engine has no capabilities file",
+    "proto-file-dirs": "no protobuf parser",
+    "junit-hide-message": "the junit format has its own layout",
+    "tls": "no policy download",
+}
+
+
+def load_conftest(root: Path, explicit: Path | None = None) -> dict[str, object]:
+    """conftest's settings file: `explicit` (conftest's --config-file), else conftest.toml
+    at the repository root, as conftest reads it from its working directory; {} when
+    there is none. Lists are lists (conftest accepts a string for one value); an
+    unknown key, a wrong type or a key cd-checks cannot honour is a ConfigError."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
+
+    path = explicit if explicit is not None else root / CONFTEST_FILE
+    if explicit is None and not path.is_file():
+        return {}
+    try:
+        raw = tomllib.loads(path.read_text("utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file not found: {path}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+    return {key: _conftest_value(path, key, value) for key, value in raw.items()}
+
+
+def _conftest_value(path: Path, key: str, value: object) -> object:
+    if key in CONFTEST_UNSUPPORTED:
+        raise ConfigError(
+            f"{path}: {key}: not supported by cd-checks ({CONFTEST_UNSUPPORTED[key]})"
+        )
+    wanted = CONFTEST_KEYS.get(key)
+    if wanted is None:
+        known = sorted(CONFTEST_KEYS)
+        raise ConfigError(f"{path}: unknown key {key!r}{_did_you_mean([key], known)}")
+    if not isinstance(value, wanted) or (
+        isinstance(value, list) and not all(isinstance(v, str) for v in value)
+    ):
+        kind = (
+            "true or false"
+            if wanted is bool
+            else "a string"
+            if wanted is str
+            else "a string or a list of strings"
+        )
+        raise ConfigError(f"{path}: {key}: must be {kind}, got {value!r}")
+    return [value] if wanted == (str, list) and isinstance(value, str) else value
 
 
 def find_root(start: Path) -> Path:

@@ -1,7 +1,10 @@
 """Finding and Report: the one model every check produces.
 
 Checks yield `Finding`s; report formats render a `Report`. Nothing here
-knows about files on disk, click or any output format.
+knows about files on disk, click or any output format. A finding of level
+`exception` is no problem: it records that a conftest `exception` rule
+excepted a rule for a document (conftest's EXCP result), so a report can show
+and count what was excepted; it never fails a run.
 """
 
 from __future__ import annotations
@@ -12,11 +15,14 @@ from typing import Any, Literal
 
 Check = Literal["syntax", "schema", "policy", "rollout"]
 Severity = Literal["error", "warning"]
+# What a Finding can carry: a problem's severity, or "exception" (an applied exception).
+Level = Literal["error", "warning", "exception"]
 FailOn = Literal["error", "warning", "never"]
 
 CHECKS: tuple[Check, ...] = ("syntax", "schema", "policy", "rollout")
 SEVERITIES: tuple[Severity, ...] = ("error", "warning")
 FAIL_ON: tuple[FailOn, ...] = ("error", "warning", "never")
+EXCEPTION: Level = "exception"
 
 
 @dataclass(frozen=True, order=True)
@@ -28,7 +34,7 @@ class Finding:
     column: int | None
     check: Check
     rule: str
-    severity: Severity
+    severity: Level
     message: str
 
     def sort_key(self) -> tuple[str, int, int, str, str]:
@@ -58,18 +64,43 @@ class Finding:
         )
 
 
+def namespace_of(finding: Finding) -> str:
+    """The Rego package a policy finding came from (`main` of `main.deny_x`); else its check."""
+    if finding.check == "policy" and "." in finding.rule:
+        return finding.rule.rsplit(".", 1)[0]
+    return finding.check
+
+
 @dataclass(frozen=True)
 class Report:
-    """All findings of one run, sorted by file and position, plus the file count."""
+    """All findings of one run, sorted by file and position, plus the file count.
+
+    `exceptions`: the applied conftest exceptions (level `exception`), apart from the
+    problems; `suppressed` (`--suppress-exceptions`): formats count them but do not
+    list them, as conftest. `paths` and `namespaces`: the files checked and the Rego
+    namespaces evaluated, when known (conftest's formats list clean files under each).
+    """
 
     findings: tuple[Finding, ...]
     files: int
+    exceptions: tuple[Finding, ...] = ()
+    suppressed: bool = False
+    paths: tuple[str, ...] = ()
+    namespaces: tuple[str, ...] = ()
 
     @classmethod
-    def build(cls, findings: Iterable[Finding], files: int) -> Report:
+    def build(cls, findings: Iterable[Finding], files: int, paths: Iterable[str] = ()) -> Report:
         # No de-duplication: two documents of one file may earn the same finding
         # (same message, no line), and each counts, as in conftest.
-        return cls(tuple(sorted(findings, key=Finding.sort_key)), files)
+        ordered = sorted(findings, key=Finding.sort_key)
+        problems = tuple(f for f in ordered if f.severity != EXCEPTION)
+        excepted = tuple(f for f in ordered if f.severity == EXCEPTION)
+        return cls(problems, files, excepted, paths=tuple(paths))
+
+    @property
+    def shown_exceptions(self) -> tuple[Finding, ...]:
+        """The exceptions a format lists: none when suppressed."""
+        return () if self.suppressed else self.exceptions
 
     @property
     def errors(self) -> int:

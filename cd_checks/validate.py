@@ -19,9 +19,9 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,7 @@ from cd_checks.checks.policy import (
 )
 from cd_checks.config import Config
 from cd_checks.documents import Parsed
-from cd_checks.errors import CdChecksError, ConfigError
+from cd_checks.errors import CdChecksError, ConfigError, InputError, PolicyError
 from cd_checks.findings import Finding, Report
 from cd_checks.rego import PolicySource
 
@@ -53,6 +53,10 @@ CHUNK_BYTES = 64 * 2**10
 CHUNK_FILES = 16
 # A file to check fully (True), or to read for the cross-file checks only (False).
 Task = tuple[str, bool]
+# conftest's name for standard input, kept as the file name of its findings.
+STDIN = "-"
+# Bumped when what a cached entry holds changes (2: applied conftest exceptions are kept).
+FINDINGS_FORMAT = 2
 # A line that may open a play (`- hosts: web`, `- import_playbook: x.yml`).
 PLAY_LINE = re.compile(rb"^[ \t-]*(?:hosts|(?:ansible\.builtin\.)?import_playbook)[ \t]*:", re.M)
 
@@ -81,6 +85,18 @@ class ValidateOptions:
     now: datetime.datetime = field(
         default_factory=lambda: datetime.datetime.now(datetime.timezone.utc)
     )
+    # conftest test's flags (empty/None: not given). -p/--policy and -d/--data replace
+    # policy.paths and policy.data; `parser` reads every file as that kind.
+    policies: tuple[str, ...] = ()
+    data: tuple[str, ...] = ()
+    parser: str | None = None
+    ignore: str | None = None  # a regular expression: listed files it matches are skipped
+    stdin: bytes | None = None  # the text of `-`, checked as `stdin_filename`
+    stdin_filename: str = STDIN
+    trace: bool = False
+    show_builtin_errors: bool = False
+    # conftest.toml's settings (`config.load_conftest`): below cd-checks.yml's own keys.
+    conftest: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -105,6 +121,8 @@ class CheckSpec:
     nginx_roots: tuple[str, ...] = ()  # the repository's nginx.conf files (`cd_checks.nginx`)
     # A builtin set's schema that only change types ask for: the types' files it reads.
     schema_within: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    parser: str | None = None  # --parser: the kind of every file that is read
+    named: frozenset[str] = frozenset()  # files named on the command line
 
 
 class Checker:
@@ -156,15 +174,32 @@ class Checker:
         return self._kinds[path]
 
     def _kind(self, path: str) -> str | None:
-        if self.templates.match_file(path):
-            return None  # not what it renders to until rendered (`syntax.templates`)
+        return None if self.not_checked(path) else self._natural_kind(path) or self.spec.parser
+
+    def _natural_kind(self, path: str) -> str | None:
         nginx = self.nginx.match_file(path) and self._reads_as_nginx(path)
         kind = "nginx" if nginx else syntax.kind_of(path, self.spec.inventories)
-        if kind in self.spec.disabled:
-            return None
-        if kind == "yaml" and self.yamllint_conf.is_file_ignored(path):
-            return None  # yamllint's `ignore:` (e.g. Jinja templates named .yml)
+        if kind is not None and self.spec.parser is not None:
+            return self.spec.parser  # --parser reads every file it would read as that kind
         return kind
+
+    def not_checked(self, path: str) -> str | None:
+        """Why `path` is not checked at all (the kind of file it is, a setting); None: it is.
+        A file named on the command line with no kind is read as `--parser`'s kind."""
+        if self.templates.match_file(path):
+            # not what it renders to until rendered (`syntax.templates`)
+            return "a template (syntax.templates), not what it renders to"
+        kind = self._natural_kind(path)
+        if kind is None and self.spec.parser is not None and path in self.spec.named:
+            kind = self.spec.parser
+        if kind is None:
+            return f"no parser reads this kind of file (name one with --parser: {_parsers()})"
+        if kind in self.spec.disabled:
+            return f"syntax.disable turns {kind} files off"
+        if kind == "yaml" and self.yamllint_conf.is_file_ignored(path):
+            # yamllint's `ignore:` (e.g. Jinja templates named .yml)
+            return "yamllint's ignore setting skips it"
+        return None
 
     def _reads_as_nginx(self, path: str) -> bool:
         if self._nginx_places is None or self._nginx_places.match_file(path):
@@ -255,6 +290,21 @@ class Checker:
             self.cache.put(key, findings, documents=documents, keep_documents=keep)
         return Checked(path, findings, documents, digest)
 
+    def check_stdin(self, name: str, data: bytes) -> Checked:
+        """Standard input, checked as a file called `name` (conftest reads it as YAML
+        unless --parser says otherwise); with its documents when the cross-file checks
+        read them."""
+        kind = self.spec.parser or syntax.kind_of(name) or "yaml"
+        source = syntax.Source(name, self.spec.root / name, data)
+        try:
+            findings, parsed = self._check(source, kind)
+        except CdChecksError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - as a file's failure: its finding
+            return Checked(name, [guard.finding_for(name, exc, full=source.full)])
+        keep = parsed is not None and self.combined_reads(name)
+        return Checked(name, findings, _documents_of(parsed) if keep else None, _digest(data))
+
     def documents_only(self, source: syntax.Source, kind: str) -> Parsed | None:
         """Parse without linting: the documents alone, for a file this run does not check."""
         return syntax.parse(source, kind, replace(self.syntax, lint=False))[0]
@@ -327,15 +377,21 @@ def run(options: ValidateOptions, *, warn: Callable[[str], None] | None = None) 
     (the result cache not used, or entries of it that failed verification).
     """
     config = config_module.load(options.root, options.config_path)
-    spec = build_spec(config, options)
+    named_files = _named_files(options.root, options.paths)
+    spec = replace(build_spec(config, options), named=named_files)
     paths = options.paths
+    # Only `-` named: standard input is all there is to check, never the repository.
+    stdin_only = options.stdin is not None and not paths
     # Named files that decide other files' verdicts (a hook passing the changed
     # files: a schema, a policy, the config) re-check everything, as in PR mode.
     if paths and _names_a_verdict_input(options.root, paths, _verdict_inputs(spec, config)):
         paths = ()
-    everything = files.select(
-        options.root, paths=paths, include=config.include, exclude=config.exclude
+    everything = (
+        files.Selection((), ())
+        if stdin_only
+        else files.select(options.root, paths=paths, include=config.include, exclude=config.exclude)
     )
+    everything = _not_ignored(everything, options.ignore, named_files)
     selection = everything
     named = _named_inventories(config, everything.paths)
     spec = replace(spec, inventories=named, nginx_roots=_nginx_roots(config, options, everything))
@@ -350,12 +406,13 @@ def run(options: ValidateOptions, *, warn: Callable[[str], None] | None = None) 
         )
         # A change to a schema, policy, data file or config can fail files the PR
         # did not touch: then every file is checked (the cache keeps that cheap).
+        changed = _not_ignored(changed, options.ignore, named_files)
         touched = set(changed.paths)
         if not touched & _verdict_inputs(spec, config):
             selection = changed
     spec = _with_cache(spec, config, options, warn)
     checker = Checker(spec)
-    if warn is not None and not paths:
+    if warn is not None and not paths and not stdin_only:
         # The whole repository was listed, also in PR mode: a set that reads none of it
         # has globs that miss this layout. (Named files are only part of it.)
         for line in _idle_sets(checker, everything.paths):
@@ -376,30 +433,103 @@ def run(options: ValidateOptions, *, warn: Callable[[str], None] | None = None) 
     findings: list[Finding] = list(checker.schema_problems)
     for path, _ in tasks:
         findings += results[path].findings
+    listed = set(selection.paths)
+    for path in sorted(named_files & listed):
+        why = checker.not_checked(path)
+        findings += [_not_checked(path, why)] if why else []
+    read = [results[p] for p in combined]
+    if options.stdin is not None:  # conftest's `-`, named as --stdin-filename says
+        piped = checker.check_stdin(options.stdin_filename, options.stdin)
+        findings += piped.findings
+        candidates.append(piped.path)
+        read += [piped] if piped.documents is not None else []
     if checker.policy is not None and spec.want_documents:
-        entries = _entries(checker, [results[p] for p in combined])
-        findings += checker.policy.check_combined(entries)
+        findings += checker.policy.check_combined(_entries(checker, read))
     if checker.cache is not None and checker.cache.rejected and warn is not None:
         warn(result_cache.rejected_warning(checker.cache.rejected))
     findings += [_escaping_link(p) for p in selection.escaping_links]
     findings += selection.problems
+    if not stdin_only:  # the repository's own config is checked when it is what was named
+        findings += _config_checks(config, spec, options, findings, everything.paths, touched)
+    whole_repository = not paths and options.changed_since is None and not stdin_only
+    findings = _apply_exceptions(findings, config, options.today, whole_repository)
+    report = Report.build(findings, len(candidates), paths=candidates)
+    namespaces = spec.policy.user_namespaces if spec.policy and spec.policy.user else None
+    return replace(report, namespaces=tuple(namespaces or ()))
+
+
+def _config_checks(
+    config: Config,
+    spec: CheckSpec,
+    options: ValidateOptions,
+    findings: list[Finding],
+    paths: Sequence[str],
+    touched: set[str] | None,
+) -> list[Finding]:
+    """The rollout section's and the change types' findings."""
     reported = rollout.unparsed(findings)
-    findings += rollout.check(
+    found = rollout.check(
         config, spec.config_path, changed=touched, reported=reported, inventory=options.inventory
     )
-    findings += changes.check(
+    found += changes.check(
         config,
         spec.config_path,
-        paths=everything.paths,
+        paths=paths,
         changed=touched,
         changed_since=options.changed_since is not None,
         now=options.now,
         reported=reported,
         inventory=options.inventory,
     )
-    whole_repository = not paths and options.changed_since is None
-    findings = _apply_exceptions(findings, config, options.today, whole_repository)
-    return Report.build(findings, len(candidates))
+    return found
+
+
+def parser_names() -> tuple[str, ...]:
+    """The names --parser takes: conftest's parser names (`cd_checks.parsers`) that the
+    syntax check reads, and nginx."""
+    try:
+        from cd_checks.parsers import PARSER_NAMES
+    except ImportError:  # before the parsers module: the kinds cd-checks always read
+        PARSER_NAMES = ("ini", "json", "toml", "yaml")
+    return tuple(sorted(n for n in {*PARSER_NAMES, "nginx"} if n in syntax.PARSERS))
+
+
+def _parsers() -> str:
+    return ", ".join(parser_names())
+
+
+def _named_files(root: Path, given: Sequence[str]) -> frozenset[str]:
+    """The repo-relative paths of the files (not directories) named on the command line."""
+    named = set()
+    for path in given:
+        full = root / path  # an absolute `path` stays as it is
+        if not full.is_file():
+            continue
+        try:
+            named.add(full.resolve().relative_to(root.resolve()).as_posix())
+        except (ValueError, OSError):
+            continue  # outside the repository: files.select reports it
+    return frozenset(named)
+
+
+def _not_ignored(
+    selection: files.Selection, pattern: str | None, named: frozenset[str]
+) -> files.Selection:
+    """conftest's --ignore: listed files whose path the regular expression matches
+    (anywhere in it) are skipped; a file named on the command line never is."""
+    if not pattern:
+        return selection
+    try:
+        ignored = re.compile(pattern)
+    except re.error as exc:
+        raise InputError(f"--ignore {pattern!r}: not a regular expression: {exc}") from exc
+    kept = tuple(p for p in selection.paths if p in named or not ignored.search(p))
+    return replace(selection, paths=kept)
+
+
+def _not_checked(path: str, why: str) -> Finding:
+    message = f"not checked: {why}"
+    return Finding(path, None, None, "syntax", "not-checked", "warning", message)
 
 
 def _named_inventories(config: Config, paths: Sequence[str]) -> tuple[str, ...]:
@@ -645,6 +775,7 @@ def build_spec(config: Config, options: ValidateOptions) -> CheckSpec:
         policy=setup,
         want_documents=bool(setup and PolicyRunner.wants(setup)),
         schema_within=_schema_within(config, options),
+        parser=options.parser,
     )
 
 
@@ -715,7 +846,7 @@ def _schema_within(
 def _policy_setup(config: Config, options: ValidateOptions) -> PolicySetup | None:
     from cd_checks.builtin_policies import BUILTIN_SETS, policies_dir, rule_ids
 
-    policy = config.policy
+    policy = _with_flags(config, options)
     rego_version: Any = options.rego_version or policy.rego_version
     user = None
     if policy.paths:
@@ -758,7 +889,57 @@ def _policy_setup(config: Config, options: ValidateOptions) -> PolicySetup | Non
     namespaces = None if all_namespaces else (options.namespaces or policy.namespaces)
     combine = policy.combine if options.combine is None else options.combine
     engine = options.engine or policy.engine
-    return PolicySetup(user, namespaces, builtin, tuple(scopes), engine, combine)
+    setup = PolicySetup(user, namespaces, builtin, tuple(scopes), engine, combine)
+    return _with_engine_options(setup, options)
+
+
+# cd-checks.yml's `policy` keys and the conftest.toml keys (conftest's flag names) they take.
+_CONFTEST_POLICY_KEYS = {
+    "paths": "policy",
+    "data": "data",
+    "namespaces": "namespace",
+    "all_namespaces": "all-namespaces",
+    "combine": "combine",
+    "rego_version": "rego-version",
+}
+
+
+def _with_flags(config: Config, options: ValidateOptions) -> config_module.PolicyConfig:
+    """The policy settings after conftest's ways of giving them: the flags -p and -d
+    replace policy.paths and policy.data; conftest.toml fills what cd-checks.yml leaves
+    unsaid (flags > CONFTEST_* variables, which the CLI reads > cd-checks.yml >
+    conftest.toml > defaults)."""
+    said = config.raw.get("policy") or {}
+    unsaid = {
+        key: options.conftest[name]
+        for key, name in _CONFTEST_POLICY_KEYS.items()
+        if key not in said and name in options.conftest
+    }
+    for key in ("paths", "data", "namespaces"):
+        if key in unsaid:
+            unsaid[key] = tuple(unsaid[key])
+    policy = replace(config.policy, **unsaid)
+    if options.policies:
+        policy = replace(policy, paths=options.policies)
+    if options.data:
+        policy = replace(policy, data=options.data)
+    return policy
+
+
+def _with_engine_options(setup: PolicySetup, options: ValidateOptions) -> PolicySetup:
+    """--trace and --show-builtin-errors for the engine, when the policy check takes them
+    (`cd_checks.rego.model.EngineOptions` on `PolicySetup.engine_options`)."""
+    if not (options.trace or options.show_builtin_errors):
+        return setup
+    from cd_checks.rego import model
+
+    # Guarded: the engine's options arrive with the engine's own change.
+    engine_options: Any = getattr(model, "EngineOptions", None)
+    if engine_options is None or "engine_options" not in {f.name for f in fields(setup)}:
+        flag = "--trace" if options.trace else "--show-builtin-errors"
+        raise PolicyError(f"{flag} is not supported by this cd-checks yet")
+    chosen = engine_options(show_builtin_errors=options.show_builtin_errors, trace=options.trace)
+    return replace(setup, engine_options=chosen)  # type: ignore[call-arg,unused-ignore]
 
 
 def fingerprint(spec: CheckSpec, config: Config) -> str:
@@ -767,7 +948,13 @@ def fingerprint(spec: CheckSpec, config: Config) -> str:
 
     digest = hashlib.sha256()
     # ansible-core reads inventories: another release can change their verdict.
-    versions = [__version__, yamllint.__version__, _regorus_version(), _version_of("ansible-core")]
+    versions = [
+        __version__,
+        FINDINGS_FORMAT,
+        yamllint.__version__,
+        _regorus_version(),
+        _version_of("ansible-core"),
+    ]
     digest.update(json.dumps(versions).encode())
     digest.update(json.dumps(config.raw, sort_keys=True, default=str).encode())
     # Paths are hashed relative to the repository (and to the shipped policies),

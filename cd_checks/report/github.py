@@ -1,7 +1,8 @@
 """The `github` format: GitHub Actions workflow commands, plus the step summary.
 
 `render` gives one `::error`/`::warning` command a finding, which GitHub shows
-as an annotation on the file and line of the pull request. `step_summary` gives
+as an annotation on the file and line of the pull request, and a `::notice` per
+applied conftest exception (as conftest's github output), unless suppressed. `step_summary` gives
 the Markdown the CLI appends to $GITHUB_STEP_SUMMARY, capped well below
 GitHub's 1 MiB limit however many findings there are. `from_workspace` makes
 paths relative to the checkout ($GITHUB_WORKSPACE, handed in by the CLI) when
@@ -19,7 +20,7 @@ import re
 from dataclasses import replace
 from pathlib import Path
 
-from cd_checks.findings import Finding, Report
+from cd_checks.findings import EXCEPTION, Finding, Report
 from cd_checks.report.escaping import encodable, escape_controls
 from cd_checks.report.wording import location, plural, rule_id, summary_line
 
@@ -35,7 +36,8 @@ _CELL_CHARS = {"location": 300, "rule": 100, "message": 500}
 
 def render(report: Report, *, color: bool = False) -> str:
     # A name that is not UTF-8 cannot reach the runner as it is: its bytes show escaped.
-    return encodable("".join(_command(finding) for finding in report.findings))
+    listed = (*report.findings, *report.shown_exceptions)
+    return encodable("".join(_command(finding) for finding in listed))
 
 
 def step_summary(report: Report, *, rows: int = SUMMARY_ROWS) -> str:
@@ -71,7 +73,8 @@ def from_workspace(report: Report, root: Path, workspace: str | None) -> Report:
     if prefix == ".":
         return report
     moved = tuple(replace(f, path=f"{prefix}/{f.path}") for f in report.findings)
-    return replace(report, findings=moved)
+    excepted = tuple(replace(f, path=f"{prefix}/{f.path}") for f in report.exceptions)
+    return replace(report, findings=moved, exceptions=excepted)
 
 
 def escape_data(value: str) -> str:
@@ -94,7 +97,8 @@ def _command(finding: Finding) -> str:
     joined = ",".join(f"{key}={escape_property(value)}" for key, value in properties)
     # The file= property keeps the real name (GitHub attaches the annotation by it);
     # the message shows its control characters escaped, as in the text format.
-    return f"::{finding.severity} {joined}::{escape_data(escape_controls(finding.message))}\n"
+    command = "notice" if finding.severity == EXCEPTION else finding.severity
+    return f"::{command} {joined}::{escape_data(escape_controls(finding.message))}\n"
 
 
 def _table_row(finding: Finding) -> str:

@@ -3,6 +3,8 @@
 A JSON list with one issue per finding, which GitLab shows in the merge request
 widget and the diff. The fingerprint is a stable hash of what identifies a
 finding, so GitLab can tell new problems from fixed ones between pipelines.
+An applied conftest exception is an `info` issue, so the widget shows what was
+excepted (--suppress-exceptions leaves them out).
 """
 
 from __future__ import annotations
@@ -11,15 +13,15 @@ import hashlib
 import json
 from typing import Any
 
-from cd_checks.findings import Finding, Report, Severity
+from cd_checks.findings import Finding, Level, Report
 from cd_checks.report.escaping import defuse_json
 from cd_checks.report.wording import rule_id
 
-_SEVERITY: dict[Severity, str] = {"error": "major", "warning": "minor"}
+_SEVERITY: dict[Level, str] = {"error": "major", "warning": "minor", "exception": "info"}
 
 
 def render(report: Report, *, color: bool = False) -> str:
-    issues = [_issue(finding) for finding in report.findings]
+    issues = [_issue(finding) for finding in (*report.findings, *report.shown_exceptions)]
     return defuse_json(json.dumps(issues, indent=2, ensure_ascii=False)) + "\n"
 
 

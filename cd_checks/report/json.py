@@ -1,12 +1,16 @@
 """The `json` format: the report as a stable, versioned JSON document.
 
-Shape: `{"version": 1, "summary": {"files", "errors", "warnings"}, "findings": [...]}`
-with each finding as `Finding.to_dict()`. Key order is fixed; bump `version` on
-any incompatible change, since scripts read this. Control and other invisible
-characters are `\\u` escapes (`report.escaping.defuse_json`): same value, safe log.
-The text is exactly `json.dumps(document, indent=2, ensure_ascii=False)`, written
-finding by finding with the C string encoder (an indented dump runs the pure-Python
-encoder: seconds for tens of thousands of findings), so it can be streamed.
+Shape: `{"version": 1, "summary": {"files", "errors", "warnings"}, "findings":
+[...]}` with each finding as `Finding.to_dict()`. A run with applied conftest
+exceptions also has `summary.exceptions` (their count) and `"exceptions": [...]`
+before `findings` (each a finding of severity `exception`; left out with --suppress-
+exceptions, the count stays): keys added only then, so existing readers see what
+they saw. Key order is fixed; bump `version` on any incompatible change, since
+scripts read this. Control and other invisible characters are `\\u` escapes
+(`report.escaping.defuse_json`): same value, safe log. The text is exactly
+`json.dumps(document, indent=2, ensure_ascii=False)`, written finding by finding
+with the C string encoder (an indented dump runs the pure-Python encoder: seconds
+for tens of thousands of findings), so it can be streamed.
 """
 
 from __future__ import annotations
@@ -29,7 +33,10 @@ def render(report: Report, *, color: bool = False) -> str:
 
 def chunks(report: Report, *, color: bool = False) -> Iterator[str]:
     """The rendered document in pieces, for writing as it is made."""
-    head = {"version": VERSION, "summary": _summary(report), "findings": []}
+    head: dict[str, Any] = {"version": VERSION, "summary": _summary(report)}
+    if report.shown_exceptions:
+        head["exceptions"] = [f.to_dict() for f in report.shown_exceptions]
+    head["findings"] = []
     text = json.dumps(head, indent=2, ensure_ascii=False)
     if not report.findings:
         yield defuse_json(text) + "\n"
@@ -44,7 +51,10 @@ def chunks(report: Report, *, color: bool = False) -> Iterator[str]:
 
 
 def _summary(report: Report) -> dict[str, int]:
-    return {"files": report.files, "errors": report.errors, "warnings": report.warnings}
+    summary = {"files": report.files, "errors": report.errors, "warnings": report.warnings}
+    if report.exceptions:
+        summary["exceptions"] = len(report.exceptions)
+    return summary
 
 
 # Between two members of a finding, as `indent=2` puts them four levels in.

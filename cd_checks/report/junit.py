@@ -5,7 +5,9 @@ in it one <testcase> per file, named by the file's path. A file with an error
 is a <failure> whose text lists every finding of that family in the file,
 `path:line:col  severity  check/rule  message`, one a line. A file with only
 warnings passes and lists them in <system-out>: warnings do not fail the
-default `--fail-on error`, so they must not show as failed tests. A clean run
+default `--fail-on error`, so they must not show as failed tests. A file whose
+only policy results are applied conftest exceptions is a <skipped> testcase (the
+rule was excepted, not passed), its exceptions listed like findings. A clean run
 is one passing testcase, so the report is never empty. Unusual paths are quoted
 as git quotes them, characters XML cannot hold are replaced, and no line of the
 document reads as a CI workflow command (`report.escaping.defuse_xml`).
@@ -28,7 +30,8 @@ _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 def render(report: Report, *, color: bool = False) -> str:
-    found = [_suite(check, report.findings) for check in CHECKS]
+    listed = (*report.findings, *report.shown_exceptions)
+    found = [_suite(check, listed) for check in CHECKS]
     suites = [suite for suite in found if suite is not None] or [_clean_suite(report)]
     root = ET.Element("testsuites", name="cd-checks")
     root.extend(suites)
@@ -45,7 +48,7 @@ def _suite(check: str, findings: Sequence[Finding]) -> ET.Element | None:
     if not by_path:
         return None
     suite = ET.Element("testsuite", name=check)
-    suite.extend(_testcase(check, path, group) for path, group in by_path.items())
+    suite.extend(_testcase(check, path, group) for path, group in sorted(by_path.items()))
     _set_counts(suite)
     return suite
 
@@ -55,13 +58,16 @@ def _testcase(check: str, path: str, findings: list[Finding]) -> ET.Element:
     case = ET.Element("testcase", classname=check, name=name, file=name)
     body = _xml_safe("".join(_line(finding) for finding in findings))
     errors = sum(1 for f in findings if f.severity == "error")
+    warnings = sum(1 for f in findings if f.severity == "warning")
     if errors:
-        warnings = len(findings) - errors
         counts = plural(errors, "error") + (f", {plural(warnings, 'warning')}" if warnings else "")
         failure = ET.SubElement(case, "failure", message=counts, type="error")
         failure.text = body
-    else:
-        ET.SubElement(case, "system-out").text = body
+        return case
+    if not warnings:  # only exceptions: the rules were excepted, not passed
+        excepted = plural(len(findings), "exception")
+        ET.SubElement(case, "skipped", message=f"{excepted} applied")
+    ET.SubElement(case, "system-out").text = body
     return case
 
 
@@ -80,7 +86,8 @@ def _set_counts(element: ET.Element) -> None:
     element.set("failures", str(sum(1 for case in cases if case.find("failure") is not None)))
     element.set("errors", "0")
     if element.tag == "testsuite":
-        element.set("skipped", "0")
+        skipped = sum(1 for case in cases if case.find("skipped") is not None)
+        element.set("skipped", str(skipped))
 
 
 def _line(finding: Finding) -> str:

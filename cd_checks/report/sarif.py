@@ -3,7 +3,10 @@
 One run whose driver is cd-checks, with a rule per `check/rule` that occurs and
 a result per finding. Paths stay relative to %SRCROOT% (the repository root), so
 code scanning can link them; a region is given only when the line is known,
-since SARIF requires startLine >= 1.
+since SARIF requires startLine >= 1. An applied conftest exception is a result of
+level `note` carrying an in-source suppression (the policy's own `exception` rule),
+so viewers such as code scanning show it as suppressed, not as an open alert;
+--suppress-exceptions leaves them out.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from typing import Any
 from urllib.parse import quote
 
 from cd_checks import __version__
-from cd_checks.findings import Finding, Report
+from cd_checks.findings import EXCEPTION, Finding, Report
 from cd_checks.report.escaping import defuse_json
 from cd_checks.report.wording import rule_id
 
@@ -24,11 +27,12 @@ SRCROOT = "%SRCROOT%"
 
 
 def render(report: Report, *, color: bool = False) -> str:
-    rule_ids = sorted({rule_id(finding) for finding in report.findings})
+    listed = (*report.findings, *report.shown_exceptions)
+    rule_ids = sorted({rule_id(finding) for finding in listed})
     rule_index = {identifier: index for index, identifier in enumerate(rule_ids)}
     run = {
         "tool": {"driver": _driver(rule_ids)},
-        "results": [_result(f, rule_index[rule_id(f)]) for f in report.findings],
+        "results": [_result(f, rule_index[rule_id(f)]) for f in listed],
         "columnKind": "unicodeCodePoints",
     }
     log = {"$schema": SCHEMA_URI, "version": "2.1.0", "runs": [run]}
@@ -54,13 +58,16 @@ def _rule(identifier: str) -> dict[str, Any]:
 
 
 def _result(finding: Finding, rule_index: int) -> dict[str, Any]:
-    return {
+    result: dict[str, Any] = {
         "ruleId": rule_id(finding),
         "ruleIndex": rule_index,
-        "level": finding.severity,
+        "level": "note" if finding.severity == EXCEPTION else finding.severity,
         "message": {"text": finding.message},
         "locations": [{"physicalLocation": _physical_location(finding)}],
     }
+    if finding.severity == EXCEPTION:
+        result["suppressions"] = [{"kind": "inSource", "justification": finding.message}]
+    return result
 
 
 def _physical_location(finding: Finding) -> dict[str, Any]:

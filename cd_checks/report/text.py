@@ -1,21 +1,22 @@
 """The `text` format: findings grouped by file for a person at a terminal.
 
-One line per finding, `path:line:col  severity  check/rule  message` (further
-lines of a multi-line message indented), a blank line between files, then the
-summary line. ANSI colour only when the caller asks for it (the CLI decides
-from --color, NO_COLOR, FORCE_COLOR, TERM and whether stdout is a TTY). Unusual
-paths are quoted as git quotes them and control characters in messages escaped,
-so a file name or message cannot start a line, move the cursor or run a CI
-workflow command (`report.escaping`).
+One line per finding, `path:line:col  severity  check/rule  message` (further lines of
+a multi-line message indented), a blank line between files, then the summary line.
+An applied conftest exception is a line in conftest's words after the file's
+findings (`EXCP - path - namespace - query`), unless suppressed. ANSI colour only
+when the caller asks for it (the CLI decides from --color, NO_COLOR, FORCE_COLOR,
+TERM and whether stdout is a TTY). Unusual paths are quoted as git quotes them and
+control characters in messages escaped, so a file name or message cannot start a
+line, move the cursor or run a CI workflow command (`report.escaping`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-from cd_checks.findings import Finding, Report, Severity
+from cd_checks.findings import Finding, Level, Report
 from cd_checks.report.escaping import defuse_text, escape_controls
-from cd_checks.report.wording import location, rule_id, summary_line
+from cd_checks.report.wording import exception_line, location, rule_id, summary_line
 
 _RESET = "\033[0m"
 _BOLD = "\033[1m"
@@ -23,9 +24,10 @@ _DIM = "\033[2m"
 _RED = "\033[31m"
 _YELLOW = "\033[33m"
 _GREEN = "\033[32m"
-_SEVERITY_STYLE: dict[Severity, str] = {"error": _BOLD + _RED, "warning": _YELLOW}
+_CYAN = "\033[36m"
+_SEVERITY_STYLE: dict[Level, str] = {"error": _BOLD + _RED, "warning": _YELLOW, "exception": _CYAN}
 # Padded to the longest severity so the rule and message columns line up.
-_SEVERITY_WIDTH = max(len(name) for name in _SEVERITY_STYLE)
+_SEVERITY_WIDTH = max(len(name) for name in ("error", "warning"))
 _CONTINUATION = "    "
 
 
@@ -35,8 +37,14 @@ def render(report: Report, *, color: bool = False) -> str:
 
 def chunks(report: Report, *, color: bool = False) -> Iterator[str]:
     """The rendered report a file at a time, for writing as it is made."""
-    for group in report.by_path().values():
-        yield defuse_text("".join(_line(f, color=color) for f in group)) + "\n"
+    excepted: dict[str, list[Finding]] = {}
+    for exception in report.shown_exceptions:
+        excepted.setdefault(exception.path, []).append(exception)
+    groups = report.by_path()
+    for path in sorted({*groups, *excepted}):
+        lines = [_line(f, color=color) for f in groups.get(path, ())]
+        lines += [_exception(f, color=color) for f in excepted.get(path, ())]
+        yield defuse_text("".join(lines)) + "\n"
     yield defuse_text(_summary(report, color=color))
 
 
@@ -53,11 +61,24 @@ def _line(finding: Finding, *, color: bool) -> str:
     return f"{where}  {severity}  {rule}  {message}\n"
 
 
+def _exception(finding: Finding, *, color: bool) -> str:
+    line = exception_line(finding)
+    return (_paint("EXCP", _CYAN) + line[4:] if color else line) + "\n"
+
+
 def _summary(report: Report, *, color: bool) -> str:
     line = summary_line(report)
     if not color:
         return line + "\n"
-    style = _RED if report.errors else _YELLOW if report.warnings else _GREEN
+    style = (
+        _RED
+        if report.errors
+        else _YELLOW
+        if report.warnings
+        else _CYAN
+        if report.exceptions
+        else _GREEN
+    )
     return _paint(line, _BOLD + style) + "\n"
 
 

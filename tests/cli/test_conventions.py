@@ -60,7 +60,8 @@ COLOUR_VARIABLES = ("NO_COLOR", "FORCE_COLOR", "TERM", "CLICOLOR", "CLICOLOR_FOR
         (
             ["validate", "--format", "xml"],
             "invalid value for '--format': 'xml' is not one of "
-            "'text', 'json', 'junit', 'sarif', 'github', 'gitlab'.",
+            "'text', 'json', 'junit', 'sarif', 'github', 'gitlab', 'conftest-json', 'tap', "
+            "'table'.",
             "cd-checks validate --help",
         ),
         (["audit", "show"], "missing argument 'ID'.", "cd-checks audit show --help"),

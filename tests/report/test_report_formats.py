@@ -36,8 +36,18 @@ def validate_sarif(text: str) -> dict[str, Any]:
     return log
 
 
-def test_registry_has_the_six_formats() -> None:
-    assert list(FORMATS) == ["text", "json", "junit", "sarif", "github", "gitlab"]
+def test_registry_has_cd_checks_and_conftest_formats() -> None:
+    assert list(FORMATS) == [
+        "text",
+        "json",
+        "junit",
+        "sarif",
+        "github",
+        "gitlab",
+        "conftest-json",
+        "tap",
+        "table",
+    ]
 
 
 def test_vendored_schema_is_the_official_sarif_2_1_0_schema() -> None:

@@ -27,12 +27,28 @@ RENDERINGS: dict[str, Callable[[Report], str]] = {
     "report.github": FORMATS["github"],
     "report.step-summary.md": github.step_summary,
     "report.gitlab.json": FORMATS["gitlab"],
+    "report.conftest.json": FORMATS["conftest-json"],
+    "report.tap": FORMATS["tap"],
+    "report.table": FORMATS["table"],
+}
+# The same formats for a run with applied conftest exceptions (and standard input).
+EXCEPTED: dict[str, Callable[[Report], str]] = {
+    name.replace("report.", "excepted.", 1): render for name, render in RENDERINGS.items()
 }
 
 
 @pytest.mark.parametrize("name", sorted(RENDERINGS))
 def test_output_matches_golden(name: str, report: Report) -> None:
     output = RENDERINGS[name](report)
+    golden = GOLDEN / name
+    if os.environ.get("UPDATE_GOLDEN") == "1":
+        golden.write_text(output, encoding="utf-8", newline="")
+    assert output == golden.read_bytes().decode("utf-8")
+
+
+@pytest.mark.parametrize("name", sorted(EXCEPTED))
+def test_exceptions_output_matches_golden(name: str, excepted_report: Report) -> None:
+    output = EXCEPTED[name](excepted_report)
     golden = GOLDEN / name
     if os.environ.get("UPDATE_GOLDEN") == "1":
         golden.write_text(output, encoding="utf-8", newline="")
