@@ -32,11 +32,22 @@ def parse_hcl2(text: str) -> list[Any]:
         loaded = hcl2.loads(text, serialization_options=options)
     except lark.exceptions.UnexpectedInput as exc:
         line, column = getattr(exc, "line", None), getattr(exc, "column", None)
-        where = _first_line(str(exc))
-        raise ParseError(f"hcl2: {where}", _positive(line), _positive(column)) from None
+        raise ParseError(f"hcl2: {_unexpected(exc)}", _positive(line), _positive(column)) from None
     except (lark.exceptions.LarkError, ValueError, KeyError, TypeError) as exc:
         raise ParseError(f"hcl2: {_first_line(str(exc)) or type(exc).__name__}") from None
     return [_body(loaded)]
+
+
+def _unexpected(exc: Any) -> str:
+    """lark's error in a user's words: what came where something else was expected."""
+    token = getattr(exc, "token", None)
+    if token is None:
+        char = getattr(exc, "char", None)
+        return f"unexpected character {char!r}" if char else "syntax error"
+    value = str(token)
+    if not value.strip():
+        return "unexpected end of line" if "\n" in value else "unexpected end of file"
+    return f"unexpected {value.strip().splitlines()[0][:40]!r}"
 
 
 def _positive(value: Any) -> int | None:

@@ -76,7 +76,10 @@ def parse_jsonc(text: str) -> list[Any]:
         token = match.group()
         return token if token.startswith('"') else re.sub(r"[^\n]", " ", token)
 
-    return [_json_value(_JSONC.sub(blank, text))]
+    try:
+        return [_json_value(_JSONC.sub(blank, text))]
+    except ParseError as exc:
+        raise ParseError("jsonc" + exc.message.removeprefix("json"), exc.line, exc.column) from None
 
 
 _TOML_POSITION = re.compile(r"\(at line (\d+), column (\d+)\)")
