@@ -373,7 +373,39 @@ def parse_with_parser(kind: str, source: Source, text: str) -> tuple[Parsed | No
         documents = parsers.parse_text(kind, text, source.path)
     except parsers.ParseError as exc:
         return None, [finding(source, exc.line, exc.column, "syntax", exc.message)]
+    if kind == "hcl2":  # a policy result's `path` lands on its block's or attribute's line
+        return Parsed(kind, tuple(documents), (_hcl2_tree(text, documents[0]),)), []
     return Parsed(kind, tuple(documents)), []
+
+
+def _hcl2_tree(text: str, document: Any) -> yaml.Node:
+    """A node tree of the HCL2 document whose marks are the HCL lines, for `Parsed.locate`."""
+    from cd_checks.parsers.hcl import hcl2_lines
+
+    return _located(document, (), hcl2_lines(text), (1, 1))
+
+
+def _located(
+    value: Any,
+    path: tuple[str | int, ...],
+    where: dict[tuple[str | int, ...], tuple[int, int]],
+    parent: tuple[int, int],
+) -> yaml.Node:
+    here = where.get(path, parent)
+    mark = yaml.Mark("", 0, here[0] - 1, here[1] - 1, None, 0)
+    if isinstance(value, dict):
+        pairs = [
+            (
+                _located(str(key), (*path, key), where, here),
+                _located(item, (*path, key), where, here),
+            )
+            for key, item in value.items()
+        ]
+        return yaml.MappingNode("tag:yaml.org,2002:map", pairs, mark, mark)
+    if isinstance(value, list):
+        items = [_located(item, (*path, i), where, here) for i, item in enumerate(value)]
+        return yaml.SequenceNode("tag:yaml.org,2002:seq", items, mark, mark)
+    return yaml.ScalarNode("tag:yaml.org,2002:str", str(value), mark, mark)
 
 
 def _conftest_kind(

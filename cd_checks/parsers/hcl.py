@@ -134,3 +134,72 @@ def parse_hcl1(text: str) -> list[Any]:
     except ValueError as exc:
         line = getattr(exc, "lineno", None)
         raise ParseError(f"hcl1: {_first_line(str(exc))}", _positive(line)) from None
+
+
+# -- where things are: the line of each block and attribute, by conftest path ----------
+
+_ATTRIBUTE = re.compile(r"([A-Za-z_][\w-]*)\s*=(?!=)(.*)")
+_BLOCK = re.compile(r'([A-Za-z_][\w-]*)((?:\s+(?:"(?:[^"\\]|\\.)*"|[A-Za-z_][\w-]*))*)\s*\{(.*)')
+_LABEL = re.compile(r'"((?:[^"\\]|\\.)*)"|([A-Za-z_][\w-]*)')
+_OPEN_HEREDOC = re.compile(r"<<-?([A-Za-z_][\w-]*)\s*$")
+
+Path = tuple[str | int, ...]
+
+
+def hcl2_lines(text: str) -> dict[Path, tuple[int, int]]:
+    """The 1-based line and column of each block and attribute of an HCL2 text, keyed by its path in
+    the shape `parse_hcl2` gives (`("resource", "aws_s3_bucket", "b", 0, "acl")`).
+
+    A line scan, not a parse: it runs only on text `parse_hcl2` accepted, and a line it
+    cannot place leaves that path to its enclosing block's line.
+    """
+    lines: dict[Path, tuple[int, int]] = {}
+    bodies: list[tuple[Path, dict[Path, int]]] = [((), {})]
+    rows = text.splitlines()
+    number = 0
+    while number < len(rows):
+        line = rows[number].strip()
+        number += 1
+        where = (number, len(rows[number - 1]) - len(rows[number - 1].lstrip()) + 1)
+        path, counts = bodies[-1]
+        if line.startswith("}") and len(bodies) > 1:
+            bodies.pop()
+            continue
+        attribute = _ATTRIBUTE.fullmatch(line)
+        if attribute:
+            lines.setdefault((*path, attribute[1]), where)
+            number = _past_value(attribute[2], rows, number)
+            continue
+        block = _BLOCK.fullmatch(line)
+        if block:
+            labels = tuple(m[1] if m[1] is not None else m[2] for m in _LABEL.finditer(block[2]))
+            key = (block[1], *labels)
+            index = counts.get(key, 0)
+            counts[key] = index + 1
+            for depth in range(1, len(key) + 1):
+                lines.setdefault((*path, *key[:depth]), where)
+            lines[(*path, *key, index)] = where
+            if "}" not in block[3]:
+                bodies.append(((*path, *key, index), {}))
+    return lines
+
+
+def _past_value(value: str, rows: list[str], number: int) -> int:
+    """The line after an attribute's value: multi-line objects, lists, calls and heredocs."""
+    heredoc = _OPEN_HEREDOC.search(value)
+    if heredoc:
+        while number < len(rows) and rows[number].strip() != heredoc[1]:
+            number += 1
+        return number + 1
+    depth = _depth(value)
+    while depth > 0 and number < len(rows):
+        depth += _depth(rows[number])
+        number += 1
+    return number
+
+
+def _depth(text: str) -> int:
+    """Brackets opened minus closed, outside strings and comments."""
+    text = re.sub(r'"(?:[^"\\]|\\.)*"', '""', text)
+    text = re.split(r"#|//", text, maxsplit=1)[0]
+    return sum(text.count(c) for c in "{[(") - sum(text.count(c) for c in "}])")
