@@ -3,10 +3,14 @@
 Two kinds of check, both per host:
 
 - HTTP probes (urllib, no proxy), all hosts at once: each probe is watched for `bake_seconds`
-  after the apply; a failed attempt is retried with exponential back-off,
-  and the host fails once a probe has failed more than `retries` times (as
-  Argo Rollouts' failureLimit). A probe that never answers fails like any
-  other: an unreachable host is never skipped.
+  after the apply; a failed attempt is retried with exponential back-off.
+  The host fails once more than `retries` attempts in a row have failed (as
+  Argo Rollouts' consecutiveErrorLimit: a host that is down is caught within
+  a few seconds), or when the bake ends with more than `max_failure_rate` of
+  its attempts failed. Both are independent of the bake's length: a probe
+  that flaps one time in three gets the same verdict after 2 s and after 60 s
+  (a count of failures that never resets would not). A probe that never
+  answers fails like any other: an unreachable host is never skipped.
 - testinfra: the health test files of the deployed revision, run by pytest
   against the wave's hosts (ssh or ansible backend) in parallel with
   pytest-xdist; per-host results come from the JUnit XML. Hosts that fail
@@ -161,27 +165,51 @@ def probe_url(probe: HttpProbe, host: Host) -> str:
 
 
 def watch_probe(
-    probe: HttpProbe, host: Host, *, bake: float, retries: int, clock: Clock, get: Fetch
+    probe: HttpProbe,
+    host: Host,
+    *,
+    bake: float,
+    retries: int,
+    clock: Clock,
+    get: Fetch,
+    max_failure_rate: float = 0.5,
 ) -> CheckResult:
-    """Probe until `bake` seconds have passed with the last attempt good, or too many failures."""
+    """Probe until `bake` seconds have passed with the last attempt good; fail on more than
+    `retries` failures in a row, or a bake that ends with more than `max_failure_rate` failed."""
     url = probe_url(probe, host)
     name = f"http {url}"
-    start, failures, attempts = clock.monotonic(), 0, 0
+    start, failures, in_a_row, attempts = clock.monotonic(), 0, 0, 0
+    up: list[bool] = []  # the attempts since the first good answer: a restart is not a flap
     interval = max(0.5, min(5.0, bake / 5))
     while True:
         attempts += 1
         problem = _probe_problem(probe, *get(url, probe.timeout))
+        if up or not problem:
+            up.append(not problem)
         if problem:
-            failures += 1
-            if failures > retries:
-                return CheckResult(name, False, f"{problem} ({failures} failures)", attempts)
-            clock.sleep(backoff(failures))
+            failures, in_a_row = failures + 1, in_a_row + 1
+            if in_a_row > retries:
+                return CheckResult(name, False, f"{problem} ({in_a_row} failures)", attempts)
+            clock.sleep(backoff(in_a_row))
             continue
+        in_a_row = 0
         left = bake - (clock.monotonic() - start)
         if left <= 0:
-            detail = f"ok after {failures} failed attempt(s)" if failures else ""
-            return CheckResult(name, True, detail, attempts)
+            return _baked(name, failures, attempts, up, max_failure_rate)
         clock.sleep(min(interval, left))
+
+
+def _baked(
+    name: str, failures: int, attempts: int, up: list[bool], max_failure_rate: float
+) -> CheckResult:
+    """The verdict at the end of the bake: the share of failed attempts once up decides."""
+    flaps = up.count(False)
+    if flaps / len(up) > max_failure_rate:
+        share = f"{flaps} of {len(up)} attempts failed after the first good answer"
+        limit = f"max_failure_rate {max_failure_rate:g}"
+        return CheckResult(name, False, f"flapping: {share} (more than {limit})", attempts)
+    detail = f"ok after {failures} failed attempt(s) of {attempts}" if failures else ""
+    return CheckResult(name, True, detail, attempts)
 
 
 def _probe_problem(probe: HttpProbe, status: int | None, body: str) -> str:
@@ -408,6 +436,7 @@ class HealthGate:
             retries=self.spec.retries,
             clock=self.clock,
             get=self.get,
+            max_failure_rate=self.spec.max_failure_rate,
         )
         report(
             Event(

@@ -101,6 +101,8 @@ class HealthSpec:
     retries: int = 3
     max_failed_percent: float = 0.0
     metrics: MetricsSpec = MetricsSpec()
+    # An HTTP probe fails when more than this share of its attempts over the bake failed.
+    max_failure_rate: float = 0.5
 
     @property
     def has_checks(self) -> bool:
@@ -240,6 +242,7 @@ def _health(raw: Mapping[str, Any]) -> HealthSpec:
         retries=int(raw.get("retries", 3)),
         max_failed_percent=float(raw.get("max_failed_percent", 0.0)),
         metrics=_metrics(raw.get("metrics") or {}),
+        max_failure_rate=float(raw.get("max_failure_rate", 0.5)),
     )
 
 

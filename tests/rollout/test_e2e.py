@@ -384,9 +384,10 @@ def _known_good(world: World, environment: str) -> str:
 
 
 class Flapping:
-    """A health endpoint that answers 503 to each host's first `bad` requests, then 200."""
+    """A health endpoint that answers 503 to each host's first `bad` requests, then 200;
+    with `period`, 503 to every `period`-th request as well (an upstream that flaps)."""
 
-    def __init__(self, bad: int) -> None:
+    def __init__(self, bad: int, period: int = 0) -> None:
         self.bad = bad
         self.seen: dict[str, int] = {}
         counts = self.seen
@@ -395,7 +396,9 @@ class Flapping:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802
                 counts[self.path] = counts.get(self.path, 0) + 1
-                code = 503 if counts[self.path] <= flapping.bad else 200
+                n = counts[self.path]
+                flap = period > 0 and n % period == 0
+                code = 503 if n <= flapping.bad or flap else 200
                 self.send_response(code)
                 self.end_headers()
                 self.wfile.write(b"flap\n")
@@ -438,6 +441,34 @@ def test_a_flapping_check_passes_within_its_retries_and_fails_past_them(
             and "status 503, expected 200 (3 failures)" in out
         )
         assert "rollback of environment staging" in out
+
+
+def test_a_steady_one_in_three_flap_gets_one_verdict_whatever_the_bake_time(
+    world: World, baseline: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The failure count used to grow with the bake: this flap passed a 2 s bake and
+    # was rolled back after 60 s. Now the share of failed attempts decides.
+    flapping = Flapping(0, period=3)
+    try:
+        for bake, rate, passes in [(2, 0.5, True), (8, 0.5, True), (8, 0.2, False)]:
+            health = {
+                "http": [{"url": flapping.url}],
+                "bake_seconds": bake,
+                "retries": 2,
+                "max_failure_rate": rate,
+            }
+            config = world.config(f"flap-{bake}-{rate}.yml", rollout_config(health=health))
+            world.commit(f"flap {bake} {rate}")
+            code, out, _ = world.cli(
+                capsys, "rollout", "run", "--stage", "staging", "--config", config
+            )
+            if passes:
+                assert code == 0 and "gate passed" in out, out
+            else:
+                assert code == 1 and "flapping: " in out and "max_failure_rate 0.2" in out, out
+                assert "rollback of environment staging" in out
+    finally:
+        flapping.server.shutdown()
 
 
 def test_a_live_lock_refuses_and_a_killed_run_is_detected_then_resumed(

@@ -105,6 +105,51 @@ def test_a_probe_that_breaks_during_the_bake_fails() -> None:
     assert not result.ok and "refused (3 failures)" in result.detail
 
 
+def every(period: int, bad: int):  # type: ignore[no-untyped-def]
+    """Answers that flap forever: `bad` failures in every `period` attempts, good first."""
+    calls: list[str] = []
+
+    def get(url: str, timeout: float) -> tuple[int | None, str]:
+        calls.append(url)
+        return (503, "flap") if (len(calls) - 1) % period >= period - bad else (200, "ok")
+
+    return get, calls
+
+
+@pytest.mark.parametrize(
+    ("period", "bad", "ok", "bake"),
+    [(3, 1, True, 2.0), (3, 1, True, 60.0), (3, 1, True, 600.0)]
+    + [(3, 2, False, 10.0), (3, 2, False, 60.0), (3, 2, False, 600.0)],
+)
+def test_a_flapping_probe_gets_the_same_verdict_however_long_the_bake(
+    period: int, bad: int, ok: bool, bake: float
+) -> None:
+    # A count of failures that never reset passed a 1-in-3 flap with a 2 s bake and
+    # rolled it back with the shipped 60 s bake: the verdict must not depend on the bake.
+    get, calls = every(period, bad)
+    result = watch_probe(
+        HttpProbe("http://x/"), HOST, bake=bake, retries=3, clock=FakeClock().clock(), get=get
+    )
+    assert result.ok is ok, result.detail
+    if not ok:
+        assert "flapping: " in result.detail and "max_failure_rate 0.5" in result.detail
+
+
+def test_a_host_that_goes_down_for_good_is_caught_within_its_retries_not_at_the_bake_end() -> None:
+    fake = FakeClock()
+    answers = iter([(200, "ok")] * 5 + [(None, "no answer: refused")] * 500)
+    result = watch_probe(
+        HttpProbe("http://x/"),
+        HOST,
+        bake=600,
+        retries=3,
+        clock=fake.clock(),
+        get=lambda url, timeout: next(answers),
+    )
+    assert not result.ok and "refused (4 failures)" in result.detail
+    assert fake.now < 30  # five good answers, then 0.5 + 1 + 2 s of back-off
+
+
 def test_status_and_body_are_checked() -> None:
     probe = HttpProbe("http://x/", status=200, contains="revision abc")
     result = watch_probe(
