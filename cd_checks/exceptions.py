@@ -21,7 +21,7 @@ import yaml
 
 from cd_checks import bounded
 from cd_checks.files import bad_glob, matcher
-from cd_checks.findings import EXCEPTION, Finding
+from cd_checks.findings import Finding
 
 ENTRY_KEYS = ("rule", "paths", "reason", "expires")
 INVALID = "exceptions/invalid"
@@ -43,7 +43,7 @@ class PolicyException:
         """True for a policy finding of this rule on a matching path (`spec`: prebuilt globs)."""
         if finding.check != "policy" or finding.rule != self.rule:
             return False
-        if finding.severity == EXCEPTION:  # a conftest exception is a record, not a problem
+        if finding.severity not in ("error", "warning"):  # a record (exception, trace)
             return False
         return (spec or matcher(self.paths)).match_file(finding.path)
 

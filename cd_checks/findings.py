@@ -4,7 +4,8 @@ Checks yield `Finding`s; report formats render a `Report`. Nothing here
 knows about files on disk, click or any output format. A finding of level
 `exception` is no problem: it records that a conftest `exception` rule
 excepted a rule for a document (conftest's EXCP result), so a report can show
-and count what was excepted; it never fails a run.
+and count what was excepted; it never fails a run. Nor does one of level `trace`:
+a line of a Rego evaluation trace (`--trace`), which the text format shows.
 """
 
 from __future__ import annotations
@@ -15,14 +16,16 @@ from typing import Any, Literal
 
 Check = Literal["syntax", "schema", "policy", "rollout"]
 Severity = Literal["error", "warning"]
-# What a Finding can carry: a problem's severity, or "exception" (an applied exception).
-Level = Literal["error", "warning", "exception"]
+# What a Finding can carry: a problem's severity, "exception" (an applied exception)
+# or "trace" (a line of --trace's evaluation trace).
+Level = Literal["error", "warning", "exception", "trace"]
 FailOn = Literal["error", "warning", "never"]
 
 CHECKS: tuple[Check, ...] = ("syntax", "schema", "policy", "rollout")
 SEVERITIES: tuple[Severity, ...] = ("error", "warning")
 FAIL_ON: tuple[FailOn, ...] = ("error", "warning", "never")
 EXCEPTION: Level = "exception"
+TRACE: Level = "trace"
 
 
 @dataclass(frozen=True, order=True)
@@ -87,15 +90,18 @@ class Report:
     suppressed: bool = False
     paths: tuple[str, ...] = ()
     namespaces: tuple[str, ...] = ()
+    traces: tuple[Finding, ...] = ()  # --trace's lines, in the order they came
 
     @classmethod
     def build(cls, findings: Iterable[Finding], files: int, paths: Iterable[str] = ()) -> Report:
         # No de-duplication: two documents of one file may earn the same finding
         # (same message, no line), and each counts, as in conftest.
-        ordered = sorted(findings, key=Finding.sort_key)
+        listed = list(findings)
+        traces = tuple(f for f in listed if f.severity == TRACE)  # in evaluation order
+        ordered = sorted((f for f in listed if f.severity != TRACE), key=Finding.sort_key)
         problems = tuple(f for f in ordered if f.severity != EXCEPTION)
         excepted = tuple(f for f in ordered if f.severity == EXCEPTION)
-        return cls(problems, files, excepted, paths=tuple(paths))
+        return cls(problems, files, excepted, paths=tuple(paths), traces=traces)
 
     @property
     def shown_exceptions(self) -> tuple[Finding, ...]:

@@ -376,6 +376,8 @@ def run(options: ValidateOptions, *, warn: Callable[[str], None] | None = None) 
     `warn` gets a line for what changes no verdict but the user should know
     (the result cache not used, or entries of it that failed verification).
     """
+    if options.trace:  # the trace is written where the policies run: here, every file
+        options = replace(options, use_cache=False, jobs=1)
     config = config_module.load(options.root, options.config_path)
     named_files = _named_files(options.root, options.paths)
     spec = replace(build_spec(config, options), named=named_files)
@@ -453,9 +455,16 @@ def run(options: ValidateOptions, *, warn: Callable[[str], None] | None = None) 
         findings += _config_checks(config, spec, options, findings, everything.paths, touched)
     whole_repository = not paths and options.changed_since is None and not stdin_only
     findings = _apply_exceptions(findings, config, options.today, whole_repository)
+    findings += _traces(checker)
     report = Report.build(findings, len(candidates), paths=candidates)
     namespaces = spec.policy.user_namespaces if spec.policy and spec.policy.user else None
     return replace(report, namespaces=tuple(namespaces or ()))
+
+
+def _traces(checker: Checker) -> list[Finding]:
+    """--trace's lines, as the policy check wrote them (`PolicyRunner.traces`)."""
+    lines: list[str] = list(getattr(checker.policy, "traces", None) or [])
+    return [Finding("", None, None, "policy", "trace", "trace", line) for line in lines]
 
 
 def _config_checks(

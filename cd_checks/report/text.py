@@ -1,13 +1,14 @@
 """The `text` format: findings grouped by file for a person at a terminal.
 
-One line per finding, `path:line:col  severity  check/rule  message` (further lines of
-a multi-line message indented), a blank line between files, then the summary line.
-An applied conftest exception is a line in conftest's words after the file's
-findings (`EXCP - path - namespace - query`), unless suppressed. ANSI colour only
-when the caller asks for it (the CLI decides from --color, NO_COLOR, FORCE_COLOR,
-TERM and whether stdout is a TTY). Unusual paths are quoted as git quotes them and
-control characters in messages escaped, so a file name or message cannot start a
-line, move the cursor or run a CI workflow command (`report.escaping`).
+One line per finding, `path:line:col  severity  check/rule  message` (further lines of a
+multi-line message indented), a blank line between files, then the summary line. An
+applied conftest exception is a line in conftest's words after the file's findings
+(`EXCP - path - namespace - query`), unless suppressed; with --trace, the evaluation
+trace comes first, as conftest prints it (`file: F | query: Q`, `TRAC ...`). ANSI
+colour only when the caller asks for it (the CLI decides from --color, NO_COLOR,
+FORCE_COLOR, TERM and whether stdout is a TTY). Unusual paths are quoted as git quotes
+them and control characters in messages escaped, so a file name or message cannot
+start a line, move the cursor or run a CI workflow command (`report.escaping`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,13 @@ _RED = "\033[31m"
 _YELLOW = "\033[33m"
 _GREEN = "\033[32m"
 _CYAN = "\033[36m"
-_SEVERITY_STYLE: dict[Level, str] = {"error": _BOLD + _RED, "warning": _YELLOW, "exception": _CYAN}
+_BLUE = "\033[34m"
+_SEVERITY_STYLE: dict[Level, str] = {
+    "error": _BOLD + _RED,
+    "warning": _YELLOW,
+    "exception": _CYAN,
+    "trace": _BLUE,
+}
 # Padded to the longest severity so the rule and message columns line up.
 _SEVERITY_WIDTH = max(len(name) for name in ("error", "warning"))
 _CONTINUATION = "    "
@@ -40,6 +47,8 @@ def chunks(report: Report, *, color: bool = False) -> Iterator[str]:
     excepted: dict[str, list[Finding]] = {}
     for exception in report.shown_exceptions:
         excepted.setdefault(exception.path, []).append(exception)
+    if report.traces:  # conftest's trace: `file: F | query: Q`, then its TRAC lines
+        yield defuse_text("".join(_trace(f, color=color) for f in report.traces)) + "\n"
     groups = report.by_path()
     for path in sorted({*groups, *excepted}):
         lines = [_line(f, color=color) for f in groups.get(path, ())]
@@ -64,6 +73,12 @@ def _line(finding: Finding, *, color: bool) -> str:
 def _exception(finding: Finding, *, color: bool) -> str:
     line = exception_line(finding)
     return (_paint("EXCP", _CYAN) + line[4:] if color else line) + "\n"
+
+
+def _trace(finding: Finding, *, color: bool) -> str:
+    """A line of the evaluation trace as the engine wrote it (`TRAC  ...`, `PRNT  ...`)."""
+    line = escape_controls(finding.message)
+    return (_paint(line, _BLUE) if color else line) + "\n"
 
 
 def _summary(report: Report, *, color: bool) -> str:

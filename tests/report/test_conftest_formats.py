@@ -231,3 +231,23 @@ def test_github_sarif_and_gitlab_mark_exceptions_as_notes() -> None:
     ]
     issues = json.loads(FORMATS["gitlab"](excepted()))
     assert [issue["severity"] for issue in issues] == ["major", "info"]
+
+
+def test_trace_comes_first_in_text_only() -> None:
+    trace = [
+        Finding("svc.yaml", None, None, "policy", "trace", "trace", "file: svc.yaml | query: q"),
+        Finding("svc.yaml", None, None, "policy", "trace", "trace", "TRAC  q = []"),
+    ]
+    report = Report.build([*trace, policy("svc.yaml", "warning", "a service", "main.warn")], 1)
+    assert report.failed("warning") and not report.failed("error")  # traces count for nothing
+    assert FORMATS["text"](report).split("\n") == [
+        "file: svc.yaml | query: q",
+        "TRAC  q = []",
+        "",
+        "svc.yaml  warning  policy/main.warn  a service",
+        "",
+        "1 warning in 1 file",
+        "",
+    ]
+    assert "TRAC" not in FORMATS["json"](report)
+    assert "TRAC" not in FORMATS["conftest-json"](report)
