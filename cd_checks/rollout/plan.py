@@ -5,9 +5,12 @@ merge and every pipeline job of one revision computes the same one. Rules:
 a stage takes the hosts of its group not already taken by an earlier stage
 (staging hosts are never counted again in production; canary hosts are not
 in later production waves); `percent` takes ceil(percent x those hosts), at
-least one; `waves` are cumulative percentages of the stage's hosts, like
-Ansible's `serial`, with an implicit last wave for whatever is left (as
-Argo Rollouts promotes to 100 % after its last step). A host is in exactly
+least one (10 % of 18 hosts is 2, 11.1 %), never more than floor(max_percent x
+those hosts) when `max_percent` is set (a plan that would need more is an
+error, not a silently bigger canary); `count` takes exactly that many;
+`waves` are cumulative percentages of the stage's hosts, like Ansible's
+`serial`, with an implicit last wave for whatever is left (as Argo Rollouts
+promotes to 100 % after its last step). A host is in exactly
 one wave. A change type's plan takes only the hosts eligible for the change
 (`cd_checks.changes.eligible`); the rules are the same over those.
 Rendering to text, Markdown and JSON lives here too: it is a pure function
@@ -22,8 +25,9 @@ import math
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
+from cd_checks.errors import RolloutError
 from cd_checks.rollout.inventory import Inventory
-from cd_checks.rollout.spec import RolloutSpec
+from cd_checks.rollout.spec import RolloutSpec, Stage
 
 Wave = tuple[str, ...]
 
@@ -82,17 +86,30 @@ def build(
             for h in inventory.group(stage.group)
             if h not in taken and (allowed is None or h in allowed)
         ]
-        chosen = _share(canary_order(free), stage.percent)
+        chosen = _share(canary_order(free), stage)
         taken.update(chosen)
         waves = split_waves(chosen, stage.waves)
         stages.append(StagePlan(stage.name, stage.environment, stage.group, waves))
     return Plan(revision=revision, stages=tuple(stages))
 
 
-def _share(hosts: list[str], percent: float | None) -> list[str]:
-    if percent is None or not hosts:
+def _share(hosts: list[str], stage: Stage) -> list[str]:
+    if not hosts:
         return hosts
-    return hosts[: max(1, math.ceil(percent * len(hosts) / 100))]
+    if stage.count is not None:
+        return hosts[: stage.count]
+    size = len(hosts)
+    if stage.percent is not None:
+        size = max(1, math.ceil(stage.percent * len(hosts) / 100 - 1e-9))
+    if stage.max_percent is not None:
+        cap = math.floor(stage.max_percent * len(hosts) / 100 + 1e-9)
+        if cap < 1:
+            raise RolloutError(
+                f"stage {stage.name}: max_percent {stage.max_percent:g}% of {len(hosts)} "
+                "host(s) allows no host; raise max_percent or use `count: 1`"
+            )
+        size = min(size, cap)
+    return hosts[:size]
 
 
 def split_waves(hosts: Sequence[str], percents: Sequence[int]) -> tuple[Wave, ...]:

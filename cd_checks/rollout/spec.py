@@ -48,6 +48,9 @@ class Stage:
     percent: float | None = None
     waves: tuple[int, ...] = DEFAULT_WAVES
     metrics: MetricsSpec | None = None  # the stage's own metric gate; None: the pipeline's
+    # A cap on `percent`'s rounding up (floor(max_percent x hosts)), or an exact host count.
+    max_percent: float | None = None
+    count: int | None = None
 
 
 @dataclass(frozen=True)
@@ -184,6 +187,11 @@ def _stage(raw: Mapping[str, Any], pipeline: MetricsSpec) -> Stage:
         )
     environment = raw.get("environment", raw["hosts"])
     _directory_name(raw["name"], environment)
+    if raw.get("count") is not None and raw.get("percent") is not None:
+        raise ConfigError(
+            f"rollout: stage {raw['name']!r}: give `percent` (and `max_percent`) or `count`, "
+            "not both"
+        )
     return Stage(
         name=raw["name"],
         group=raw["hosts"],
@@ -191,6 +199,8 @@ def _stage(raw: Mapping[str, Any], pipeline: MetricsSpec) -> Stage:
         percent=raw.get("percent"),
         waves=waves,
         metrics=_stage_metrics(raw.get("metrics"), pipeline),
+        max_percent=raw.get("max_percent"),
+        count=raw.get("count"),
     )
 
 

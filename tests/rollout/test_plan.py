@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from cd_checks.errors import ConfigError, RolloutError
 from cd_checks.rollout import plan
 from cd_checks.rollout.inventory import Host, Inventory
 from cd_checks.rollout.spec import from_section
@@ -125,3 +126,37 @@ def test_eligible_hosts_only_and_the_canary_share_is_of_the_eligible_ones() -> N
 def test_no_eligible_host_leaves_every_stage_empty() -> None:
     built = plan.build(fleet(2, 8), spec(), "rev", eligible=())
     assert all(not s.waves for s in built.stages)
+
+
+def canary(**keys: object) -> list[dict[str, object]]:
+    return [{"name": "canary", "hosts": "production", **keys}, STAGES[2]]
+
+
+@pytest.mark.parametrize(
+    ("keys", "production", "size"),
+    [
+        ({"percent": 10}, 18, 2),  # ceil(1.8): 11.1 %, more than the 10 % promised
+        ({"percent": 10, "max_percent": 10}, 18, 1),  # floor(1.8): within 10 %
+        ({"percent": 10, "max_percent": 10}, 20, 2),  # exactly 10 %: the cap does not bite
+        ({"percent": 5, "max_percent": 10}, 18, 1),
+        ({"count": 1}, 18, 1),
+        ({"count": 3}, 18, 3),
+        ({"count": 30}, 18, 18),  # never more hosts than the group has
+        ({"percent": 10}, 30, 3),  # 10 x 30 / 100 is 3, not 3.0000000000000004 rounded up
+    ],
+)
+def test_the_canary_size_follows_percent_max_percent_and_count(
+    keys: dict[str, object], production: int, size: int
+) -> None:
+    built = plan.build(fleet(0, production), spec(canary(**keys)), "rev")
+    assert len(built.stages[0].hosts) == size
+
+
+def test_a_max_percent_too_small_for_one_host_is_an_error_not_a_bigger_canary() -> None:
+    with pytest.raises(RolloutError, match=r"max_percent 5% of 10 host\(s\) allows no host"):
+        plan.build(fleet(0, 10), spec(canary(percent=5, max_percent=5)), "rev")
+
+
+def test_count_and_percent_together_are_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="give `percent` \\(and `max_percent`\\) or `count`"):
+        spec(canary(percent=10, count=1))
