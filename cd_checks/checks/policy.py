@@ -1,19 +1,23 @@
 """Policy checks: Rego policies over parsed documents, with conftest semantics.
 
-Users' own policies (`policy.paths`) see every parsed document; each
-enabled builtin set sees only the files its globs match. Results become
-findings: deny/violation are errors, warn are warnings, conftest exceptions
-drop a result. A result object's `path` puts the finding on that node's
-line and column; its `rule` is the stable id shown on the finding. A builtin
-rule's findings then take the user's settings for that id (`policy.rules`:
-severity, files, exclude). Which engine evaluates is decided in
-`cd_checks.rego`; this module only maps.
+Users' own policies (`policy.paths`) see every parsed document as conftest
+hands it over (an empty file or document is a null input; a file's top-level
+list is split into its members; `data.conftest.file` names the file); each
+enabled builtin set sees only the non-empty documents of the files its globs
+match. Results become findings: deny/violation are errors, warn are warnings,
+an applied conftest exception is a finding of level `exception`. A result
+object's `path` puts the finding on that node's line and column; its `rule`
+is the stable id shown on the finding. A builtin rule's findings then take
+the user's settings for that id (`policy.rules`: severity, files, exclude).
+Which engine evaluates is decided in `cd_checks.rego`; this module only maps.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from itertools import groupby
+from pathlib import Path
 from typing import Any, Protocol
 
 import pathspec
@@ -23,7 +27,15 @@ from cd_checks.documents import Parsed
 from cd_checks.errors import PolicyError
 from cd_checks.files import matcher
 from cd_checks.findings import Finding, Severity
-from cd_checks.rego import Evaluator, Outcome, PolicySource, open_engine
+from cd_checks.rego import (
+    EngineOptions,
+    Evaluator,
+    FileInfo,
+    Outcome,
+    PolicySource,
+    open_engine,
+)
+from cd_checks.rego.extensions import file_info
 
 # Keys only a play has at its top: a tasks file never does.
 PLAY_KEYS = ("hosts", "import_playbook", "ansible.builtin.import_playbook")
@@ -104,6 +116,9 @@ class PolicySetup:
     scopes: tuple[BuiltinScope, ...]
     engine: str
     combine: bool
+    # The repository: `data.conftest.file.dir` is absolute (None: the working directory).
+    root: Path | None = None
+    engine_options: EngineOptions = EngineOptions()  # --show-builtin-errors, --trace
 
 
 @dataclass(frozen=True)
@@ -117,6 +132,8 @@ class Entry:
 
     @property
     def contents(self) -> Any:
+        if self.index >= len(self.parsed.documents):
+            return None  # an empty file: conftest's input is null
         document = self.parsed.documents[self.index]
         return document if self.element is None else document[self.element]
 
@@ -126,8 +143,26 @@ class Entry:
 
 
 def whole_documents(path: str, parsed: Parsed) -> list[Entry]:
-    """One entry per non-empty document (empty and refused ones are no policy input)."""
-    return [Entry(path, i, parsed) for i, d in enumerate(parsed.documents) if d is not None]
+    """One entry per document a policy reads, as conftest hands them over: an empty
+    document (`---` with nothing after it) and an empty file are one null input each.
+    A document refused while parsing (its finding says why) is none."""
+    if not parsed.documents:
+        return [Entry(path, 0, parsed)]
+    return [
+        Entry(path, i, parsed)
+        for i, document in enumerate(parsed.documents)
+        if document is not None or _empty_document(parsed, i)
+    ]
+
+
+def _empty_document(parsed: Parsed, index: int) -> bool:
+    """A null document parsed from the text (it has a node), not one refused (none)."""
+    return parsed.locate(index, []) is not None
+
+
+def _non_empty(entries: Sequence[Entry]) -> list[Entry]:
+    """The entries the shipped sets read: they are written for documents, not null."""
+    return [entry for entry in entries if entry.contents is not None]
 
 
 def holds_playbook(document: Any) -> bool:
@@ -138,15 +173,17 @@ def holds_playbook(document: Any) -> bool:
 
 
 def conftest_inputs(entries: Sequence[Entry]) -> list[Entry]:
-    """conftest evaluates each element of a top-level list as an input of its own
-    (and combines them one by one); users' policies are written for that."""
+    """conftest evaluates each element of a file's top-level list as an input of its own
+    (and combines them one by one); users' policies are written for that. A file of
+    several documents is a list of them: a document that is a list stays one input."""
     split: list[Entry] = []
-    for entry in entries:
-        document = entry.contents
-        if isinstance(document, list):
-            split += [replace(entry, element=k) for k in range(len(document))]
+    for _, group in groupby(entries, key=lambda entry: entry.path):
+        documents = list(group)
+        only = documents[0].contents if len(documents) == 1 else None
+        if isinstance(only, list):
+            split += [replace(documents[0], element=k) for k in range(len(only))]
         else:
-            split.append(entry)
+            split += documents
     return split
 
 
@@ -157,7 +194,15 @@ class PolicyRunner:
         self.setup = setup
         # Both load at once, in their own processes, while files are parsed.
         self.user: Evaluator | None = (
-            open_engine(setup.user, engine=_engine_for(setup), wait=False) if setup.user else None
+            open_engine(
+                setup.user,
+                engine=_engine_for(setup),
+                wait=False,
+                show_builtin_errors=setup.engine_options.show_builtin_errors,
+                trace=setup.engine_options.trace,
+            )
+            if setup.user
+            else None
         )
         self.builtin: Evaluator | None = (
             open_engine(setup.builtin, engine="embedded", wait=False) if setup.builtin else None
@@ -182,17 +227,24 @@ class PolicyRunner:
         self._tuning = {
             rule: Tuning.of(setting) for scope in setup.scopes for rule, setting in scope.rules
         }
+        # With EngineOptions.trace: conftest's --trace lines of users' policies, in the
+        # order files were checked in this process (`trace_lines`).
+        self.traces: list[str] = []
 
     def check(self, path: str, parsed: Parsed) -> list[Finding]:
         """Per-document policies; skipped for users' policies in combine mode (conftest does)."""
-        documents = whole_documents(path, parsed)
+        entries = whole_documents(path, parsed)
+        documents = _non_empty(entries)
         findings: list[Finding] = []
-        if self.user is not None and not self.setup.combine and documents:
-            inputs = conftest_inputs(documents)
+        if self.user is not None and not self.setup.combine:
+            inputs = conftest_inputs(entries)
             outcomes = self.user.evaluate(
-                [e.contents for e in inputs], namespaces=self.setup.user_namespaces
+                [e.contents for e in inputs],
+                namespaces=self.setup.user_namespaces,
+                files=[self._file(path)] * len(inputs),
             )
-            findings += _findings(inputs, outcomes)
+            findings += _findings(inputs, outcomes, exceptions=True)
+            self.traces += trace_lines(path, outcomes)
         if self.builtin is None or not documents:
             return findings
         packages = [s.package for s, spec in self._scopes if spec.match_file(path)]
@@ -215,7 +267,9 @@ class PolicyRunner:
         # The shipped sets read whole documents (a playbook is a list of plays), an
         # NGINX file as nginx reads it (`Parsed.in_context`). A snippet included in
         # five servers is one problem at one line, not five.
-        seen = whole_documents(path, parsed.in_context) if parsed.in_context else documents
+        seen = (
+            _non_empty(whole_documents(path, parsed.in_context)) if parsed.in_context else documents
+        )
         outcomes = self.builtin.evaluate([e.contents for e in seen], namespaces=packages)
         found = _findings(seen, outcomes)
         return list(dict.fromkeys(found)) if parsed.in_context else found
@@ -269,20 +323,33 @@ class PolicyRunner:
             if self.builtin is None or not scope.combined_package:
                 continue
             extra = scope.reader(scope.rule_globs())
-            chosen = [e for e in entries if spec.match_file(e.path) or extra.match_file(e.path)]
+            chosen = [
+                e
+                for e in _non_empty(entries)
+                if spec.match_file(e.path) or extra.match_file(e.path)
+            ]
             if chosen:
                 found = self._combined(self.builtin, chosen, [scope.combined_package])
                 findings += self._tuned(found, _within(spec))
         return findings
 
+    def _file(self, path: str) -> FileInfo:
+        """`data.conftest.file` while the documents of `path` are evaluated."""
+        return file_info(path, self.setup.root)
+
     def _combined(
         self, evaluator: Evaluator, entries: Sequence[Entry], namespaces: Sequence[str] | None
     ) -> list[Finding]:
         document = [{"path": e.path, "contents": e.contents} for e in entries]
-        (outcome,) = evaluator.evaluate([document], namespaces=namespaces)
+        # conftest names the combined input "Combined" (data.conftest.file too).
+        files = [self._file("Combined")] if evaluator is self.user else None
+        (outcome,) = evaluator.evaluate([document], namespaces=namespaces, files=files)
+        self.traces += trace_lines("Combined", [outcome])
         found = []
         for result in outcome.results:
             if result.kind == "exception":
+                if evaluator is self.user:
+                    found.append(_excepted(".", result))
                 continue
             where = _path_of(result.metadata)
             entry = entries[where[0]] if where and _is_index(where[0], entries) else None
@@ -319,16 +386,42 @@ def _path_of(metadata: Any) -> list[Any]:
     return list(path) if isinstance(path, list) else []
 
 
-def _findings(inputs: Sequence[Entry], outcomes: Sequence[Outcome]) -> list[Finding]:
+def _findings(
+    inputs: Sequence[Entry], outcomes: Sequence[Outcome], *, exceptions: bool = False
+) -> list[Finding]:
+    """Findings of the outcomes; with `exceptions`, an applied conftest exception is a
+    finding of level `exception` (conftest's EXCP line), else it is dropped."""
     found = []
     for entry, outcome in zip(inputs, outcomes, strict=True):
         for result in outcome.results:
             if result.kind == "exception":
+                found += [_excepted(entry.path, result)] if exceptions else []
                 continue
             where = _path_of(dict(result.metadata))
             found.append(_make(entry.path, entry.locate(where) if where else None, result))
         found += [_error(entry.path, e.namespace, e.rule, e.message) for e in outcome.errors]
     return found
+
+
+def _excepted(path: str, result: Any) -> Finding:
+    """An applied exception: the excepted rule, and conftest's message (its query)."""
+    rule = f"{result.namespace}.{result.rule}"
+    return Finding(path, None, None, "policy", rule, "exception", result.message)
+
+
+def trace_lines(path: str, outcomes: Sequence[Outcome]) -> list[str]:
+    """conftest's --trace output for one file: `file: F | query: Q`, then each line.
+
+    regorus has no evaluation trace: the lines say what each query returned, and
+    `PRNT` lines hold what `print()` wrote while it ran.
+    """
+    lines: list[str] = []
+    for outcome in outcomes:
+        for query in outcome.queries:
+            lines.append(f"file: {path} | query: {query.query}")
+            lines += [f"TRAC  {line}" for line in query.lines]
+            lines += [f"PRNT  {output}" for output in query.outputs]
+    return lines
 
 
 def _make(path: str, position: tuple[int, int | None] | None, result: Any) -> Finding:

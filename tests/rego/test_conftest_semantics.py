@@ -262,3 +262,91 @@ def test_trace_records_each_query_and_print_output(tmp_path: Path) -> None:
         [{"kind": "Pod"}], namespaces=None
     )
     assert quiet.queries == ()
+
+
+# -- item 4: empty documents ---------------------------------------------------------------
+
+NULL_INPUT = """package main
+
+deny contains msg if {
+\tinput == null
+\tmsg := sprintf("null input in %s", [data.conftest.file.name])
+}
+
+deny contains "a list" if is_array(input)
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("", ["null input in a.yaml"]),  # conftest: an empty file is one null input
+        ("# only a comment\n", ["null input in a.yaml"]),
+        ("---\nkind: A\n---\n", ["null input in a.yaml"]),  # the empty last document
+        ("---\nkind: A\n", []),
+    ],
+)
+def test_empty_documents_are_evaluated_with_input_null(
+    cli: Cli, repo: Repo, text: str, expected: list[str]
+) -> None:
+    run = validate(cli, repo({"policy/p.rego": NULL_INPUT, "a.yaml": text}))
+    assert run.code == (1 if expected else 0), run.err
+    assert [m for _, _, m in policy_findings(run)] == expected
+
+
+def test_a_list_document_of_a_stream_stays_one_input(cli: Cli, repo: Repo) -> None:
+    # conftest splits a file's top-level list; a stream of documents is that list, so a
+    # document that is itself a list is one input.
+    files = {
+        "policy/p.rego": NULL_INPUT,
+        "stream.yaml": "---\n- a\n- b\n---\nkind: X\n",
+        "list.yaml": "---\n- a\n- b\n",
+    }
+    run = validate(cli, repo(files))
+    assert policy_findings(run) == [("stream.yaml", "main.deny", "a list")]
+
+
+# -- item 7: data.conftest.file ------------------------------------------------------------
+
+
+def test_data_conftest_file_names_the_file_being_checked(cli: Cli, repo: Repo) -> None:
+    policy = (
+        "package main\n\n"
+        "deny contains msg if {\n"
+        "\tinput.kind\n"
+        '\tmsg := sprintf("%s checked", [data.conftest.file.name])\n'
+        "}\n"
+    )
+    root = repo(
+        {"policy/p.rego": policy, "a.yaml": "---\nkind: A\n", "sub/b.yaml": "---\nkind: B\n"}
+    )
+    run = validate(cli, root)
+    assert policy_findings(run) == [
+        ("a.yaml", "main.deny", "a.yaml checked"),
+        ("sub/b.yaml", "main.deny", "b.yaml checked"),
+    ]
+
+
+def test_data_conftest_file_dir_is_the_absolute_directory(tmp_path: Path) -> None:
+    from cd_checks.checks.policy import PolicyRunner, PolicySetup
+    from cd_checks.documents import Parsed
+
+    (tmp_path / "policy").mkdir()
+    (tmp_path / "policy" / "p.rego").write_text(
+        "package main\n\ndeny contains data.conftest.file.dir if input.kind\n", "utf-8"
+    )
+    source = PolicySource((tmp_path / "policy",))
+    setup = PolicySetup(source, ("main",), None, (), "embedded", False, root=tmp_path)
+    runner = PolicyRunner(setup)
+    (finding,) = runner.check("sub/b.yaml", Parsed("yaml", ({"kind": "B"},)))
+    assert finding.message == str(tmp_path / "sub")
+
+
+def test_a_users_own_data_conftest_file_wins(tmp_path: Path) -> None:
+    (tmp_path / "p.rego").write_text(
+        "package main\n\ndeny contains data.conftest.file.name if input.kind\n", "utf-8"
+    )
+    source = PolicySource((tmp_path,), extra_data={"conftest": {"file": {"name": "mine"}}})
+    evaluator = open_engine(source, engine="embedded")
+    (outcome,) = evaluator.evaluate([{"kind": "A"}], namespaces=None)
+    assert [r.message for r in outcome.results] == ["mine"]
