@@ -37,6 +37,9 @@ from cd_checks.rego import (
 )
 from cd_checks.rego.extensions import file_info
 
+# Kinds whose one document is a list conftest hands over whole: its parsers wrap a
+# Dockerfile's commands and an ignore file's entries in one more list.
+WHOLE_LIST_KINDS = ("dockerfile", "ignore")
 # Keys only a play has at its top: a tasks file never does.
 PLAY_KEYS = ("hosts", "import_playbook", "ansible.builtin.import_playbook")
 
@@ -180,7 +183,7 @@ def conftest_inputs(entries: Sequence[Entry]) -> list[Entry]:
     for _, group in groupby(entries, key=lambda entry: entry.path):
         documents = list(group)
         only = documents[0].contents if len(documents) == 1 else None
-        if isinstance(only, list):
+        if isinstance(only, list) and documents[0].parsed.kind not in WHOLE_LIST_KINDS:
             split += [replace(documents[0], element=k) for k in range(len(only))]
         else:
             split += documents

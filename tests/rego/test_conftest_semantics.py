@@ -350,3 +350,19 @@ def test_a_users_own_data_conftest_file_wins(tmp_path: Path) -> None:
     evaluator = open_engine(source, engine="embedded")
     (outcome,) = evaluator.evaluate([{"kind": "A"}], namespaces=None)
     assert [r.message for r in outcome.results] == ["mine"]
+
+
+def test_a_dockerfile_is_one_input_its_command_list(cli: Cli, repo: Repo) -> None:
+    # conftest's docker parser wraps the commands in one more list: policies see them whole
+    # (examples/docker/policy: `input[i].Cmd == "from"`).
+    policy = (
+        "package main\n\n"
+        "deny contains msg if {\n"
+        '\tsome i\n\tinput[i].Cmd == "from"\n'
+        '\tmsg := sprintf("%d commands, FROM %s", [count(input), input[i].Value[0]])\n'
+        "}\n"
+    )
+    root = repo({"policy/p.rego": policy, "Dockerfile": "FROM alpine:3\nRUN true\n"})
+    run = validate(cli, root)
+    assert run.code == 1, run.err
+    assert policy_findings(run) == [("Dockerfile", "main.deny", "2 commands, FROM alpine:3")]
