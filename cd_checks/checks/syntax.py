@@ -227,14 +227,18 @@ def node_trees(source: Source, kind: str, max_bytes: int) -> tuple[yaml.Node | N
     """The node trees `parse` keeps to place findings, composed again from the same bytes
     (documents that came from a worker process or the result cache have none); () when
     the file has none (not YAML or JSON, too large, unreadable as YAML)."""
-    if kind not in ("yaml", "json") or (kind == "yaml" and len(source.data) > max_bytes):
+    if kind not in ("yaml", "json", "hcl2") or (kind == "yaml" and len(source.data) > max_bytes):
         return ()
     try:
         text = source.data.decode("utf-8").removeprefix("\ufeff")
         if kind == "json":
             return (_json_nodes(text),)
+        if kind == "hcl2":
+            return (_hcl2_tree(text, parsers.parse_text("hcl2", text)[0]),)
         return tuple(d.node if d.problem is None else None for d in bounded.read_yaml(text))
     except (UnicodeDecodeError, yaml.YAMLError, bounded.ParseProblem, RecursionError):
+        return ()
+    except parsers.ParseError:
         return ()
 
 
