@@ -14,6 +14,7 @@ import shutil
 from collections.abc import Callable
 
 from cd_checks.errors import PolicyError
+from cd_checks.rego import verify_output
 from cd_checks.rego.model import (
     EngineName,
     EngineOptions,
@@ -41,6 +42,7 @@ __all__ = [
     "TestResult",
     "open_engine",
     "run_tests",
+    "verify_output",
 ]
 
 CONFTEST_INSTALL = "https://www.conftest.dev/install/"

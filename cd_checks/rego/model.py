@@ -114,6 +114,8 @@ class TestResult:
     message: str | None
     file: str
     line: int
+    skipped: bool = False  # a `todo_test_*` rule: not run, as OPA skips it
+    outputs: tuple[str, ...] = ()  # what print() wrote, with EngineOptions.trace
 
 
 class Evaluator(Protocol):

@@ -298,14 +298,21 @@ def _close(process: Any, conn: Connection, stderr: IO[bytes], owner: int) -> Non
 
 
 def run_tests(
-    source: PolicySource, *, run: str | None = None, limits: Limits | None = None
+    source: PolicySource,
+    *,
+    run: str | None = None,
+    limits: Limits | None = None,
+    show_builtin_errors: bool = False,
+    trace: bool = False,
 ) -> list[TestResult]:
     """`verify.run_tests` in a bounded child: a test that crashes the engine or runs out
-    of time or memory fails, saying so, and the other tests still run."""
+    of time or memory fails, saying so, and the other tests still run. The flags are
+    conftest verify's (`EngineOptions`)."""
     limits = limits or Limits(TIMEOUT, MEMORY)
+    options = EngineOptions(show_builtin_errors=show_builtin_errors, trace=trace)
     results: dict[tuple[str, str], TestResult] = {}
     for _ in range(1000):  # each round settles at least one test
-        child = _Child(_serve_tests, (source, run, set(results)), limits)
+        child = _Child(_serve_tests, (source, run, set(results), options), limits)
         stop = _collect(child, results)
         child.close()
         if stop is None:
@@ -335,6 +342,7 @@ def _serve_tests(
     source: PolicySource,
     run: str | None,
     done: set[tuple[str, str]],
+    options: EngineOptions,
     conn: Connection,
     progress: Any,
     document: Any,
@@ -348,6 +356,7 @@ def _serve_tests(
             run=run,
             skip=done,
             on_test=lambda h: announce(h.namespace, h.name, f"{h.file}:{h.line}"),
+            options=options,
         ):
             conn.send(("result", result))
     except PolicyError as exc:

@@ -51,11 +51,13 @@ def test_a_test_that_errors_fails_with_the_error(tmp_path: Path) -> None:
         "\ntest_false if {\n  false\n}\n\ntest_value := 3\n",
         "utf-8",
     )
+    error = f'{tmp_path / "p.rego"}:4:30: `add` expects numeric argument. Got `"x"` instead'
     results = {r.name: r for r in run_tests(PolicySource((tmp_path,)))}
     assert not results["test_type_error"].passed
-    assert results["test_type_error"].message == (
-        f'{tmp_path / "p.rego"}:4:30: `add` expects numeric argument. Got `"x"` instead'
-    )
+    # A builtin's error leaves the test undefined, as in OPA (conftest: a bare FAIL).
+    assert results["test_type_error"].message == f"undefined: a builtin failed ({error})"
+    shown = run_tests(PolicySource((tmp_path,)), show_builtin_errors=True)
+    assert {r.name: r.message for r in shown}["test_type_error"] == error
     assert not results["test_false"].passed
     assert results["test_value"].message == "evaluated to 3, not true"
 
