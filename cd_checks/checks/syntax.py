@@ -63,6 +63,13 @@ VARS_DIRS = frozenset({"group_vars", "host_vars"})
 # Dockerfile*, *.tf, .env, .gitignore, ... (YAML, JSON, TOML and INI keep the rules above).
 CONFTEST_KINDS = frozenset({"dockerfile", "dotenv", "hcl1", "hcl2", "ignore", "jsonc"})
 CONFTEST_KINDS |= {"properties", "xml"}
+# conftest reads any `dockerfile.*` as a Dockerfile; in a repository `dockerfile.py` is a
+# module, `Dockerfile.j2` a template and `Dockerfile.dockerignore` BuildKit's ignore file.
+NOT_DOCKERFILE = frozenset(
+    {".py", ".go", ".rs", ".js", ".ts", ".rb", ".sh", ".md", ".txt", ".rst", ".j2", ".jinja"}
+    | {".jinja2", ".tmpl", ".tpl", ".template", ".bak", ".orig", ".swp", ".json", ".yml"}
+    | {".yaml", ".toml", ".lock", ".dockerignore"}
+)
 # Files beside the group_vars/host_vars files that are notes or leftovers, not variables.
 NOT_VARS_SUFFIXES = frozenset({".md", ".txt", ".rst", ".j2", ".bak", ".orig", ".swp", ".sample"})
 
@@ -110,9 +117,17 @@ def kind_of(path: str, inventories: Collection[str] = ()) -> str | None:
     kind = EXTENSIONS.get(Path(name).suffix.lower())
     if kind is None and (is_ansible_vars(path) or is_prometheus_rules(path)):
         return "yaml"
-    if kind is None and parsers.parser_for(path) in CONFTEST_KINDS:
-        return parsers.parser_for(path)
+    if kind is None:
+        return _named_kind(name.lower())
     return kind
+
+
+def _named_kind(name: str) -> str | None:
+    kind = parsers.parser_for(name)
+    suffix = Path(name).suffix
+    if kind == "dockerfile" and name.startswith("dockerfile.") and suffix in NOT_DOCKERFILE:
+        kind = "ignore" if suffix == ".dockerignore" else None
+    return kind if kind in CONFTEST_KINDS else None
 
 
 def is_ansible_vars(path: str) -> bool:

@@ -201,11 +201,6 @@ def test_terraform_with_a_policy_gives_findings_where_it_can(cli: Cli, repo: Rep
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="checks/policy.conftest_inputs splits a file's one list document into inputs; "
-    "conftest gives a Dockerfile's (and an ignore file's) command list as one input",
-)
 def test_conftest_docker_example_policy(cli: Cli, repo: Repo) -> None:
     dockerfile = (
         "FROM openjdk:8-jdk-alpine\n\nVOLUME /tmp\n\nARG DEPENDENCY=target/dependency\n"
@@ -251,6 +246,9 @@ def test_terraform_plan_with_the_builtin_set(cli: Cli, repo: Repo) -> None:
         ("Dockerfile", "dockerfile"),
         ("docker/Dockerfile.prod", "dockerfile"),
         ("api.Dockerfile", "dockerfile"),
+        ("Dockerfile.dockerignore", "ignore"),  # BuildKit's per-Dockerfile ignore file
+        ("cd_checks/parsers/dockerfile.py", None),  # conftest would say Dockerfile
+        ("templates/Dockerfile.j2", None),
         ("infra/main.tf", "hcl2"),
         ("infra/prod.tfvars", "hcl2"),
         ("terragrunt.hcl", "hcl2"),
