@@ -288,7 +288,21 @@ def load_conftest(root: Path, explicit: Path | None = None) -> dict[str, object]
         raise ConfigError(f"{path}: cannot read: {exc}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
-    return {key: _conftest_value(path, key, value) for key, value in raw.items()}
+    settings = {key: _conftest_value(path, key, value) for key, value in raw.items()}
+    _conftest_paths(root, settings, str(path))
+    return settings
+
+
+def _conftest_paths(root: Path, settings: dict[str, object], source: str) -> None:
+    """conftest.toml's policy and data paths resolve inside the checkout, as cd-checks.yml's
+    must: a pull request may change the file."""
+    from cd_checks.state_dir import checkout, inside
+
+    top = checkout(root.resolve())
+    for key in ("policy", "data"):
+        listed = settings.get(key)
+        for index, name in enumerate(listed if isinstance(listed, list) else []):
+            inside(top, root.resolve() / name, f"{source}: {key}[{index}]")
 
 
 def _conftest_value(path: Path, key: str, value: object) -> object:

@@ -439,6 +439,8 @@ def run(options: ValidateOptions, *, warn: Callable[[str], None] | None = None) 
     for path in sorted(named_files & listed):
         why = checker.not_checked(path)
         findings += [_not_checked(path, why)] if why else []
+    if paths and options.changed_since is None:
+        findings += _empty_directories(options.root, paths, candidates)
     read = [results[p] for p in combined]
     if options.stdin is not None:  # conftest's `-`, named as --stdin-filename says
         piped = checker.check_stdin(options.stdin_filename, options.stdin)
@@ -534,6 +536,24 @@ def _not_ignored(
         raise InputError(f"--ignore {pattern!r}: not a regular expression: {exc}") from exc
     kept = tuple(p for p in selection.paths if p in named or not ignored.search(p))
     return replace(selection, paths=kept)
+
+
+def _empty_directories(root: Path, given: Sequence[str], checked: Sequence[str]) -> list[Finding]:
+    """A warning for each directory named on the command line in which no file is
+    checked (conftest says "no files found"): it is not passed as if it were clean."""
+    found = []
+    for path in given:
+        full = root / path
+        try:
+            relative = full.resolve().relative_to(root.resolve()).as_posix()
+        except (ValueError, OSError):
+            continue  # outside the repository: files.select reports it
+        if not full.is_dir() or relative == ".":
+            continue
+        if not any(p.startswith(relative + "/") for p in checked):
+            why = f"no file in this directory is of a kind cd-checks reads ({_parsers()})"
+            found.append(_not_checked(relative, why))
+    return found
 
 
 def _not_checked(path: str, why: str) -> Finding:

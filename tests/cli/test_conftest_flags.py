@@ -420,3 +420,21 @@ def test_cd_checks_flags_beat_conftest_variables(
         2,
         "cd-checks: error: CONFTEST_NO_FAIL='maybe': not true or false\n",
     )
+
+
+def test_a_named_directory_with_nothing_to_check_is_named(cli: Cli, kubernetes: Path) -> None:
+    write_tree(kubernetes, {"docker/Containerfile.unknownkind": "FROM alpine\n"})
+    run = cli("-C", kubernetes, "validate", "--no-cache", "docker")
+    assert run.code == 0
+    assert lines(run)[0].startswith(
+        "docker  warning  syntax/not-checked  not checked: no file in this directory is of a "
+        "kind cd-checks reads ("
+    )
+    assert lines(run)[-1] == "1 warning in 0 files"
+
+
+def test_conftest_toml_paths_stay_inside_the_checkout(cli: Cli, tmp_path: Path) -> None:
+    repo = write_tree(tmp_path / "configfile", {**CONFIGFILE, "conftest.toml": 'policy = "/etc"\n'})
+    run = cli("-C", repo, "validate", "deployment.yaml")
+    assert run.code == 2
+    assert run.err.startswith(f"cd-checks: error: {repo / 'conftest.toml'}: policy[0]: /etc")
