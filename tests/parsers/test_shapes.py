@@ -390,3 +390,20 @@ def test_every_named_parser_reads_something() -> None:
 )
 def test_parser_by_file_name(path: str, parser: str | None) -> None:
     assert parser_for(path) == parser
+
+
+def test_dockerfile_heredocs_onbuild_and_the_escape_directive() -> None:
+    text = (
+        "# escape=`\nFROM mcr.microsoft.com/windows/servercore\n"
+        "RUN dir `\n  c:\\\nONBUILD RUN echo built\nRUN <<EOF\napt-get update\nEOF\nUSER app\n"
+    )
+    commands = parse_text("dockerfile", text)[0]
+    assert [c["Cmd"] for c in commands] == ["comment", "from", "run", "onbuild", "run", "user"]
+    assert commands[2]["Value"] == ["dir   c:\\"]
+    assert (commands[3]["SubCmd"], commands[3]["Value"]) == ("RUN", ["echo built"])
+    assert commands[4]["Value"] == ["<<EOF"]  # the heredoc's lines are no instructions
+
+
+def test_dockerfile_without_instructions_is_an_error() -> None:
+    with pytest.raises(ParseError, match="file with no instructions"):
+        parse_text("dockerfile", "# only a comment\n")

@@ -275,3 +275,34 @@ def test_terraform_plan_with_the_builtin_set(cli: Cli, repo: Repo) -> None:
 )
 def test_kind_by_name(path: str, kind: str | None) -> None:
     assert syntax.kind_of(path) == kind
+
+
+def test_every_parser_name_is_a_kind_validate_can_force() -> None:
+    from cd_checks.parsers import PARSER_NAMES
+
+    assert set(PARSER_NAMES) <= set(syntax.PARSERS)
+
+
+HOSTILE: dict[str, str | bytes] = {
+    "Dockerfile": b"FROM x\n\x00\x01binary",
+    "bomb.xml": '<!DOCTYPE l [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;">]><l>&b;</l>',
+    "deep.xml": "<a>" * 5000 + "</a>" * 5000,
+    "deep.tf": "a = " + "[" * 3000 + "]" * 3000 + "\n",
+    "deep.jsonc": "[" * 5000 + "]" * 5000,
+    "open.jsonc": "/*" * 20000,
+    "bad.env": b"A=caf\xe9\n",
+}
+
+
+def test_hostile_files_are_findings_never_tracebacks(cli: Cli, repo: Repo) -> None:
+    code, found = validate(cli, repo(HOSTILE))
+    assert code == 1
+    assert {(f[0], f[2]) for f in found} == {
+        ("Dockerfile", "syntax/binary"),
+        ("bomb.xml", "syntax/syntax"),
+        ("deep.xml", "syntax/syntax"),
+        ("deep.tf", "syntax/syntax"),
+        ("deep.jsonc", "syntax/syntax"),
+        ("open.jsonc", "syntax/syntax"),
+        ("bad.env", "syntax/encoding"),
+    }
