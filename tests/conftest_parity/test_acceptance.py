@@ -1,22 +1,26 @@
 """conftest's acceptance.bats (and tests/*/test.bats) cases, translated to cd-checks.
 
 Each test names the bats case it stands for. The flags are conftest's (`-p`, `-d`,
-`--parser`, `--namespace`, ...), mapped only where cd-checks deliberately differs (see the
-README, "Coming from conftest"): conftest's `-o FORMAT` is `--format FORMAT` (`-o` names
-the report file in cd-checks), `--fail-on-warn` is `--fail-on warning`, and a usage error
-such as a missing policy directory exits 2, not 1.
+`--parser`, `--namespace`, `-o tap`, ...); the outcome differs only where cd-checks
+deliberately differs (see the README, "Coming from conftest"): a usage error such as a
+missing policy directory exits 2, not 1.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import write_tree
 from tests.conftest_parity.parity import (
+    FIXTURES,
     cd_checks,
+    example,
     messages,
+    process,
 )
 
 Capsys = pytest.CaptureFixture[str]
@@ -52,3 +56,320 @@ def test_a_builtin_error_loses_no_other_finding(repo_dir: Path, capsys: Capsys) 
     run = cd_checks(capsys, "validate", "d.json", "--format", "json")
     assert run.code == 1, run.out + run.err
     assert "real finding" in messages(run)
+
+
+def test_an_ignore_file_is_one_input(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Capsys
+) -> None:
+    # The ignore parser hands the whole file to the policy as one list of entries.
+    root = example("ignore/gitignore", tmp_path, monkeypatch)
+    (root / ".gitignore").write_text("node_modules\nid_rsa\n")
+    run = cd_checks(capsys, "validate", ".gitignore")
+    assert run.code == 0, run.out + run.err
+    (root / ".gitignore").write_text("node_modules\n")
+    run = cd_checks(capsys, "validate", ".gitignore")
+    assert run.code == 1, run.out + run.err
+
+
+def test_blank_filename_is_skipped(kubernetes: Path, capsys: Capsys) -> None:
+    # "Not fail when passed an explicit blank filename" (issue 13, defect 2): the blank
+    # argument must not widen the run to the whole directory (deployment.yaml fails).
+    run = cd_checks(capsys, "validate", "-p", "policy", "service.yaml", "", "--format", "json")
+    assert run.code == 0, run.out + run.err
+    assert {f["path"] for f in json.loads(run.out)["findings"]} == {"service.yaml"}
+
+
+def test_fail_on_warn(kubernetes: Path, capsys: Capsys) -> None:
+    # "Fail when testing a service with warnings" (--fail-on-warn).
+    run = cd_checks(capsys, "validate", "--fail-on-warn", "-p", "policy", "service.yaml")
+    assert run.code == 1, run.out + run.err
+
+
+def test_missing_policy_directory_is_an_error(kubernetes: Path, capsys: Capsys) -> None:
+    # "Fail when testing with no policies path": conftest exits 1; cd-checks calls a
+    # usage error 2, on one line (a documented difference).
+    run = cd_checks(capsys, "validate", "-p", "internal/", "deployment.yaml")
+    assert run.code == 2, run.out + run.err
+    assert run.err.startswith("cd-checks: error: ") and "internal" in run.err
+    assert len(run.err.splitlines()) == 1, run.err
+
+
+def test_unknown_namespace_passes(kubernetes: Path, capsys: Capsys) -> None:
+    # "Pass when testing a blank namespace" (issue 13, defect 3).
+    run = cd_checks(
+        capsys, "validate", "--namespace", "notpresent", "-p", "policy", "deployment.yaml"
+    )
+    assert run.code == 0, run.out + run.err
+
+
+def test_several_input_kinds_in_one_run(kubernetes: Path, capsys: Capsys) -> None:
+    # "Test command with multiple input type": a TOML file beside the YAML one.
+    (kubernetes / "traefik.toml").write_bytes((FIXTURES / "toml" / "traefik.toml").read_bytes())
+    run = cd_checks(capsys, "validate", "traefik.toml", "service.yaml", "-p", "policy")
+    assert run.code == 0, run.out + run.err
+    assert SERVICE_WARNING in run.out
+
+
+def test_several_policy_flags(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Capsys
+) -> None:
+    # "Can have multiple policy flags": 2 failures, one from each directory.
+    example("multidir", tmp_path, monkeypatch)
+    run = cd_checks(
+        capsys, "validate", "--policy", "org", "--policy", "team", "data.json", "--format", "json"
+    )
+    assert run.code == 1, run.out + run.err
+    assert messages(run) == ["Org policy forbids foo=bar", "Team policy forbids baz=qux"]
+
+
+def test_a_rego_file_as_the_policy_flag(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Capsys
+) -> None:
+    # "Allow .rego files in the policy flag": a Terraform plan (JSON) against one file.
+    example("hcl1", tmp_path, monkeypatch)
+    run = cd_checks(capsys, "validate", "-p", "policy/base.rego", "gke-show.json")
+    assert run.code == 1, run.out + run.err
+    assert (
+        "Terraform plan will change prohibited resources in the following namespaces: "
+        "google_iam, google_container"
+    ) in run.out
+
+
+def test_ignore_regex_skips_matching_files_of_a_directory(kubernetes: Path, capsys: Capsys) -> None:
+    # conftest --ignore: files of a directory argument whose path matches are not tested.
+    run = cd_checks(
+        capsys,
+        "validate",
+        "-p",
+        "policy",
+        ".",
+        "--ignore",
+        "deployment|combine",
+        "--format",
+        "json",
+    )
+    assert run.code == 0, run.out + run.err
+    assert messages(run) == [SERVICE_WARNING]
+
+
+def test_an_explicit_file_of_an_unsupported_kind_is_never_checked_as_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Capsys
+) -> None:
+    # issue 13, defect 9: "no problems in 0 files", exit 0, for a file given explicitly.
+    # conftest stops with an error; cd-checks says so in a warning naming the file (the
+    # README's known differences), which --fail-on-warn makes fail.
+    root = example("kubernetes", tmp_path, monkeypatch)
+    (root / "notes.bin").write_bytes(b"\x00\x01binary")
+    run = cd_checks(capsys, "validate", "-p", "policy", "notes.bin")
+    assert "no problems" not in run.out
+    assert re.search(r"^notes\.bin .*not checked", run.out, re.M), run.out + run.err
+    run = cd_checks(capsys, "validate", "--fail-on-warn", "-p", "policy", "notes.bin")
+    assert run.code == 1, run.out + run.err
+
+
+@pytest.mark.parametrize("parser", [[], ["--parser", "yaml"]], ids=["detected", "parser-yaml"])
+def test_yaml_on_stdin(parser: list[str], kubernetes: Path) -> None:
+    # "when testing a YAML document via stdin, default parser should be yaml ..." and
+    # "Pass when testing a YAML document via stdin".
+    stdin = (kubernetes / "service.yaml").read_text()
+    run = process(kubernetes, "validate", *parser, "-p", "policy", "-", stdin=stdin)
+    assert run.code == 0, run.out + run.err
+    assert SERVICE_WARNING in run.out
+
+
+def test_ini_on_stdin_with_parser_flag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # "Can parse stdin with parser flag": typed INI values through stdin too.
+    root = example("ini", tmp_path, monkeypatch)
+    stdin = (root / "grafana.ini").read_text()
+    run = process(root, "validate", "-p", "policy", "--parser", "ini", "-", stdin=stdin)
+    assert run.code == 1, run.out + run.err
+    assert "Users should verify their e-mail address" in run.out
+    assert "Basic auth should be enabled" not in run.out
+
+
+def test_stdin_filename_picks_the_parser_and_names_the_findings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `helm template ... | cd-checks validate - --stdin-filename NAME` (issue 13).
+    root = example("ini", tmp_path, monkeypatch)
+    stdin = (root / "grafana.ini").read_text()
+    run = process(
+        root, "validate", "-", "--stdin-filename", "rendered/grafana.ini", "--format", "json",
+        stdin=stdin,
+    )  # fmt: skip
+    assert run.code == 1, run.out + run.err
+    findings = [f for f in json.loads(run.out)["findings"] if f["check"] == "policy"]
+    assert [(f["path"], f["message"]) for f in findings] == [
+        ("rendered/grafana.ini", "Users should verify their e-mail address")
+    ]
+
+
+def test_parser_flag_forces_the_parser(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Capsys
+) -> None:
+    # "Using --parser should force the chosen parser and fail the rego policy".
+    example("hcl2", tmp_path, monkeypatch)
+    run = cd_checks(capsys, "validate", "-p", "policy", "terraform.tf", "--parser", "ini")
+    assert run.code == 1, run.out + run.err
+    assert "ALB `my-alb-listener`" not in run.out
+
+
+def test_unknown_parser_is_one_error_line_naming_the_parsers(
+    kubernetes: Path, capsys: Capsys
+) -> None:
+    run = cd_checks(capsys, "validate", "--parser", "edn", "service.yaml")
+    assert run.code == 2, run.out + run.err
+    assert run.err.startswith("cd-checks: error: ") and "hcl2" in run.err and "yaml" in run.err
+
+
+@pytest.mark.parametrize(
+    ("name", "args", "code", "message"),
+    [
+        ("xml", ["pom.xml"], 1, "--- maven-plugin must have the version: 3.6.1"),
+        ("properties", ["sample.properties"], 0, None),
+        ("dotenv", ["sample.env"], 1, "MYSQL_USER should not be root"),
+        ("ignore/gitignore", [".gitignore"], 1, "id_rsa files should be ignored"),
+        ("ignore/dockerignore", [".dockerignore"], 1, ".git directories should be ignored"),
+        ("hcl1", ["-p", "policy/gke.rego", "gke.tf"], 0, None),
+        ("docker", ["Dockerfile"], 1, 'unallowed image found ["openjdk:8-jdk-alpine"]'),
+    ],
+    ids=["xml", "properties", "dotenv", "gitignore", "dockerignore", "hcl1", "dockerfile"],
+)
+def test_can_parse(
+    name: str,
+    args: list[str],
+    code: int,
+    message: str | None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: Capsys,
+) -> None:
+    # "Can parse xml files", "Can parse properties files", ".gitignore", ".dockerignore",
+    # "Can parse hcl1 files", "Can parse docker files"; dotenv from examples/dotenv.
+    example(name, tmp_path, monkeypatch)
+    run = cd_checks(capsys, "validate", *args)
+    assert run.code == code, run.out + run.err
+    if message:
+        assert message in run.out, run.out
+
+
+def test_properties_rules_fire_on_bad_values(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Capsys
+) -> None:
+    root = example("properties", tmp_path, monkeypatch)
+    with (root / "sample.properties").open("a") as handle:
+        handle.write("db.secret=hunter2\nlogin.url=ftp.example.com\n")
+    run = cd_checks(capsys, "validate", "sample.properties", "--format", "json")
+    assert run.code == 1, run.out + run.err
+    assert messages(run) == [
+        "'db.secret' may contain a secret value",
+        "Must have a valid uri defined 'ftp.example.com'",
+    ]
+
+
+def test_nested_namespace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Capsys) -> None:
+    # "Test command works with nested namespaces": 1 test, 0 passed, 1 failure.
+    example("hcl1", tmp_path, monkeypatch)
+    run = cd_checks(
+        capsys, "validate", "--namespace", "main.gke", "-p", "policy/", "gke.tf", "--format", "json"
+    )
+    assert run.code == 1, run.out + run.err
+    assert messages(run) == ["File path index to key value does not exist"]
+
+
+def test_jsonc_comments_are_read(repo_dir: Path, capsys: Capsys) -> None:
+    write_tree(
+        repo_dir,
+        {
+            "policy/main.rego": 'package main\n\ndeny contains "debug is on" if input.debug\n',
+            "settings.jsonc": '{\n  // editor settings\n  "debug": true /* why */\n}\n',
+        },
+    )
+    run = cd_checks(capsys, "validate", "settings.jsonc", "--format", "json")
+    assert run.code == 1, run.out + run.err
+    assert messages(run) == ["debug is on"]
+
+
+def test_parse_prints_what_a_policy_sees(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Capsys
+) -> None:
+    # "Can parse inputs with 'conftest parse'".
+    example("docker", tmp_path, monkeypatch)
+    run = cd_checks(capsys, "parse", "Dockerfile")
+    assert run.code == 0, run.out + run.err
+    assert '"Cmd": "from"' in run.out
+
+
+def test_empty_document_is_evaluated_with_null_input(repo_dir: Path, capsys: Capsys) -> None:
+    # issue 13, defect 7: conftest evaluates an empty document with input null.
+    write_tree(
+        repo_dir,
+        {
+            "policy/main.rego": 'package main\n\ndeny contains "empty document" if input == null\n',
+            "empty.yaml": "---\n# nothing yet\n",
+        },
+    )
+    run = cd_checks(capsys, "validate", "empty.yaml", "--format", "json")
+    assert run.code == 1, run.out + run.err
+    assert messages(run) == ["empty document"]
+
+
+def test_data_conftest_file_names_the_file(repo_dir: Path, capsys: Capsys) -> None:
+    # issue 13, defect 9: data.conftest.file = {"name": ..., "dir": ...}.
+    policy = (
+        "package main\n\n"
+        "deny contains msg if {\n"
+        '\tendswith(data.conftest.file.name, "prod.yaml")\n'
+        '\tmsg := sprintf("prod file %s", [data.conftest.file.name])\n'
+        "}\n"
+    )
+    write_tree(
+        repo_dir,
+        {"policy/main.rego": policy, "env/prod.yaml": "---\na: 1\n", "env/dev.yaml": "---\na: 1\n"},
+    )
+    run = cd_checks(capsys, "validate", "env/", "--format", "json")
+    assert run.code == 1, run.out + run.err
+    assert [f["path"] for f in json.loads(run.out)["findings"]] == ["env/prod.yaml"]
+
+
+def test_rego_metadata_rule(repo_dir: Path, capsys: Capsys) -> None:
+    # issue 13, defect 6: rego.metadata.rule() gives the rule's METADATA annotations.
+    policy = (
+        "package main\n\n"
+        "# METADATA\n"
+        "# title: No debug\n"
+        "# custom:\n"
+        "#   id: APP-001\n"
+        "deny contains msg if {\n"
+        "\tinput.debug\n"
+        '\tmsg := sprintf("%s: debug is on", [rego.metadata.rule().custom.id])\n'
+        "}\n"
+    )
+    write_tree(repo_dir, {"policy/main.rego": policy, "app.json": '{"debug": true}\n'})
+    run = cd_checks(capsys, "validate", "app.json", "--format", "json")
+    assert run.code == 1, run.out + run.err
+    assert messages(run) == ["APP-001: debug is on"]
+
+
+def test_tap_output(kubernetes: Path, capsys: Capsys) -> None:
+    # "Can output tap format in test command".
+    run = cd_checks(capsys, "validate", "-p", "policy/", "-o", "tap", "deployment.yaml")
+    assert run.code == 1, run.out + run.err
+    assert re.search(r"^not ok \d+ - ", run.out, re.M), run.out
+
+
+def test_table_output(kubernetes: Path, capsys: Capsys) -> None:
+    # "Can output table format in test command".
+    run = cd_checks(capsys, "validate", "-p", "policy/", "-o", "table", "deployment.yaml")
+    assert run.code == 1, run.out + run.err
+    assert "failure" in run.out and "deployment.yaml" in run.out, run.out
+
+
+def test_no_color(kubernetes: Path) -> None:
+    # "Can disable color": no yellow escape even where colour is forced.
+    args = ("validate", "-p", "policy", "service.yaml")
+    coloured = process(kubernetes, *args, env={"FORCE_COLOR": "1"})
+    assert "\x1b[" in coloured.out, coloured.out  # the test can fail
+    run = process(kubernetes, *args, "--no-color", env={"FORCE_COLOR": "1"})
+    assert run.code == 0, run.out + run.err
+    assert "\x1b[" not in run.out
