@@ -373,3 +373,46 @@ def test_no_color(kubernetes: Path) -> None:
     run = process(kubernetes, *args, "--no-color", env={"FORCE_COLOR": "1"})
     assert run.code == 0, run.out + run.err
     assert "\x1b[" not in run.out
+
+
+def test_verify_missing_policy_directory(kubernetes: Path, capsys: Capsys) -> None:
+    # "Fail when verifying with no policies path" (exit 2 here: a usage error).
+    run = cd_checks(capsys, "policy", "test", "-p", "internal/")
+    assert run.code == 2, run.out + run.err
+    assert run.err.startswith("cd-checks: error: ") and "internal" in run.err, run.err
+
+
+def test_show_builtin_errors_in_unit_tests(repo_dir: Path, capsys: Capsys) -> None:
+    # tests/builtin-errors: without the flag the test fails; with it the error is named.
+    write_tree(
+        repo_dir,
+        {
+            "policy/main.rego": (
+                'package main\n\ndeny contains {"msg": "some error"} if input.test_field == 123\n'
+            ),
+            "policy/main_test.rego": (
+                "package main\n\ntest_deny_valid if {\n"
+                '\tnot deny with input as parse_config_file("file_does_not_exist.yaml")\n}\n'
+            ),
+        },
+    )
+    run = cd_checks(capsys, "policy", "test")
+    assert run.code == 1, run.out + run.err
+    run = cd_checks(capsys, "policy", "test", "--show-builtin-errors")
+    assert run.code == 1, run.out + run.err
+    assert "file_does_not_exist.yaml" in run.out + run.err
+
+
+def test_verify_kubernetes(kubernetes: Path, capsys: Capsys) -> None:
+    # "Can verify rego tests": 4 tests, 4 passed.
+    run = cd_checks(capsys, "policy", "test", "--policy", "policy")
+    assert run.code == 0, run.out + run.err
+    assert "4 tests, 4 passed" in run.out, run.out
+
+
+@pytest.mark.parametrize(("fmt", "expected"), [("tap", r"^ok \d+ - "), ("table", "success")])
+def test_verify_outputs(fmt: str, expected: str, kubernetes: Path, capsys: Capsys) -> None:
+    # "Can output tap format in verify command", "... table format in verify command".
+    run = cd_checks(capsys, "policy", "test", "-p", "policy/", "-o", fmt)
+    assert run.code == 0, run.out + run.err
+    assert re.search(expected, run.out, re.M), run.out

@@ -295,3 +295,33 @@ def test_configfile_conftest_toml_sets_policy_dir_and_namespace(
     run = cd_checks(capsys, "validate", "deployment.yaml")
     assert run.code == 1, run.out + run.err
     assert "Containers must not run as root" in run.out
+
+
+def test_kubernetes_combine_unit_test_reads_the_combined_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Capsys
+) -> None:
+    # combine_test.rego: parse_combined_config_files, relative to the test's directory.
+    example("kubernetes/combine", tmp_path, monkeypatch)
+    run = cd_checks(capsys, "policy", "test", "-p", ".")
+    assert run.code == 0, run.out + run.err
+    assert "1 test, 1 passed" in run.out or "1 tests, 1 passed" in run.out, run.out
+
+
+def test_toml_failing_unit_test_fails_verify(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Capsys
+) -> None:
+    # acceptance.bats: "Fail when unit test rego".
+    example("toml", tmp_path, monkeypatch)
+    run = cd_checks(capsys, "policy", "test", "-p", "policy")
+    assert run.code == 1, run.out + run.err
+    assert "1 failed" in run.out or "1 failure" in run.out, run.out
+
+
+def test_data_documents_reach_the_unit_tests(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Capsys
+) -> None:
+    # acceptance.bats: "Can load data in unit tests".
+    example("data", tmp_path, monkeypatch)
+    run = cd_checks(capsys, "policy", "test", "-p", "policy", "-d", "exclusions")
+    assert run.code == 0, run.out + run.err
+    assert "1 test, 1 passed" in run.out or "1 tests, 1 passed" in run.out, run.out
