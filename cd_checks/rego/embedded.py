@@ -212,9 +212,9 @@ def _add_policy(
             "`import rego.v1`); rerun with --rego-version v1, or add `import rego.v1`"
         )
     try:
-        spans = _rule_spans(policy, version) if extensions.needs_rule_spans(policy.text) else None
+        module = _first_parse(policy, version) if extensions.needs_module(policy.text) else None
         rewritten = extensions.rewrite(
-            policy.name, policy.text, index=index, root=root, rule_spans=spans
+            policy.name, policy.text, index=index, root=root, module=module
         )
         for extension in rewritten.extensions:
             engine.add_extension(extension.name, extension.arity, extension.function)
@@ -229,16 +229,15 @@ def _add_policy(
         raise PolicyError(message) from exc
 
 
-def _rule_spans(policy: PolicyFile, version: RegoVersion) -> extensions.RuleSpans | None:
-    """Where the rules of `policy` are, from a first parse; None if it does not parse
-    (the real parse reports why)."""
+def _first_parse(policy: PolicyFile, version: RegoVersion) -> dict[str, Any] | None:
+    """The AST of `policy` alone; None if it does not parse (the real parse says why)."""
     scratch = _new_engine(version)
     try:
         scratch.add_policy(policy.name, policy.text)
     except RuntimeError:
         return None
     (module,) = json.loads(scratch.get_ast_as_json())
-    return extensions.RuleSpans.of(module["ast"])
+    return dict(module["ast"])
 
 
 def _looks_like_v1(text: str) -> bool:

@@ -26,6 +26,7 @@ from typing import Any
 
 import yaml
 
+from cd_checks.rego import shadowing
 from cd_checks.rego.model import FileInfo
 
 # OPA's builtin functions (v1.x). A call regorus cannot find is a gap of the embedded
@@ -135,14 +136,23 @@ class Rewritten:
 
 
 def rewrite(
-    name: str, text: str, *, index: int, root: Path | None, rule_spans: RuleSpans | None
+    name: str,
+    text: str,
+    *,
+    index: int,
+    root: Path | None,
+    module: dict[str, Any] | None,
 ) -> Rewritten:
     """`text` with each call of a caller-aware function renamed, and the functions to add.
 
-    `index` makes the names unique across files; `rule_spans` (from a first parse)
-    places each `rego.metadata.rule()` in its rule; None when the text has none.
+    `index` makes the names unique across files; `module` (the AST of a first parse,
+    None when there was none) places each `rego.metadata.rule()` in its rule and
+    finds the comprehension variables `shadowing` renames.
     """
     data = text.encode("utf-8")
+    rule_spans = RuleSpans.of(module) if module is not None else None
+    if module is not None:
+        data = shadowing.apply(data, shadowing.renames(module, data))
     skipped = _skipped(data)
     out = bytearray(data)
     extensions: list[Extension] = []
@@ -154,8 +164,10 @@ def rewrite(
     return Rewritten(out.decode("utf-8"), tuple(extensions))
 
 
-def needs_rule_spans(text: str) -> bool:
-    return "rego.metadata.rule" in text
+def needs_module(text: str) -> bool:
+    """Whether `rewrite` needs the parsed module: for rego.metadata.rule(), or for a
+    comprehension (`|`) with a `some ... in` that may shadow (see `shadowing`)."""
+    return "rego.metadata.rule" in text or ("|" in text and " in " in text)
 
 
 def _skipped(data: bytes) -> set[int]:

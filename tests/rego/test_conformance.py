@@ -171,3 +171,111 @@ def test_v1_file_with_import_rego_v1_is_fine_in_v0_mode(tmp_path: Path) -> None:
         'package main\n\nimport rego.v1\n\ndeny contains msg if {\n\tinput.x\n\tmsg := "x"\n}\n',
     )
     assert messages(tmp_path, {"x": True}, rego_version="v0") == ["x"]
+
+
+# -- issue 13: conftest's own examples that regorus 0.13 did not run as OPA does ----------
+
+
+def test_some_in_a_comprehension_may_shadow_an_outer_name(tmp_path: Path) -> None:
+    # regorus 0.13: "var `c` used before definition"; OPA: the inner `c` is a new variable.
+    write_policy(
+        tmp_path,
+        "package main\n\n"
+        "deny contains msg if {\n"
+        "\tsome c in input.containers\n"
+        "\timages := {i | some c in input.containers; i := c.image}\n"
+        '\tc.image == "nginx:latest"\n'
+        '\tmsg := sprintf("latest tag among %d images", [count(images)])\n'
+        "}\n\n"
+        "warn contains msg if {\n"
+        "\tsome v in input.containers\n"
+        "\tnested := [[v | some v in input.containers] | some v in input.containers]\n"
+        '\tv.image == "redis:7"\n'
+        '\tmsg := sprintf("%d x %d", [count(nested), count(nested[0])])\n'
+        "}\n",
+    )
+    document = {"containers": [{"image": "nginx:latest"}, {"image": "redis:7"}]}
+    assert messages(tmp_path, document) == ["2 x 2", "latest tag among 2 images"]
+
+
+def test_a_shadowing_rename_keeps_error_columns(tmp_path: Path) -> None:
+    def error_of(outer: str) -> str:
+        directory = write_policy(
+            tmp_path / outer,
+            "package main\n\n"
+            "deny contains msg if {\n"
+            f"\tsome {outer} in input.containers\n"
+            "\tn := count([x | some c in input.containers; x := c.image + 1])\n"
+            '\tmsg := sprintf("%d", [n])\n'
+            "}\n",
+        )
+        source = PolicySource((directory,))
+        evaluator = open_engine(source, engine="embedded", show_builtin_errors=True)
+        (outcome,) = evaluator.evaluate([{"containers": [{"image": "x"}]}], namespaces=None)
+        (error,) = outcome.errors
+        return error.message.replace(str(directory), "DIR")
+
+    # `c` is renamed inside the comprehension; `d` needs no rename: the same message.
+    assert error_of("c") == error_of("d")
+    assert error_of("c").startswith("DIR/policy.rego:5:")
+
+
+def test_rego_metadata_rule(tmp_path: Path) -> None:
+    write_policy(
+        tmp_path,
+        "package main\n\n"
+        "# METADATA\n"
+        "# title: Privileged containers\n"
+        "# custom:\n"
+        "#   id: K8S-7\n"
+        "deny contains msg if {\n"
+        "\tinput.privileged\n"
+        "\tannotations := rego.metadata.rule()\n"
+        '\tmsg := sprintf("%s: %s (%s)", [annotations.custom.id, annotations.title,'
+        " annotations.scope])\n"
+        "}\n\n"
+        "warn contains msg if {\n"
+        "\tinput.privileged\n"
+        '\tmsg := sprintf("no metadata: %v", [rego.metadata.rule()])\n'
+        "}\n",
+    )
+    assert messages(tmp_path, {"privileged": True}) == [
+        "K8S-7: Privileged containers (rule)",
+        "no metadata: {}",
+    ]
+
+
+def test_complete_rules_as_conftest_reads_them(tmp_path: Path) -> None:
+    write_policy(
+        tmp_path,
+        "package main\n\n"
+        'violation := [{"msg": "as an array"}] if input.a\n\n'
+        "deny if input.a\n\n"  # a boolean: conftest counts it as passed
+        'warn := "a string" if input.a\n',
+    )
+    assert messages(tmp_path, {"a": True}) == ["as an array"]
+
+
+def test_parse_config_builtin(tmp_path: Path) -> None:
+    write_policy(
+        tmp_path,
+        "package main\n\n"
+        "deny contains msg if {\n"
+        '\tcfg := parse_config("yaml", input.text)\n'
+        '\tmsg := sprintf("port %d", [cfg.port])\n'
+        "}\n",
+    )
+    assert messages(tmp_path, {"text": "port: 8080\n"}) == ["port 8080"]
+
+
+def test_net_lookup_ip_addr_is_an_error_of_its_rule_only(tmp_path: Path) -> None:
+    write_policy(
+        tmp_path,
+        "package main\n\n"
+        'deny contains "resolves" if count(net.lookup_ip_addr("localhost")) > 0\n\n'
+        'warn contains "kept" if input.a\n',
+    )
+    evaluator = open_engine(PolicySource((tmp_path,)), engine="embedded")
+    (outcome,) = evaluator.evaluate([{"a": True}], namespaces=None)
+    assert [r.message for r in outcome.results] == ["kept"]
+    assert [e.rule for e in outcome.errors] == ["deny"]
