@@ -5,7 +5,9 @@ knows about files on disk, click or any output format. A finding of level
 `exception` is no problem: it records that a conftest `exception` rule
 excepted a rule for a document (conftest's EXCP result), so a report can show
 and count what was excepted; it never fails a run. Nor does one of level `trace`:
-a line of a Rego evaluation trace (`--trace`), which the text format shows.
+a line of a Rego evaluation trace (`--trace`), which the text format shows, or of
+level `success`: a rule that passed for a document (conftest's successes), which
+only conftest's formats count.
 """
 
 from __future__ import annotations
@@ -16,9 +18,9 @@ from typing import Any, Literal
 
 Check = Literal["syntax", "schema", "policy", "rollout"]
 Severity = Literal["error", "warning"]
-# What a Finding can carry: a problem's severity, "exception" (an applied exception)
-# or "trace" (a line of --trace's evaluation trace).
-Level = Literal["error", "warning", "exception", "trace"]
+# What a Finding can carry: a problem's severity, "exception" (an applied exception),
+# "trace" (a line of --trace's evaluation trace) or "success" (a rule that passed).
+Level = Literal["error", "warning", "exception", "trace", "success"]
 FailOn = Literal["error", "warning", "never"]
 
 CHECKS: tuple[Check, ...] = ("syntax", "schema", "policy", "rollout")
@@ -26,6 +28,7 @@ SEVERITIES: tuple[Severity, ...] = ("error", "warning")
 FAIL_ON: tuple[FailOn, ...] = ("error", "warning", "never")
 EXCEPTION: Level = "exception"
 TRACE: Level = "trace"
+SUCCESS: Level = "success"
 
 
 @dataclass(frozen=True, order=True)
@@ -91,6 +94,8 @@ class Report:
     paths: tuple[str, ...] = ()
     namespaces: tuple[str, ...] = ()
     traces: tuple[Finding, ...] = ()  # --trace's lines, in the order they came
+    # Rules that passed, counted by (path, namespace): conftest's successes.
+    successes: tuple[tuple[str, str, int], ...] = ()
 
     @classmethod
     def build(cls, findings: Iterable[Finding], files: int, paths: Iterable[str] = ()) -> Report:
@@ -98,10 +103,19 @@ class Report:
         # (same message, no line), and each counts, as in conftest.
         listed = list(findings)
         traces = tuple(f for f in listed if f.severity == TRACE)  # in evaluation order
-        ordered = sorted((f for f in listed if f.severity != TRACE), key=Finding.sort_key)
+        passed: dict[tuple[str, str], int] = {}
+        for finding in listed:
+            if finding.severity == SUCCESS:
+                key = (finding.path, namespace_of(finding))
+                passed[key] = passed.get(key, 0) + 1
+        records = (TRACE, SUCCESS)
+        ordered = sorted((f for f in listed if f.severity not in records), key=Finding.sort_key)
         problems = tuple(f for f in ordered if f.severity != EXCEPTION)
         excepted = tuple(f for f in ordered if f.severity == EXCEPTION)
-        return cls(problems, files, excepted, paths=tuple(paths), traces=traces)
+        successes = tuple((path, ns, n) for (path, ns), n in sorted(passed.items()))
+        return cls(
+            problems, files, excepted, paths=tuple(paths), traces=traces, successes=successes
+        )
 
     @property
     def shown_exceptions(self) -> tuple[Finding, ...]:

@@ -7,7 +7,7 @@ namespace is its rule's package (`main` of `main.deny_x`); a finding of another
 check (syntax, schema, rollout), which conftest has no word for, is a failure or
 warning under its check's name; a file without findings is listed under each
 namespace that was evaluated. Standard input keeps conftest's name `-`.
-Successes are counted only when the engine reports them (it does not yet: 0).
+Successes are the rules the policy check reports as passed (`Report.successes`).
 Pure; no format markup here.
 """
 
@@ -48,6 +48,9 @@ def check_results(report: Report) -> list[CheckResult]:
             result.warnings.append(finding)
         else:
             result.failures.append(finding)
+    for path, namespace, count in report.successes:
+        result = results.setdefault((path, namespace), CheckResult(path, namespace))
+        result.successes += count
     seen = {path for path, _ in results}
     for path in report.paths:
         if path not in seen:

@@ -251,3 +251,46 @@ def test_trace_comes_first_in_text_only() -> None:
     ]
     assert "TRAC" not in FORMATS["json"](report)
     assert "TRAC" not in FORMATS["conftest-json"](report)
+
+
+def passed(path: str, rule: str) -> Finding:
+    return Finding(path, None, None, "policy", rule, "success", "")
+
+
+def service_with_successes() -> Report:
+    """conftest's examples/kubernetes service.yaml: 4 rules pass, 1 warns."""
+    rules = ("main.deny", "main.deny_x", "main.violation", "main.deny_y")
+    warned = policy("service.yaml", "warning", "Found service", "main.warn")
+    return Report.build([*(passed("service.yaml", r) for r in rules), warned], 1)
+
+
+def test_successes_are_counted_in_conftests_formats_only() -> None:
+    report = service_with_successes()
+    assert report.successes == (("service.yaml", "main", 4),)
+    assert json.loads(FORMATS["conftest-json"](report)) == [
+        {
+            "filename": "service.yaml",
+            "namespace": "main",
+            "successes": 4,
+            "warnings": [{"msg": "Found service"}],
+        }
+    ]
+    assert FORMATS["tap"](report).split("\n") == [
+        "1..5",
+        "# warnings",
+        "not ok 1 - service.yaml - main - Found service",
+        "# successes",
+        *(f"ok {n} - service.yaml - main - SUCCESS" for n in range(2, 6)),
+        "",
+    ]
+    assert FORMATS["table"](report).split("\n")[3:8] == [
+        "│ success │ service.yaml │ main      │ SUCCESS       │",
+        "│ success │ service.yaml │ main      │ SUCCESS       │",
+        "│ success │ service.yaml │ main      │ SUCCESS       │",
+        "│ success │ service.yaml │ main      │ SUCCESS       │",
+        "│ warning │ service.yaml │ main      │ Found service │",
+    ]
+    assert FORMATS["text"](report) == (
+        "service.yaml  warning  policy/main.warn  Found service\n\n1 warning in 1 file\n"
+    )
+    assert "success" not in FORMATS["json"](report)
