@@ -136,12 +136,27 @@ class Compiled:
     """
 
     def __init__(
-        self, source: PolicySource, *, tests: bool, file_slot: extensions.FileSlot | None = None
+        self,
+        source: PolicySource,
+        *,
+        tests: bool,
+        file_slot: extensions.FileSlot | None = None,
+        split: bool = False,
     ) -> None:
+        """With `split`, each definition of a deny/violation/warn rule gets a name of its
+        own (`split_names`), so one can be evaluated without the others."""
         files = policy_files(source.paths, tests=tests)
         self.engine = _new_engine(source.rego_version)
+        self.split_names: dict[tuple[str, str], list[str]] | None = {} if split else None
         for index, policy in enumerate(files):
-            _add_policy(self.engine, policy, source.rego_version, index=index, root=source.root)
+            _add_policy(
+                self.engine,
+                policy,
+                source.rego_version,
+                index=index,
+                root=source.root,
+                split_names=self.split_names,
+            )
         self.heads = tuple(_rule_heads(self.engine))
         self.defined = tuple(sorted({head.namespace for head in self.heads} | _packages(self)))
         data = load_data(source.data_paths, source.extra_data)
@@ -204,7 +219,13 @@ def _offline(name: str) -> Callable[..., Any]:
 
 
 def _add_policy(
-    engine: Any, policy: PolicyFile, version: RegoVersion, *, index: int, root: Path | None
+    engine: Any,
+    policy: PolicyFile,
+    version: RegoVersion,
+    *,
+    index: int,
+    root: Path | None,
+    split_names: dict[tuple[str, str], list[str]] | None = None,
 ) -> None:
     if version == "v0" and _looks_like_v1(policy.text):
         raise PolicyError(
@@ -212,13 +233,17 @@ def _add_policy(
             "`import rego.v1`); rerun with --rego-version v1, or add `import rego.v1`"
         )
     try:
-        module = _first_parse(policy, version) if extensions.needs_module(policy.text) else None
+        wanted = split_names is not None or extensions.needs_module(policy.text)
+        module = _first_parse(policy, version) if wanted else None
         rewritten = extensions.rewrite(
             policy.name, policy.text, index=index, root=root, module=module
         )
         for extension in rewritten.extensions:
             engine.add_extension(extension.name, extension.arity, extension.function)
-        engine.add_policy(policy.name, rewritten.text)
+        text = rewritten.text
+        if split_names is not None and module is not None:
+            text = _split_definitions(text, module, index, split_names)
+        engine.add_policy(policy.name, text)
     except RuntimeError as exc:
         message = engine_message(exc)
         if version == "v1" and _V0_HINT in message and _parses_as_v0(policy):
@@ -227,6 +252,34 @@ def _add_policy(
                 "--rego-version v0, or port it to Rego v1 (`deny contains msg if {...}`)"
             ) from exc
         raise PolicyError(message) from exc
+
+
+def _split_definitions(
+    text: str, module: dict[str, Any], index: int, names: dict[tuple[str, str], list[str]]
+) -> str:
+    """`text` with each deny/violation/warn definition named apart (`cd_split_<i>_<n>`)."""
+    namespace = _ref_text(module["package"]["refr"])
+    data = bytearray(text.encode("utf-8"))
+    spans: list[tuple[int, int, str]] = []
+    for number, rule in enumerate(module.get("rules", [])):
+        var = _definition_name(rule)
+        if var is None or semantics.rule_kind(str(var["value"])) is None:
+            continue
+        fresh = f"cd_split_{index}_{number}"
+        names.setdefault((namespace, str(var["value"])), []).append(fresh)
+        spans.append((int(var["span"]["start"]), int(var["span"]["end"]), fresh))
+    for start, end, fresh in sorted(spans, reverse=True):  # from the end: offsets hold
+        data[start:end] = fresh.encode("ascii")
+    return data.decode("utf-8")
+
+
+def _definition_name(rule: dict[str, Any]) -> dict[str, Any] | None:
+    """The Var node naming a set or complete rule definition (None: another kind)."""
+    head: dict[str, Any] = rule.get("Spec", {}).get("head", {})
+    for kind, spec in head.items():
+        var = spec.get("refr", {}).get("Var") if kind in ("Set", "Compr") else None
+        return var if isinstance(var, dict) else None
+    return None
 
 
 def _first_parse(policy: PolicyFile, version: RegoVersion) -> dict[str, Any] | None:
@@ -346,8 +399,11 @@ class EmbeddedEvaluator:
         on_rule: RuleHook | None = None,
         options: EngineOptions | None = None,
     ) -> None:
+        self._source = source
         self._file = extensions.FileSlot()
         self._compiled = Compiled(source, tests=False, file_slot=self._file)
+        self._split: Compiled | None = None  # built when a builtin error first needs it
+        self._input = "{}"
         self._packages = conftest_packages(self._compiled.heads)
         self.namespaces: tuple[str, ...] = tuple(sorted(self._packages))
         self._stopped = dict(stopped or {})
@@ -402,6 +458,7 @@ class EmbeddedEvaluator:
         self, text: str, selected: tuple[str, ...], file: FileInfo | None = None
     ) -> Outcome:
         """One document given as JSON text (already checked to be JSON)."""
+        self._input = text
         try:
             self._compiled.engine.set_input_json(text)
         except RuntimeError as exc:
@@ -432,6 +489,7 @@ class EmbeddedEvaluator:
         """Hand the document to regorus; a reason if it cannot be (e.g. NaN is not JSON)."""
         try:
             text = json.dumps(configuration, default=str, allow_nan=False)
+            self._input = text
             self._compiled.engine.set_input_json(text)
         except (ValueError, RuntimeError) as exc:
             return f"the document cannot be given to Rego as input: {engine_message(exc)}"
@@ -468,10 +526,31 @@ class EmbeddedEvaluator:
             self._trace(query, True, f"{note}: {message}" if ignored else f"error: {message}")
             if not ignored:
                 yield RuleError(namespace, rule, message)
-            return None
+                return None
+            return self._by_definition(namespace, rule)
         passed = not (isinstance(value, list) and value) or rule == semantics.EXCEPTION_RULE
         self._trace(query, passed, _describe(value))
         return value
+
+    def _by_definition(self, namespace: str, rule: str) -> Any:
+        """A rule whose evaluation hit a builtin error, one definition at a time: OPA
+        leaves only the failing body undefined, so the other bodies' results stand."""
+        if self._split is None:
+            self._split = Compiled(self._source, tests=False, file_slot=self._file, split=True)
+        names = (self._split.split_names or {}).get((namespace, rule), [])
+        if len(names) < 2:
+            return None
+        self._split.engine.set_input_json(self._input)
+        values = []
+        for name in names:
+            try:
+                values.append(self._split.eval_rule(f"data.{namespace}.{name}"))
+            except (RuntimeError, PolicyError):
+                continue  # this definition is the one that failed
+        members = [v for v in values if isinstance(v, list)]
+        if members:
+            return list({json.dumps(m, sort_keys=True): m for v in members for m in v}.values())
+        return next((v for v in values if v != "<undefined>"), None)
 
     def _trace(self, query: str, passed: bool, line: str) -> None:
         if self._options.trace:

@@ -41,9 +41,10 @@ class EngineOptions:
     """conftest's `--show-builtin-errors` and `--trace`, for the embedded engine.
 
     Without `show_builtin_errors`, a builtin that fails (`to_number("x")`, a bad
-    `parse_config_file` path) leaves the rule undefined for that document, as OPA
-    does by default; with it, the failure is a `RuleError`. regorus cannot leave
-    only the failing body undefined, so the whole rule is (documented difference).
+    `parse_config_file` path) leaves its rule body undefined for that document, as
+    OPA does by default (the rule's other definitions still count); with it, the
+    failure is a `RuleError`. OPA drops only the failing iteration of a body;
+    regorus fails the whole body, so its other iterations' results are lost.
     `trace` records, per document, each query with its outcome and `print()` output.
     """
 

@@ -366,3 +366,20 @@ def test_a_dockerfile_is_one_input_its_command_list(cli: Cli, repo: Repo) -> Non
     run = validate(cli, root)
     assert run.code == 1, run.err
     assert policy_findings(run) == [("Dockerfile", "main.deny", "2 commands, FROM alpine:3")]
+
+
+def test_a_builtin_error_in_one_body_keeps_the_other_bodies_results(tmp_path: Path) -> None:
+    # OPA leaves only the failing body undefined: the other `deny` definitions still fire.
+    (tmp_path / "p.rego").write_text(
+        "package main\n\n"
+        'deny contains "port too high" if to_number(input.port) > 65535\n\n'
+        'deny contains "no owner" if not input.owner\n\n'
+        'deny contains "no team" if not input.team\n',
+        "utf-8",
+    )
+    evaluator = open_engine(PolicySource((tmp_path,)), engine="embedded")
+    (outcome,) = evaluator.evaluate([{"port": "eighty"}], namespaces=None)
+    assert outcome.errors == ()
+    assert sorted(r.message for r in outcome.results) == ["no owner", "no team"]
+    (fine,) = evaluator.evaluate([{"port": "70000", "team": "a"}], namespaces=None)
+    assert sorted(r.message for r in fine.results) == ["no owner", "port too high"]
