@@ -236,8 +236,8 @@ def validate(ctx: click.Context, /, paths: tuple[str, ...], **flags: Any) -> int
         # hold the repository root in a subdirectory (the action's working-directory).
         result = github.from_workspace(result, root, os.environ.get("GITHUB_WORKSPACE"))
     code = _exit_code(result, settings)
-    if settings.flag("quiet", "quiet") and code == 0:
-        return 0  # conftest's --quiet: output only when the run fails
+    if settings.flag("quiet", "quiet") and code == 0 and output is None:
+        return 0  # conftest's --quiet: output only when the run fails (a report file stays)
     no_color = settings.flag("no_color", "no-color")
     _render(ctx, result, output_format, output, color_off=no_color)
     return code

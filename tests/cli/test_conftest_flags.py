@@ -300,6 +300,8 @@ def test_quiet_prints_only_when_the_run_fails(cli: Cli, kubernetes: Path) -> Non
     assert (passed.code, passed.out) == (0, "")
     failed = cli(*base, "deployment.yaml")
     assert failed.code == 1 and lines(failed)[-1] == "1 error in 1 file"
+    written = cli(*base, "service.yaml", "--format", "sarif", "-o", kubernetes / "r.sarif")
+    assert written.code == 0 and (kubernetes / "r.sarif").is_file()
 
 
 def test_no_color_beats_color_always(cli: Cli, kubernetes: Path) -> None:
