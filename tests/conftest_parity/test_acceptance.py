@@ -416,3 +416,26 @@ def test_verify_outputs(fmt: str, expected: str, kubernetes: Path, capsys: Capsy
     run = cd_checks(capsys, "policy", "test", "-p", "policy/", "-o", fmt)
     assert run.code == 0, run.out + run.err
     assert re.search(expected, run.out, re.M), run.out
+
+
+def test_a_comprehension_may_redeclare_an_outer_name(repo_dir: Path, capsys: Capsys) -> None:
+    # issue 13, defect 6: valid Rego (OPA accepts it) that regorus 0.13 refused.
+    policy = (
+        "package main\n\n"
+        "deny contains msg if {\n"
+        "\tsome c in input.containers\n"
+        "\timages := {i | some c in input.containers; i := c.image}\n"
+        '\tc.image == "nginx:latest"\n'
+        '\tmsg := sprintf("latest tag among %d images", [count(images)])\n'
+        "}\n"
+    )
+    write_tree(
+        repo_dir,
+        {
+            "policy/main.rego": policy,
+            "pod.json": '{"containers": [{"image": "nginx:latest"}, {"image": "redis:7"}]}\n',
+        },
+    )
+    run = cd_checks(capsys, "validate", "pod.json", "--format", "json")
+    assert run.code == 1, run.out + run.err
+    assert messages(run) == ["latest tag among 2 images"]
