@@ -21,6 +21,7 @@ from tests.conftest_parity.parity import (
     example,
     messages,
     process,
+    severities,
 )
 
 Capsys = pytest.CaptureFixture[str]
@@ -439,3 +440,38 @@ def test_a_comprehension_may_redeclare_an_outer_name(repo_dir: Path, capsys: Cap
     run = cd_checks(capsys, "validate", "pod.json", "--format", "json")
     assert run.code == 1, run.out + run.err
     assert messages(run) == ["latest tag among 2 images"]
+
+
+@pytest.mark.parametrize(
+    "fmt", ["text", "json", "conftest-json", "tap", "table", "junit", "sarif", "github", "gitlab"]
+)
+def test_the_applied_exception_shows_in_every_format(
+    fmt: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Capsys
+) -> None:
+    # issue 13, defect 5: "no EXCP lines, no count, in any format".
+    example("exceptions", tmp_path, monkeypatch)
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    run = cd_checks(capsys, "validate", "deployments.yaml", "--format", fmt)
+    assert run.code == 1, run.out + run.err
+    assert "data.main.exception[_][_]" in run.out and "run_as_root" in run.out, run.out
+
+
+def test_no_fail(kubernetes: Path, capsys: Capsys) -> None:
+    # conftest --no-fail: failures reported, exit 0.
+    run = cd_checks(capsys, "validate", "--no-fail", "-p", "policy", "deployment.yaml")
+    assert run.code == 0, run.out + run.err
+    assert "Found deployment hello-kubernetes but deployments are not allowed" in run.out
+
+
+def test_conftest_environment_variables(
+    kubernetes: Path, monkeypatch: pytest.MonkeyPatch, capsys: Capsys
+) -> None:
+    # conftest reads its flags from CONFTEST_* variables too (viper's AutomaticEnv).
+    (kubernetes / "policy").rename(kubernetes / "rules")
+    monkeypatch.setenv("CONFTEST_POLICY", "rules")
+    run = cd_checks(capsys, "validate", "deployment.yaml", "--format", "json")
+    assert run.code == 1, run.out + run.err
+    assert severities(run) == {"error": 4}
+    monkeypatch.setenv("CONFTEST_NAMESPACE", "notpresent")
+    run = cd_checks(capsys, "validate", "deployment.yaml")
+    assert run.code == 0, run.out + run.err
