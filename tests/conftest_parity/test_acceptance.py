@@ -26,6 +26,8 @@ from tests.conftest_parity.parity import (
 
 Capsys = pytest.CaptureFixture[str]
 SERVICE_WARNING = "Found service hello-kubernetes but services are not allowed"
+V0_POLICY = 'package main\n\ndeny[msg] {\n\tinput.kind == "Secret"\n\tmsg := "no secrets"\n}\n'
+V1_POLICY = 'package main\n\ndeny contains "no secrets" if input.kind == "Secret"\n'
 
 
 # -- files and the command line ----------------------------------------------------------
@@ -101,6 +103,7 @@ def test_unknown_namespace_passes(kubernetes: Path, capsys: Capsys) -> None:
         capsys, "validate", "--namespace", "notpresent", "-p", "policy", "deployment.yaml"
     )
     assert run.code == 0, run.out + run.err
+    assert cd_checks(capsys, "validate", "-p", "policy", "deployment.yaml").code == 1
 
 
 def test_several_input_kinds_in_one_run(kubernetes: Path, capsys: Capsys) -> None:
@@ -475,3 +478,54 @@ def test_conftest_environment_variables(
     monkeypatch.setenv("CONFTEST_NAMESPACE", "notpresent")
     run = cd_checks(capsys, "validate", "deployment.yaml")
     assert run.code == 0, run.out + run.err
+
+
+@pytest.mark.parametrize("command", [["validate", "data.yaml"], ["policy", "test"]])
+@pytest.mark.parametrize(
+    ("policy", "version", "code"),
+    [(V0_POLICY, "v0", 0), (V0_POLICY, "v1", 2), (V1_POLICY, "v0", 2), (V1_POLICY, "v1", 0)],
+    ids=["v0-as-v0", "v0-as-v1", "v1-as-v0", "v1-as-v1"],
+)
+def test_rego_version(
+    command: list[str], policy: str, version: str, code: int, repo_dir: Path, capsys: Capsys
+) -> None:
+    # tests/rego-version: TEST and VERIFY, each policy under each --rego-version; conftest's
+    # refusal (exit 1) is a usage error here (exit 2).
+    write_tree(repo_dir, {"policy/p.rego": policy, "data.yaml": "---\nkind: ConfigMap\n"})
+    if command[0] == "policy":
+        write_tree(repo_dir, {"policy/p_test.rego": policy.split("\n", 1)[0] + "\n"})
+    run = cd_checks(capsys, *command, "--policy=policy/p.rego", f"--rego-version={version}")
+    assert run.code == code, run.out + run.err
+
+
+def test_verify_a_policy_that_reads_its_annotations(repo_dir: Path, capsys: Capsys) -> None:
+    # tests/annotations: the message template comes from the rule's METADATA.
+    policy = (
+        "package main\n\n"
+        "import data.services\n\n"
+        "# METADATA\n"
+        "# title: Denied ports\n"
+        "# custom:\n"
+        "#   template: 'Cannot expose port %v on LoadBalancer. Denied ports: %v'\n"
+        "deny contains msg if {\n"
+        '\tinput.spec.type == "LoadBalancer"\n'
+        "\tsome port in input.spec.ports\n"
+        "\tport.port in services.ports\n"
+        "\tmsg := sprintf(rego.metadata.rule().custom.template, [port.port, services.ports])\n"
+        "}\n"
+    )
+    test = (
+        "package main\n\n"
+        "test_denied_port if {\n"
+        '\tdeny["Cannot expose port 22 on LoadBalancer. Denied ports: [22, 21]"] with input as\n'
+        '\t\t{"spec": {"type": "LoadBalancer", "ports": [{"port": 22}]}}\n'
+        "}\n"
+    )
+    data = "---\nservices:\n  ports: [22, 21]\n"
+    write_tree(
+        repo_dir,
+        {"policy/base.rego": policy, "policy/base_test.rego": test, "exclusions/s.yaml": data},
+    )
+    run = cd_checks(capsys, "policy", "test", "--data", "exclusions")
+    assert run.code == 0, run.out + run.err
+    assert re.search(r"\b1 tests?, 1 passed", run.out), run.out
