@@ -529,3 +529,62 @@ def test_verify_a_policy_that_reads_its_annotations(repo_dir: Path, capsys: Caps
     run = cd_checks(capsys, "policy", "test", "--data", "exclusions")
     assert run.code == 0, run.out + run.err
     assert re.search(r"\b1 tests?, 1 passed", run.out), run.out
+
+
+def test_ini_shape_as_conftest_parse_prints_it(repo_dir: Path, capsys: Capsys) -> None:
+    # conftest's INI parser (go-ini + conftest's typing): keys before the first section
+    # and [DEFAULT] are left out and never merged into sections; names keep their case;
+    # numbers and booleans are typed, anything else stays a string.
+    text = (
+        "top = 1\n\n[DEFAULT]\nshared = on\n\n"
+        "[Server]\nHttpPort = 3000\nratio = 0.5\nenabled = true\nname = web\nmode = yes\n"
+    )
+    write_tree(repo_dir, {"app.ini": text})
+    run = cd_checks(capsys, "parse", "app.ini")
+    assert run.code == 0, run.out + run.err
+    assert json.loads(run.out) == {
+        "Server": {"HttpPort": 3000, "ratio": 0.5, "enabled": True, "name": "web", "mode": "yes"}
+    }
+
+
+def test_tfvars_are_hcl2(repo_dir: Path, capsys: Capsys) -> None:
+    write_tree(
+        repo_dir,
+        {
+            "policy/main.rego": (
+                'package main\n\ndeny contains "too many instances" if input.instance_count > 2\n'
+            ),
+            "prod.tfvars": 'region         = "eu-west-1"\ninstance_count = 3\n',
+        },
+    )
+    run = cd_checks(capsys, "validate", "prod.tfvars", "--format", "json")
+    assert run.code == 1, run.out + run.err
+    assert messages(run) == ["too many instances"]
+
+
+def test_show_builtin_errors_in_validate(repo_dir: Path, capsys: Capsys) -> None:
+    # conftest: a failing builtin leaves its rule undefined, unless --show-builtin-errors.
+    write_tree(
+        repo_dir,
+        {
+            "policy/main.rego": (
+                'package main\n\ndeny contains "too big" if to_number(input.size) > 10\n'
+            ),
+            "a.json": '{"size": "ten"}\n',
+        },
+    )
+    run = cd_checks(capsys, "validate", "a.json", "--format", "json")
+    assert run.code == 0, run.out + run.err
+    assert messages(run) == []
+    run = cd_checks(capsys, "validate", "a.json", "--show-builtin-errors")
+    assert run.code == 1, run.out + run.err
+    assert "main.rego:3:" in run.out, run.out  # where the builtin failed
+
+
+def test_quiet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Capsys) -> None:
+    # conftest --quiet: nothing printed for a passing run; a failing one still reports.
+    example("compose", tmp_path, monkeypatch)
+    run = cd_checks(capsys, "validate", "--quiet", "docker-compose-valid.yml")
+    assert (run.code, run.out) == (0, ""), run.out + run.err
+    run = cd_checks(capsys, "validate", "--quiet", "docker-compose.yml")
+    assert run.code == 1 and "No images tagged latest" in run.out, run.out + run.err
