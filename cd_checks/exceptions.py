@@ -3,16 +3,18 @@
 Each entry excepts one rule id on the files its path globs match, for a
 stated reason, until a date. `load` turns the file into `PolicyException`s
 plus findings for malformed entries (never an exception); `apply` drops the
-policy findings an exception covers, reports expired exceptions as errors
-(their findings come back) and unused ones as warnings. Pure apart from
-reading the one file; it knows nothing about policies or engines.
+policy findings an exception covers (or keeps each as a record of level
+`exception`, so a report shows and counts what was excepted), reports
+expired exceptions as errors (their findings come back) and unused ones as
+warnings. Pure apart from reading the one file; it knows nothing about
+policies or engines.
 """
 
 from __future__ import annotations
 
 import datetime
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -223,11 +225,14 @@ def apply(
     today: datetime.date,
     exceptions_path: str,
     report_unused: bool = True,
+    record: bool = False,
 ) -> list[Finding]:
     """Drop what live exceptions cover; report expired (error) and unused (warning) exceptions.
 
     `report_unused` is off when the run saw only part of the repository (PR mode,
-    given paths): an exception for a file not checked is not unused.
+    given paths): an exception for a file not checked is not unused. `record`: a
+    finding an exception covers comes back as a record of level `exception` (shown
+    and counted like conftest's applied exceptions, failing nothing).
     """
     live = [e for e in exceptions if not e.expired(today)]
     specs = [matcher(e.paths) for e in live]
@@ -240,10 +245,18 @@ def apply(
         used.update(covering)
         if not covering:
             kept.append(finding)
+        elif record:
+            kept.append(_excepted(finding, live[covering[0]], exceptions_path))
     kept += [_expired(e, exceptions_path, findings) for e in exceptions if e.expired(today)]
     if report_unused:
         kept += [_unused(e, exceptions_path) for i, e in enumerate(live) if i not in used]
     return kept
+
+
+def _excepted(finding: Finding, exception: PolicyException, shown: str) -> Finding:
+    why = f"excepted until {exception.expires.isoformat()} by {shown}:{exception.line}"
+    message = f"{finding.message} ({why}: {exception.reason})"
+    return replace(finding, severity="exception", message=message)
 
 
 def _own(finding: Finding) -> bool:

@@ -782,7 +782,12 @@ def _apply_exceptions(
     if not loaded and not problems:
         return findings
     kept = exceptions.apply(
-        findings, loaded, today=today, exceptions_path=shown, report_unused=whole_repository
+        findings,
+        loaded,
+        today=today,
+        exceptions_path=shown,
+        report_unused=whole_repository,
+        record=True,
     )
     return [*kept, *problems]
 

@@ -58,3 +58,44 @@ def test_suppress_exceptions_hides_the_lines_keeps_the_count(cli: Cli, tmp_path:
         cli("-C", repo, "validate", "--no-cache", "-o", "json", "deployments.yaml").out
     )
     assert document[0]["exceptions"] == [{"msg": 'data.main.exception[_][_] == "run_as_root"'}]
+
+
+def test_cd_checks_exceptions_file_waivers_are_shown_like_conftests(
+    cli: Cli, tmp_path: Path
+) -> None:
+    """An entry of .cd-checks-exceptions.yml that covers a finding is visible too: an EXCP
+    line with the reason and expiry, counted, failing nothing; --suppress-exceptions hides it."""
+    nginx = "server {\n    listen 8080;\n    server_tokens on;\n}\n"
+    repo = write_tree(
+        tmp_path / "waivers",
+        {
+            "cd-checks.yml": "---\npolicy: {builtin: [nginx]}\n",
+            "nginx/sites/legacy.conf": nginx,
+            ".cd-checks-exceptions.yml": (
+                "---\nexceptions:\n"
+                "  - rule: NGINX-001\n    paths: [nginx/sites/legacy.conf]\n"
+                "    reason: vendor appliance, OPS-1\n    expires: 2099-01-01\n"
+            ),
+        },
+    )
+    run = cli("-C", repo, "validate", "--no-cache", "--format", "json")
+    document = json.loads(run.out)
+    assert run.code == 0, run.out
+    assert document["summary"]["exceptions"] == 1
+    (record,) = document["exceptions"]
+    assert (record["path"], record["line"], record["rule"], record["severity"]) == (
+        "nginx/sites/legacy.conf",
+        3,
+        "NGINX-001",
+        "exception",
+    )
+    assert record["message"].endswith(
+        "(excepted until 2099-01-01 by .cd-checks-exceptions.yml:3: vendor appliance, OPS-1)"
+    )
+    text = cli("-C", repo, "validate", "--no-cache")
+    assert [line for line in lines(text) if line.startswith("EXCP")] == [
+        f"EXCP - nginx/sites/legacy.conf - policy - {record['message']}"
+    ]
+    quiet = cli("-C", repo, "validate", "--no-cache", "--suppress-exceptions")
+    assert not [line for line in lines(quiet) if line.startswith("EXCP")]
+    assert lines(quiet)[-1].endswith(", 1 exception in 3 files")
