@@ -5,7 +5,8 @@ hands it over (an empty file or document is a null input; a file's top-level
 list is split into its members; `data.conftest.file` names the file); each
 enabled builtin set sees only the non-empty documents of the files its globs
 match. Results become findings: deny/violation are errors, warn are warnings,
-an applied conftest exception is a finding of level `exception`. A result
+an applied conftest exception is a finding of level `exception`, and each rule
+that passed one of level `success` (conftest's count of successes). A result
 object's `path` puts the finding on that node's line and column; its `rule`
 is the stable id shown on the finding. A builtin rule's findings then take
 the user's settings for that id (`policy.rules`: severity, files, exclude).
@@ -348,7 +349,7 @@ class PolicyRunner:
         files = [self._file("Combined")] if evaluator is self.user else None
         (outcome,) = evaluator.evaluate([document], namespaces=namespaces, files=files)
         self.traces += trace_lines("Combined", [outcome])
-        found = []
+        found = _passed("Combined", outcome) if evaluator is self.user else []
         for result in outcome.results:
             if result.kind == "exception":
                 if evaluator is self.user:
@@ -396,6 +397,7 @@ def _findings(
     finding of level `exception` (conftest's EXCP line), else it is dropped."""
     found = []
     for entry, outcome in zip(inputs, outcomes, strict=True):
+        found += _passed(entry.path, outcome) if exceptions else []
         for result in outcome.results:
             if result.kind == "exception":
                 found += [_excepted(entry.path, result)] if exceptions else []
@@ -404,6 +406,16 @@ def _findings(
             found.append(_make(entry.path, entry.locate(where) if where else None, result))
         found += [_error(entry.path, e.namespace, e.rule, e.message) for e in outcome.errors]
     return found
+
+
+def _passed(path: str, outcome: Outcome) -> list[Finding]:
+    """conftest's successes of one document: a finding of level `success` per passed rule
+    (formats only count them)."""
+    return [
+        Finding(path, None, None, "policy", f"{namespace}.passed", "success", "")
+        for namespace, count in outcome.successes
+        for _ in range(count)
+    ]
 
 
 def _excepted(path: str, result: Any) -> Finding:

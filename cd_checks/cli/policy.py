@@ -105,7 +105,7 @@ def policy() -> None:
 @click.option(
     "--trace",
     is_flag=True,
-    help="Show what each test printed (print()); the engine keeps no OPA-style trace.",
+    help="Show the rules and lines each test evaluated, and what it printed.",
 )
 @click.option("--quiet", is_flag=True, help="Print nothing when every test passes.")
 @click.option("--no-color", is_flag=True, help="Accepted for conftest; output has no color.")
@@ -214,6 +214,7 @@ def _render_text(results: Sequence[TestResult], *, trace: bool = False) -> str:
     lines: list[str] = []
     for result in results:
         lines.append(_text_line(result))
+        lines += [f"  TRAC  {line}" for line in result.trace] if trace else []
         lines += [f"  PRNT  {output}" for output in result.outputs] if trace else []
     failed = sum(1 for result in results if not (result.passed or result.skipped))
     skipped = sum(1 for result in results if result.skipped)
@@ -235,12 +236,13 @@ def _render_json(results: Sequence[TestResult]) -> str:
 
 
 def _json_test(result: TestResult) -> dict[str, object]:
-    """A test as JSON; `skipped` and `outputs` only when they say something."""
+    """A test as JSON; `skipped`, `outputs` and `trace` only when they say something."""
     entry = asdict(result)
     if not result.skipped:
         del entry["skipped"]
-    if not result.outputs:
-        del entry["outputs"]
-    else:
-        entry["outputs"] = list(result.outputs)
+    for key in ("outputs", "trace"):
+        if entry[key]:
+            entry[key] = list(entry[key])
+        else:
+            del entry[key]
     return entry

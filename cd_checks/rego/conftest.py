@@ -161,11 +161,15 @@ class ConftestEvaluator:
         if not isinstance(checks, list):
             raise ToolError("conftest printed JSON that is not a list of results")
         found: dict[str, list[RuleResult]] = {name: [] for name in names}
+        passed: dict[str, list[tuple[str, int]]] = {name: [] for name in names}
         for check in checks:
-            bucket = found.get(Path(str(check.get("filename", ""))).name)
-            if bucket is not None:
-                bucket.extend(self._results(check))
-        return [Outcome(tuple(found[name]), ()) for name in names]
+            name = Path(str(check.get("filename", ""))).name
+            if name in found:
+                found[name].extend(self._results(check))
+                count = check.get("successes")
+                if isinstance(count, int) and count > 0:
+                    passed[name].append((str(check.get("namespace") or "main"), count))
+        return [Outcome(tuple(found[n]), (), (), tuple(passed[n])) for n in names]
 
     def _results(self, check: Mapping[str, Any]) -> list[RuleResult]:
         namespace = str(check.get("namespace") or "main")

@@ -165,6 +165,28 @@ class Compiled:
             self.engine.add_extension(extensions.FILE_FUNCTION, 0, file_slot.read)
             self.engine.add_policy(extensions.FILE_MODULE, extensions.file_module())
 
+    def enable_trace(self) -> None:
+        """Record, per query, what `print()` wrote and which rule lines were evaluated
+        (regorus' coverage: the nearest it has to OPA's trace)."""
+        self.engine.set_gather_prints(True)
+        self.engine.set_enable_coverage(True)
+        self._rule_lines = _rule_lines(self.engine)
+
+    def evaluation_trace(self) -> tuple[list[str], list[str]]:
+        """The trace lines and print() output since the last call."""
+        report = json.loads(self.engine.get_coverage_report_as_json())
+        self.engine.clear_coverage_data()
+        lines: list[str] = []
+        for file in report.get("files", []):
+            covered = sorted(file.get("covered", []))
+            code = str(file.get("code", "")).split("\n")
+            for path, first, last, name in getattr(self, "_rule_lines", ()):
+                inside = [n for n in covered if first <= n <= last] if path == file["path"] else []
+                if inside:
+                    lines.append(f"Enter {name} ({path}:{first})")
+                    lines += [f"| Eval {path}:{n}: {code[n - 1].strip()}" for n in inside]
+        return lines, list(self.engine.take_prints())
+
     def _add_data(self, data: dict[str, Any]) -> None:
         if data:
             try:
@@ -308,6 +330,21 @@ def _parses_as_v0(policy: PolicyFile) -> bool:
     return True
 
 
+def _rule_lines(engine: Any) -> list[tuple[str, int, int, str]]:
+    """(file, first line, last line, `data.<package>.<rule>`) of every rule definition."""
+    found = []
+    for module in json.loads(engine.get_ast_as_json()):
+        file = module["source"]["file"]
+        text = str(module["source"].get("contents", "")).encode("utf-8")
+        namespace = _ref_text(module["ast"]["package"]["refr"])
+        for rule in module["ast"]["rules"]:
+            head = _rule_head(namespace, file, rule)
+            span = (rule.get("Spec") or rule.get("Default") or {}).get("span", {})
+            last = text[: int(span.get("end", 0))].count(b"\n") + 1
+            found.append((file, head.line, max(last, head.line), f"data.{namespace}.{head.name}"))
+    return found
+
+
 def _rule_heads(engine: Any) -> Iterator[RuleHead]:
     for module in json.loads(engine.get_ast_as_json()):
         file = module["source"]["file"]
@@ -406,12 +443,17 @@ class EmbeddedEvaluator:
         self._input = "{}"
         self._packages = conftest_packages(self._compiled.heads)
         self.namespaces: tuple[str, ...] = tuple(sorted(self._packages))
+        # Definitions of deny/violation/warn rules per namespace: conftest's test count.
+        self._definitions = {
+            ns: sum(1 for h in self._compiled.heads if h.namespace == ns and h.name in p.rules)
+            for ns, p in self._packages.items()
+        }
         self._stopped = dict(stopped or {})
         self._on_rule = on_rule
         self._options = options or EngineOptions()
         self._queries: list[QueryTrace] = []
         if self._options.trace:
-            self._compiled.engine.set_gather_prints(True)
+            self._compiled.enable_trace()
         self._where = {
             (h.namespace, h.name): f"{h.file}:{h.line}" for h in reversed(self._compiled.heads)
         }
@@ -431,7 +473,7 @@ class EmbeddedEvaluator:
                 except RuntimeError:
                     continue  # depends on the input: reported per document
         if self._options.trace:
-            self._compiled.engine.take_prints()
+            self._compiled.evaluation_trace()  # what the load check evaluated: not a query's
 
     def _announce(self, namespace: str, rule: str) -> None:
         if self._on_rule is not None:
@@ -477,12 +519,22 @@ class EmbeddedEvaluator:
         self._file.value = file
         self._queries = []
         found: list[RuleResult | RuleError] = []
+        passed: list[tuple[str, int]] = []
         for namespace in selected:
-            found.extend(self._namespace(self._packages[namespace]))
+            values: list[Any] = []
+            found.extend(self._namespace(self._packages[namespace], values))
+            excepted = sum(
+                1
+                for r in found
+                if r.namespace == namespace and isinstance(r, RuleResult) and r.kind == "exception"
+            )
+            count = semantics.successes(self._definitions[namespace], values, excepted)
+            passed += [(namespace, count)] if count else []
         return Outcome(
             tuple(r for r in found if isinstance(r, RuleResult)),
             tuple(r for r in found if isinstance(r, RuleError)),
             tuple(self._queries),
+            tuple(passed),
         )
 
     def _set_input(self, configuration: Any) -> str | None:
@@ -495,7 +547,8 @@ class EmbeddedEvaluator:
             return f"the document cannot be given to Rego as input: {engine_message(exc)}"
         return None
 
-    def _namespace(self, package: Package) -> Iterator[RuleResult | RuleError]:
+    def _namespace(self, package: Package, values: list[Any]) -> Iterator[RuleResult | RuleError]:
+        """The package's results for the current input; `values` gets each rule's value."""
         exceptions: Any = None
         if package.has_exception:
             exceptions = yield from self._rule(package.namespace, semantics.EXCEPTION_RULE)
@@ -506,6 +559,7 @@ class EmbeddedEvaluator:
                 continue
             value = yield from self._rule(package.namespace, rule)
             if value is not None:
+                values.append(value)
                 yield from semantics.rule_results(package.namespace, rule, value)
 
     def _rule(self, namespace: str, rule: str) -> Generator[RuleError, None, Any]:
@@ -526,15 +580,16 @@ class EmbeddedEvaluator:
             self._trace(query, True, f"{note}: {message}" if ignored else f"error: {message}")
             if not ignored:
                 yield RuleError(namespace, rule, message)
-                return None
+            # Only the failing definition fails: the others' results stand.
             return self._by_definition(namespace, rule)
         passed = not (isinstance(value, list) and value) or rule == semantics.EXCEPTION_RULE
         self._trace(query, passed, _describe(value))
         return value
 
     def _by_definition(self, namespace: str, rule: str) -> Any:
-        """A rule whose evaluation hit a builtin error, one definition at a time: OPA
-        leaves only the failing body undefined, so the other bodies' results stand."""
+        """A rule whose evaluation failed, one definition at a time: OPA leaves only a
+        body whose builtin failed undefined, and a rule that regorus cannot evaluate
+        (an unsupported builtin) is an error of its definition, not of its siblings."""
         if self._split is None:
             self._split = Compiled(self._source, tests=False, file_slot=self._file, split=True)
         names = (self._split.split_names or {}).get((namespace, rule), [])
@@ -554,8 +609,8 @@ class EmbeddedEvaluator:
 
     def _trace(self, query: str, passed: bool, line: str) -> None:
         if self._options.trace:
-            outputs = tuple(self._compiled.engine.take_prints())
-            self._queries.append(QueryTrace(query, passed, (line,), outputs))
+            lines, outputs = self._compiled.evaluation_trace()
+            self._queries.append(QueryTrace(query, passed, (*lines, line), tuple(outputs)))
 
 
 def _describe(value: Any) -> str:

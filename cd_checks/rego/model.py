@@ -76,8 +76,10 @@ class RuleError:
 class QueryTrace:
     """One query evaluated for one document, with `EngineOptions.trace` (conftest's --trace).
 
-    regorus has no evaluation trace like OPA's: `lines` say what the query
-    returned and `outputs` hold what `print()` wrote while it ran (`file:line: text`).
+    regorus has no evaluation trace like OPA's: `lines` name each rule the query
+    entered and the lines of it that were evaluated (from regorus' coverage, in file
+    order, not evaluation order), then what the query returned; `outputs` hold what
+    `print()` wrote while it ran (`file:line: text`).
     """
 
     query: str
@@ -101,6 +103,8 @@ class Outcome:
     results: tuple[RuleResult, ...]
     errors: tuple[RuleError, ...]
     queries: tuple[QueryTrace, ...] = ()  # only with EngineOptions.trace
+    # (namespace, count) of rules that passed, counted as conftest does (its "successes").
+    successes: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -117,6 +121,7 @@ class TestResult:
     line: int
     skipped: bool = False  # a `todo_test_*` rule: not run, as OPA skips it
     outputs: tuple[str, ...] = ()  # what print() wrote, with EngineOptions.trace
+    trace: tuple[str, ...] = ()  # rules entered and lines evaluated (QueryTrace.lines)
 
 
 class Evaluator(Protocol):

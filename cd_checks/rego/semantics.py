@@ -167,3 +167,24 @@ def _char_class(pattern: str, start: int, out: list[str]) -> int:
     escaped = body.replace("\\", "\\\\").replace("[", "\\[")
     out.append(f"[{'^/' if negate else ''}{escaped}]")
     return end + 1
+
+
+def successes(definitions: int, values: Iterable[Any], excepted: int) -> int:
+    """conftest's count of passed rules for one namespace and document.
+
+    `values` are the values of its rules that were evaluated (not excepted, no error):
+    a value that is not a non-empty set or array is one success, undefined none; then
+    every definition (`deny` written three times counts three) not accounted for by a
+    result, a success or one of the `excepted` results is a success too.
+    """
+    passed, results = 0, excepted
+    for value in values:
+        if isinstance(value, list) and value:
+            results += sum(1 for member in value if isinstance(member, (str, dict)))
+        elif value != UNDEFINED:
+            passed += 1
+    return passed + max(0, definitions - results - passed)
+
+
+# regorus' JSON for an undefined rule.
+UNDEFINED = "<undefined>"

@@ -54,7 +54,7 @@ def iter_tests(
     compiled = Compiled(source, tests=True)
     conftest_packages(compiled.heads)  # the same mistakes `policy check` refuses
     if options.trace:
-        compiled.engine.set_gather_prints(True)
+        compiled.enable_trace()
     for head in _tests(compiled.heads, pattern):
         if (head.namespace, head.name) in skip:
             continue
@@ -63,9 +63,12 @@ def iter_tests(
             continue
         if on_test is not None:
             on_test(head)
+        if options.trace:
+            compiled.evaluation_trace()  # start this test's trace afresh
         result = _run_one(compiled, head, options)
         if options.trace:
-            result = replace(result, outputs=tuple(compiled.engine.take_prints()))
+            lines, outputs = compiled.evaluation_trace()
+            result = replace(result, outputs=tuple(outputs), trace=tuple(lines))
         yield result
 
 

@@ -64,12 +64,14 @@ def render_stdout(results: Sequence[TestResult]) -> str:
 def render_trace(results: Sequence[TestResult]) -> str:
     """conftest's --trace shape: each query, then what is known of its evaluation.
 
-    regorus keeps no evaluation trace: the TRAC line is the test's outcome, and
-    PRNT lines are what print() wrote.
+    regorus keeps no evaluation trace: TRAC lines name the rules entered and the
+    lines evaluated (coverage, in file order), then the test's outcome; PRNT lines
+    are what print() wrote.
     """
     lines: list[str] = []
     for result in results:
         lines.append(f"file: {result.file} | query: {message(result)}")
+        lines += [f"TRAC  {line}" for line in result.trace]
         outcome = _state(result) + (f": {result.message}" if result.message else "")
         lines.append(f"TRAC  {outcome}")
         lines += [f"PRNT  {output}" for output in result.outputs]

@@ -151,9 +151,12 @@ def test_trace_shows_print_output(cli: Cli, repo: Repo) -> None:
     assert run.code == 0
     assert "  PRNT  policy/p_test.rego:4: checking 1" in run.out.splitlines()
     stdout = cli("-C", root, "policy", "test", "--trace", "-o", "stdout")
-    assert stdout.out.splitlines()[:2] == [
+    assert stdout.out.splitlines() == [
         "file: policy/p_test.rego | query: data.main.test_p",
+        "TRAC  Enter data.main.test_p (policy/p_test.rego:3)",
+        'TRAC  | Eval policy/p_test.rego:4: print("checking", 1)',
         "TRAC  success",
+        "PRNT  policy/p_test.rego:4: checking 1",
     ]
 
 

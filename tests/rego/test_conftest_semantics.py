@@ -254,10 +254,17 @@ def test_trace_records_each_query_and_print_output(tmp_path: Path) -> None:
     evaluator = open_engine(PolicySource((tmp_path,)), engine="embedded", trace=True)
     (outcome,) = evaluator.evaluate([{"kind": "Pod"}], namespaces=None)
     deny, warn = outcome.queries
+    where = tmp_path / "p.rego"
     assert (deny.query, deny.passed) == ("data.main.deny", False)
-    assert deny.lines == ('1 result: ["bad"]',)
-    assert deny.outputs == (f"{tmp_path / 'p.rego'}:4: kind is Pod",)
-    assert (warn.query, warn.passed, warn.lines) == ("data.main.warn", True, ("0 results: []",))
+    assert deny.lines == (
+        f"Enter data.main.deny ({where}:3)",
+        f'| Eval {where}:3: deny contains "bad" if {{',
+        f'| Eval {where}:4: print("kind is", input.kind)',
+        f'| Eval {where}:5: input.kind == "Pod"',
+        '1 result: ["bad"]',
+    )
+    assert deny.outputs == (f"{where}:4: kind is Pod",)
+    assert (warn.query, warn.passed, warn.lines[-1]) == ("data.main.warn", True, "0 results: []")
     (quiet,) = open_engine(PolicySource((tmp_path,)), engine="embedded").evaluate(
         [{"kind": "Pod"}], namespaces=None
     )
@@ -383,3 +390,20 @@ def test_a_builtin_error_in_one_body_keeps_the_other_bodies_results(tmp_path: Pa
     assert sorted(r.message for r in outcome.results) == ["no owner", "no team"]
     (fine,) = evaluator.evaluate([{"port": "70000", "team": "a"}], namespaces=None)
     assert sorted(r.message for r in fine.results) == ["no owner", "port too high"]
+
+
+def test_successes_are_counted_as_conftest_counts_them(tmp_path: Path) -> None:
+    # acceptance.bats "The number of tests run is accurate": every definition of a
+    # deny/violation/warn rule is a test; one not accounted for by a result passed.
+    (tmp_path / "p.rego").write_text(
+        "package main\n\n"
+        'deny contains "a" if input.a\n\n'
+        'deny contains "b" if input.b\n\n'
+        'warn contains "service" if input.kind == "Service"\n',
+        "utf-8",
+    )
+    evaluator = open_engine(PolicySource((tmp_path,)), engine="embedded")
+    service, clean = evaluator.evaluate([{"kind": "Service"}, {}], namespaces=None)
+    assert [r.message for r in service.results] == ["service"]
+    assert service.successes == (("main", 2),)  # 3 tests, 2 passed, 1 warning
+    assert clean.successes == (("main", 3),)
