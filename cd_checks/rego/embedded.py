@@ -335,6 +335,8 @@ def _rule_lines(engine: Any) -> list[tuple[str, int, int, str]]:
     found = []
     for module in json.loads(engine.get_ast_as_json()):
         file = module["source"]["file"]
+        if file == extensions.FILE_MODULE:
+            continue  # data.conftest.file is data in conftest, no rule to trace
         text = str(module["source"].get("contents", "")).encode("utf-8")
         namespace = _ref_text(module["ast"]["package"]["refr"])
         for rule in module["ast"]["rules"]:
