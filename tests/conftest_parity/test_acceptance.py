@@ -588,3 +588,47 @@ def test_quiet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Capsys) 
     assert (run.code, run.out) == (0, ""), run.out + run.err
     run = cd_checks(capsys, "validate", "--quiet", "docker-compose.yml")
     assert run.code == 1 and "No images tagged latest" in run.out, run.out + run.err
+
+
+def test_conftest_json_shape(kubernetes: Path, capsys: Capsys) -> None:
+    # conftest's `-o json`: a list of {filename, namespace, successes, warnings, failures}.
+    run = cd_checks(capsys, "validate", "-p", "policy", "--format", "conftest-json", "service.yaml")
+    assert run.code == 0, run.out + run.err
+    assert json.loads(run.out) == [
+        {
+            "filename": "service.yaml",
+            "namespace": "main",
+            "successes": 4,
+            "warnings": [{"msg": SERVICE_WARNING}],
+        }
+    ]
+
+
+def test_trace(kubernetes: Path, capsys: Capsys) -> None:
+    # "Test command has trace flag".
+    run = cd_checks(capsys, "validate", "-p", "policy", "service.yaml", "--trace")
+    assert run.code == 0, run.out + run.err
+    assert "data.kubernetes.is_service" in run.out + run.err
+
+
+def test_verify_trace(kubernetes: Path, capsys: Capsys) -> None:
+    # "Verify command has trace flag".
+    run = cd_checks(capsys, "policy", "test", "--policy", "policy", "--trace")
+    assert run.code == 0, run.out + run.err
+    assert "data.kubernetes.is_service" in run.out + run.err
+
+
+def test_a_builtin_error_in_one_body_loses_no_finding_of_another_body(
+    repo_dir: Path, capsys: Capsys
+) -> None:
+    # examples/builtin-errors: conftest leaves the failing body undefined (without
+    # --show-builtin-errors) and still reports the other `deny` body's finding.
+    policy = (
+        "package main\n\n"
+        'deny contains "testing DNS resolution" if net.lookup_ip_addr("not-real-domainxyz")\n\n'
+        'deny contains "real finding" if input.kind == "Deployment"\n'
+    )
+    write_tree(repo_dir, {"policy/main.rego": policy, "d.json": '{"kind": "Deployment"}\n'})
+    run = cd_checks(capsys, "validate", "d.json", "--format", "json")
+    assert run.code == 1, run.out + run.err
+    assert "real finding" in messages(run)

@@ -325,3 +325,19 @@ def test_data_documents_reach_the_unit_tests(
     run = cd_checks(capsys, "policy", "test", "-p", "policy", "-d", "exclusions")
     assert run.code == 0, run.out + run.err
     assert "1 test, 1 passed" in run.out or "1 tests, 1 passed" in run.out, run.out
+
+
+def test_kubernetes_service_counts_five_tests_four_passed_one_warning(
+    kubernetes: Path, capsys: Capsys
+) -> None:
+    # acceptance.bats: "The number of tests run is accurate":
+    # 5 tests, 4 passed, 1 warning, 0 failures, 0 exceptions.
+    run = cd_checks(capsys, "validate", "service.yaml", "--format", "conftest-json")
+    assert run.code == 0, run.out + run.err
+    assert conftest_counts(run) == {
+        "tests": 5,
+        "successes": 4,
+        "warnings": 1,
+        "failures": 0,
+        "exceptions": 0,
+    }
