@@ -113,6 +113,16 @@ def policy() -> None:
     "--junit-hide-message", is_flag=True, help="-o junit: test names without the message."
 )
 @click.option(
+    "--report",
+    "unsupported_report",
+    metavar="full|notes|fails",
+    default=None,
+    hidden=True,
+    help="conftest's; not available (needs OPA's evaluation trace).",
+)
+@click.option("--strict", "unsupported_strict", is_flag=True, hidden=True)
+@click.option("--capabilities", "unsupported_capabilities", default=None, hidden=True)
+@click.option(
     "--config", "config_path", type=click.Path(path_type=Path), default=None, help="cd-checks.yml"
 )
 @click.pass_context
@@ -130,10 +140,14 @@ def test_command(
     quiet: bool,
     no_color: bool,
     junit_hide_message: bool,
+    unsupported_report: str | None,
+    unsupported_strict: bool,
+    unsupported_capabilities: str | None,
     config_path: Path | None,
 ) -> int:
     """Run the Rego unit tests (rules named test_*) in DIR... (default: config, else policy/)."""
     del no_color  # nothing is colored
+    _refuse_unsupported(unsupported_report, unsupported_strict, unsupported_capabilities)
     root: Path = ctx.obj["root"] if ctx.obj else Path.cwd()
     chosen = _chosen_format(output_format, output)
     options = _options(root, (*dirs, *policies), rego_version, run, data, chosen, config_path)
@@ -151,6 +165,23 @@ def test_command(
     if not (options.quiet and not failed):
         click.echo(_render(options, results), nl=False)
     return 1 if failed else 0
+
+
+# conftest verify's flags the embedded engine cannot honour, and why: named, never ignored.
+UNSUPPORTED = {
+    "--report": "it needs OPA's evaluation trace, which regorus does not keep; use --trace",
+    "--strict": "regorus has no strict compile mode (unused variables, shadowed imports)",
+    "--capabilities": "regorus cannot restrict its builtins by an OPA capabilities file",
+}
+
+
+def _refuse_unsupported(report: str | None, strict: bool, capabilities: str | None) -> None:
+    given = {"--report": report is not None, "--strict": strict, "--capabilities": capabilities}
+    for flag, used in given.items():
+        if used:
+            raise click.UsageError(
+                f"{flag} is conftest verify's, not cd-checks': {UNSUPPORTED[flag]}"
+            )
 
 
 def _chosen_format(output_format: str | None, output: str | None) -> str:

@@ -281,3 +281,20 @@ def test_validate_keeps_other_findings_when_parse_config_file_fails(
         assert errors[0].endswith("/policy/missing.yaml: no such file or directory")
     else:
         assert errors == []
+
+
+@pytest.mark.parametrize(
+    ("args", "why"),
+    [
+        (["--report", "fails"], "needs OPA's evaluation trace"),
+        (["--strict"], "no strict compile mode"),
+        (["--capabilities", "caps.json"], "capabilities file"),
+    ],
+)
+def test_verify_flags_the_engine_cannot_honour_are_named(
+    cli: Cli, repo: Repo, args: list[str], why: str
+) -> None:
+    run = cli("-C", repo(FILES), "policy", "test", *args)
+    assert run.code == 2
+    assert run.err.startswith(f"cd-checks: error: {args[0]} is conftest verify's, not cd-checks'")
+    assert why in run.err
