@@ -18,6 +18,7 @@ from tests.conftest import write_tree
 from tests.conftest_parity.parity import (
     FIXTURES,
     cd_checks,
+    conftest_counts,
     example,
     messages,
     process,
@@ -632,3 +633,26 @@ def test_a_builtin_error_in_one_body_loses_no_finding_of_another_body(
     run = cd_checks(capsys, "validate", "d.json", "--format", "json")
     assert run.code == 1, run.out + run.err
     assert "real finding" in messages(run)
+
+
+@pytest.mark.parametrize(
+    "files", [["user1.yaml", "user2.yaml"], ["users.yaml"]], ids=["two-files", "multi-document"]
+)
+def test_combine_counts(
+    files: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Capsys
+) -> None:
+    # "Can combine yaml files" and "Combining multi-document yaml file has same result":
+    # 2 tests, 1 passed, 0 warnings, 1 failure.
+    example("combine", tmp_path, monkeypatch)
+    args = ("validate", "-p", "policy", "team.yaml", *files, "--combine")
+    run = cd_checks(capsys, *args, "--format", "conftest-json")
+    assert run.code == 1, run.out + run.err
+    assert conftest_counts(run) == {
+        "tests": 2,
+        "successes": 1,
+        "warnings": 0,
+        "failures": 1,
+        "exceptions": 0,
+    }
+    run = cd_checks(capsys, *args, "--format", "json")
+    assert messages(run) == ['Missing users ["jane.doe@example.com"]']
