@@ -138,6 +138,8 @@ class Metrics:
     # The same figures per change type (config order, then types only the trail names),
     # when the config names change types.
     by_change: tuple[Metrics, ...] = ()
+    # Median exposure of automatic restores: the change reaching its first host -> verified.
+    exposure_median_seconds: float | None = None
 
 
 def change_request_of(message: str) -> str | None:
@@ -500,7 +502,29 @@ def _metrics(
         pipeline_share=total.pipeline_share,
         weeks=weeks,
         deploy_markers=deploy_markers(records, environment),
+        exposure_median_seconds=_median(
+            [s for t, s in exposures(records, environment) if since <= t < until]
+        ),
     )
+
+
+def exposures(
+    records: Sequence[AuditRecord], environment: str = DEFAULT_ENVIRONMENT
+) -> list[tuple[datetime, float]]:
+    """(exposed_at, seconds until verified restore) of each automatic restore that has both."""
+    found: list[tuple[datetime, float]] = []
+    for record in records:
+        rollback = record.rollback
+        if record.environment != environment or not record.finished:
+            continue
+        if (
+            isinstance(rollback, dict)
+            and rollback.get("verified")
+            and rollback.get("exposed_at")
+            and rollback.get("restored_at")
+        ):
+            found.append(_span(rollback["exposed_at"], rollback["restored_at"]))
+    return found
 
 
 def _week_starts(since: datetime, until: datetime) -> list[datetime]:
@@ -591,6 +615,7 @@ def render_text(metrics: Metrics) -> str:
             f"p90 {_duration(metrics.mttr_p90_seconds)} ({metrics.restores} restores, "
             f"{metrics.open_incidents} open)",
         ),
+        ("exposure", f"median {_duration(metrics.exposure_median_seconds)}"),
         (
             "through the pipeline",
             f"{_percent(metrics.pipeline_share)} "
@@ -669,6 +694,11 @@ PROMETHEUS = (
     ("change_failure_rate", "change_failure_rate", "Failed deploys / deploys (0..1)."),
     ("mttr_median_seconds", "time_to_restore_median_seconds", "Median time to restore."),
     ("mttr_p90_seconds", "time_to_restore_p90_seconds", "90th percentile time to restore."),
+    (
+        "exposure_median_seconds",
+        "exposure_median_seconds",
+        "Median time from a change reaching its first host to its verified automatic restore.",
+    ),
     ("changes", "changes_total", "Commits reaching the default branch in the window."),
     (
         "changes_through_pipeline",

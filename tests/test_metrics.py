@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 from dataclasses import replace
@@ -233,10 +234,11 @@ def test_an_environment_must_be_configured_or_named_by_a_record() -> None:
         metrics.check_environment("nosuchenv", [], None)
 
 
-def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """Every sample of the exposition text, as Prometheus' own parser reads it."""
+def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float | str]:
+    """Every sample of the exposition text, as Prometheus' own parser reads it (NaN as
+    the text "NaN": one NaN never equals another)."""
     return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
+        (s.name, tuple(sorted(s.labels.items()))): "NaN" if math.isnan(s.value) else s.value
         for family in text_string_to_metric_families(text)
         for s in family.samples
     }

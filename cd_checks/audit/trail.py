@@ -61,7 +61,13 @@ class Gate:
 
 @dataclass(frozen=True)
 class Rollback:
-    """An automatic or manual rollback: detected at the failed gate, restored when verified."""
+    """An automatic or manual rollback.
+
+    `exposed_at`: the change reached the stage's first host (its apply started);
+    `detected_at`: the first failed check of the failing gate was seen;
+    `restored_at`: the rollback's own gate verified the hosts. Time to restore is
+    detected -> restored; exposure is exposed -> restored.
+    """
 
     target: str | None
     hosts: tuple[str, ...]
@@ -69,9 +75,10 @@ class Rollback:
     reason: str
     detected_at: str | None = None
     restored_at: str | None = None
+    exposed_at: str | None = None
 
     def to_json(self) -> dict[str, Json]:
-        return {
+        shape: dict[str, Json] = {
             "target": self.target or UNKNOWN,
             "hosts": list(self.hosts),
             "verified": self.verified,
@@ -79,6 +86,9 @@ class Rollback:
             "detected_at": self.detected_at,
             "restored_at": self.restored_at if self.verified else None,
         }
+        if self.exposed_at is not None:  # records written before it keep their shape
+            shape["exposed_at"] = self.exposed_at
+        return shape
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Protocol
 
@@ -165,6 +166,7 @@ class WaveResult:
     hosts: tuple[str, ...]
     apply: ApplyResult | None
     gate: GateResult | None
+    applied_at: str | None = None  # when its apply started: the change reached its hosts
 
     @property
     def ok(self) -> bool:
@@ -181,8 +183,9 @@ class RollbackResult:
     gate: GateResult | None
     reason: str = ""
     missing: tuple[str, ...] = ()  # hosts no longer in the inventory: never verified
-    detected_at: str | None = None  # when the failure that called for it was seen
+    detected_at: str | None = None  # when the first failed check was seen
     restored_at: str | None = None  # when the rollback verified
+    exposed_at: str | None = None  # when the change reached the stage's first host
     basis: str = ""  # which revision it went back to and why (known-good, base, --to)
 
     @property
@@ -424,7 +427,7 @@ def _run_stages(
             chosen = _policy(parts, outcome[-1], policy)
             if chosen != "rollback":
                 return _stop(parts, plan, stages, stage, record, outcome, waves, notes, chosen)
-            rollback = _after_failure(parts, record, failure)
+            rollback = _after_failure(parts, record, failure, _times(parts, outcome))
             parts.observer.stage_finished(stage, plan.revision, tuple(outcome), failure, rollback)
             _forget_audit_id(parts, stage.environment)
             notes += (rollback.basis,) if rollback.basis else ()
@@ -593,12 +596,14 @@ def _run_wave(
     number, names = index + 1, record.waves[index]
     hosts = _hosts(parts.inventory, names)
     applied: ApplyResult | None = None
+    started: str | None = None
     if not regate:
         record = replace(record, waves_started=number).with_applied(names)
         parts.state.save(record)
+        started = parts.state.now()
         applied = _apply(parts, hosts, record.revision, stage.name, number, workdir)
         if not applied.ok:
-            return WaveResult(stage.name, number, names, applied, None), record
+            return WaveResult(stage.name, number, names, applied, None, started), record
         record = replace(record, waves_applied=number)
         parts.state.save(record)
     parts.report(Event(stage.name, number, "*", "gate", "start", ", ".join(names)))
@@ -611,7 +616,7 @@ def _run_wave(
         baseline=_baseline(parts.inventory, stage, record),
         metrics=parts.spec.metrics_of(stage.name),
     )
-    return WaveResult(stage.name, number, names, applied, gate), record
+    return WaveResult(stage.name, number, names, applied, gate, started), record
 
 
 def _baseline(inventory: Inventory, stage: StagePlan, record: RunRecord) -> list[Host]:
@@ -675,15 +680,38 @@ def _failure_text(wave: WaveResult) -> str:
     )
 
 
-def _after_failure(parts: Parts, record: RunRecord, failure: str) -> RollbackResult:
-    environment, detected = record.environment, parts.state.now()
+def _times(parts: Parts, outcome: Sequence[WaveResult]) -> tuple[str, str | None]:
+    """(detected, exposed): when the failing wave's first failed check was seen (else now),
+    and when this run's first wave of the stage started its apply."""
+    gate = outcome[-1].gate
+    seen = gate.first_failure_at if gate is not None else None
+    detected = _iso(seen) if seen is not None else parts.state.now()
+    exposed = next((w.applied_at for w in outcome if w.applied_at), None)
+    return detected, exposed
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _after_failure(
+    parts: Parts, record: RunRecord, failure: str, times: tuple[str, str | None]
+) -> RollbackResult:
+    environment, (detected, exposed) = record.environment, times
     target, basis = _fallback(parts, record)
     record = replace(record, failure=failure)
     if not parts.spec.automatic_rollback:
         parts.state.save(replace(record, status="failed"))
         reason = "automatic rollback is off: run `cd-checks rollback`"
         return RollbackResult(
-            environment, target, record.applied, None, None, reason, detected_at=detected
+            environment,
+            target,
+            record.applied,
+            None,
+            None,
+            reason,
+            detected_at=detected,
+            exposed_at=exposed,
         )
     if target is None:
         parts.state.save(replace(record, status="failed"))
@@ -693,12 +721,20 @@ def _after_failure(parts: Parts, record: RunRecord, failure: str) -> RollbackRes
             "run `cd-checks rollback --to REV`"
         )
         return RollbackResult(
-            environment, None, record.applied, None, None, reason, detected_at=detected
+            environment,
+            None,
+            record.applied,
+            None,
+            None,
+            reason,
+            detected_at=detected,
+            exposed_at=exposed,
         )
     # Persisted first: a run killed mid-rollback must not be resumed (see state.py).
     record = replace(record, status="rolling_back", target=target)
     parts.state.save(record)
     result = roll_back(parts, environment, record.applied, target, stage=record.stage, basis=basis)
+    result = replace(result, detected_at=detected, exposed_at=exposed)
     if result.verified:
         parts.state.close(environment, "rolled_back", target)
     else:

@@ -63,6 +63,7 @@ class CheckResult:
     ok: bool
     detail: str = ""
     attempts: int = 1
+    failed_at: float | None = None  # wall clock (epoch) of its first failed attempt
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,15 @@ class GateResult:
     notes: tuple[str, ...] = ()
     analysis: AnalysisResult | None = None  # the metric gate's, when it ran
     inconclusive: bool = False  # not passed, not failed: the metric gate could not tell
+    metrics_failed_at: float | None = None  # wall clock when the metric gate failed
+
+    @property
+    def first_failure_at(self) -> float | None:
+        """When the first failure that made this gate fail was seen (epoch), if known."""
+        seen = [c.failed_at for h in self.hosts if not h.ok for c in h.failed if c.failed_at]
+        if self.metrics_failed_at is not None:
+            seen.append(self.metrics_failed_at)
+        return min(seen, default=None)
 
     @property
     def failed_hosts(self) -> tuple[str, ...]:
@@ -119,6 +129,7 @@ class Gate(Protocol):
 class Clock:
     monotonic: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
+    wall: Callable[[], float] = time.time  # when something was seen, for the audit trail
 
 
 Fetch = Callable[[str, float], tuple[int | None, str]]
@@ -180,6 +191,7 @@ def watch_probe(
     name = f"http {url}"
     start, failures, in_a_row, attempts = clock.monotonic(), 0, 0, 0
     up: list[bool] = []  # the attempts since the first good answer: a restart is not a flap
+    first: float | None = None  # when the first failed attempt was seen (wall clock)
     interval = max(0.5, min(5.0, bake / 5))
     while True:
         attempts += 1
@@ -187,27 +199,35 @@ def watch_probe(
         if up or not problem:
             up.append(not problem)
         if problem:
+            first = first if first is not None else clock.wall()
             failures, in_a_row = failures + 1, in_a_row + 1
             if in_a_row > retries:
-                return CheckResult(name, False, f"{problem} ({in_a_row} failures)", attempts)
+                detail = f"{problem} ({in_a_row} failures)"
+                return CheckResult(name, False, detail, attempts, failed_at=first)
             clock.sleep(backoff(in_a_row))
             continue
         in_a_row = 0
         left = bake - (clock.monotonic() - start)
         if left <= 0:
-            return _baked(name, failures, attempts, up, max_failure_rate)
+            return _baked(name, failures, attempts, up, max_failure_rate, first)
         clock.sleep(min(interval, left))
 
 
 def _baked(
-    name: str, failures: int, attempts: int, up: list[bool], max_failure_rate: float
+    name: str,
+    failures: int,
+    attempts: int,
+    up: list[bool],
+    max_failure_rate: float,
+    first: float | None,
 ) -> CheckResult:
     """The verdict at the end of the bake: the share of failed attempts once up decides."""
     flaps = up.count(False)
     if flaps / len(up) > max_failure_rate:
         share = f"{flaps} of {len(up)} attempts failed after the first good answer"
         limit = f"max_failure_rate {max_failure_rate:g}"
-        return CheckResult(name, False, f"flapping: {share} (more than {limit})", attempts)
+        detail = f"flapping: {share} (more than {limit})"
+        return CheckResult(name, False, detail, attempts, failed_at=first)
     detail = f"ok after {failures} failed attempt(s) of {attempts}" if failures else ""
     return CheckResult(name, True, detail, attempts)
 
@@ -377,7 +397,7 @@ class HealthGate:
                 tests = pool.submit(self._testinfra, hosts, workdir, stage, wave, report)
             measured = None
             if metrics is not None and metrics.active:
-                measured = pool.submit(self._analyse, metrics, hosts, baseline, stage, wave, report)
+                measured = pool.submit(self._timed, metrics, hosts, baseline, stage, wave, report)
             probes = {
                 h.name: [
                     pool.submit(self._watch, p, h, stage, wave, report) for p in self.spec.http
@@ -392,7 +412,24 @@ class HealthGate:
         for host in health:
             report(Event(stage, wave, host.host, "gate", "ok" if host.ok else "failed", _why(host)))
         gate = verdict(health, self.spec.max_failed_percent, notes)
-        return with_analysis(gate, measured.result() if measured is not None else None)
+        if measured is None:
+            return gate
+        analysed, finished = measured.result()
+        failed_at = finished if analysed.verdict == "fail" else None
+        return replace(with_analysis(gate, analysed), metrics_failed_at=failed_at)
+
+    def _timed(
+        self,
+        metrics: MetricsSpec,
+        hosts: Sequence[Host],
+        baseline: Sequence[Host],
+        stage: str,
+        wave: int,
+        report: Reporter,
+    ) -> tuple[AnalysisResult, float]:
+        """The metric gate's result and when it came (it stops at its first failure)."""
+        result = self._analyse(metrics, hosts, baseline, stage, wave, report)
+        return result, self.clock.wall()
 
     def _analyse(
         self,
@@ -451,15 +488,20 @@ class HealthGate:
         """Run testinfra; hosts that fail run again, up to `retries` times, with back-off."""
         assert self.testinfra is not None
         results: dict[str, list[CheckResult]] = {}
+        first: dict[str, float] = {}  # when each host's tests first failed (wall clock)
         pending = list(hosts)
         for attempt in range(self.spec.retries + 1):
             if attempt:
                 self.clock.sleep(backoff(attempt))
             found = self.testinfra.run(pending, workdir)
-            last = attempt == self.spec.retries
+            seen, last = self.clock.wall(), attempt == self.spec.retries
             for host in pending:
                 checks = found.get(host.name) or [CheckResult("testinfra", False, "no results")]
                 ok = all(c.ok for c in checks)
+                if not ok:
+                    first.setdefault(host.name, seen)
+                    at = first[host.name]
+                    checks = [c if c.ok else replace(c, failed_at=at) for c in checks]
                 if ok or last:
                     results[host.name] = checks
                     report(Event(stage, wave, host.name, "testinfra", "ok" if ok else "failed"))

@@ -212,6 +212,7 @@ def audit_rollback(result: RollbackResult | None) -> Rollback | None:
         reason="; ".join(r for r in (result.basis, result.reason) if r),
         detected_at=_z(result.detected_at),
         restored_at=_z(result.restored_at),
+        exposed_at=_z(result.exposed_at),
     )
 
 

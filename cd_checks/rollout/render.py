@@ -191,6 +191,7 @@ def _rollback_dict(rollback: RollbackResult | None) -> dict[str, Any] | None:
         "reason": rollback.reason,
         "missing": list(rollback.missing),
         "detected_at": rollback.detected_at,
+        "exposed_at": rollback.exposed_at,
         "restored_at": rollback.restored_at,
     }
 

@@ -324,7 +324,13 @@ def test_an_automatic_rollback_is_an_incident_from_detection_to_verified_restore
     assert code == 1 and "rollback verified" in out
     _, final = _stage_pairs(world.runs_since(records))["production"]
     assert final["outcome"] == "rolled_back" and final["rollback"]["verified"] is True
-    assert final["rollback"]["detected_at"] < final["rollback"]["restored_at"]
+    rollback = final["rollback"]
+    # exposed (the canary's apply began) <= detected (its first failed check) < restored
+    assert rollback["exposed_at"] <= rollback["detected_at"] < rollback["restored_at"]
+    assert (
+        rollback["exposed_at"]
+        >= _stage_pairs(world.runs_since(records))["production"][0]["started_at"]
+    )
     assert any(not g["passed"] and g["wave"] == 1 for g in final["gates"])
     assert any(g["passed"] and g["wave"] == 0 for g in final["gates"])  # the rollback's gate
     _, text, _ = world.cli("metrics", "--format", "json")
@@ -334,6 +340,7 @@ def test_an_automatic_rollback_is_an_incident_from_detection_to_verified_restore
     assert after["deploys"] == before["deploys"] + 1
     assert after["change_failure_rate"] == pytest.approx(after["failed_deploys"] / after["deploys"])
     assert after["mttr_median_seconds"] > 0
+    assert after["exposure_median_seconds"] >= after["mttr_median_seconds"]
     world.commit("revert: healthz", edit=(BREAK_HEALTHZ[1], BREAK_HEALTHZ[0]))
 
 

@@ -61,6 +61,7 @@ class FakeGate:
     unsure: set[str] = field(default_factory=set)  # revisions whose metric gate cannot tell
     blocked: str | None = None  # why no stage may start (a firing alert)
     baselines: list[tuple[str, ...]] = field(default_factory=list)
+    failed_at: float | None = None  # when failing checks first failed (epoch)
 
     def check(
         self,
@@ -88,7 +89,9 @@ class FakeGate:
             return HostHealth(name, (CheckResult("http", False, "no answer"),))
         fragile = self.fleet.fragile is None or name in self.fleet.fragile
         ok = not fragile or self.fleet.running.get(name) not in self.fleet.bad
-        return HostHealth(name, (CheckResult("http", ok, "" if ok else "status 500"),))
+        failed_at = None if ok else self.failed_at
+        check = CheckResult("http", ok, "" if ok else "status 500", failed_at=failed_at)
+        return HostHealth(name, (check,))
 
 
 @dataclass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -582,3 +583,18 @@ def test_known_good_wins_over_the_base_revision_and_says_so(world: World) -> Non
     assert result.notes == (
         "rolling back to the last known-good revision good of environment staging",
     )
+
+
+def test_time_to_restore_counts_from_the_first_failed_check_and_exposure_from_the_apply(
+    world: World,
+) -> None:
+    # detected_at used to be stamped after the failing gate had finished retrying.
+    world.run("good", ALL)
+    world.fleet.bad.add("bad")
+    world.fleet.fragile = set(PRODUCTION)
+    first_failure = datetime(2025, 12, 31, 23, 59, 30, tzinfo=timezone.utc)
+    world.gate.failed_at = first_failure.timestamp()
+    result = world.run("bad", ALL)
+    assert result.rollback is not None and result.rollback.verified
+    assert result.rollback.detected_at == "2025-12-31T23:59:30Z"
+    assert result.rollback.exposed_at == "2026-01-01T00:00:00+00:00"  # the canary's apply

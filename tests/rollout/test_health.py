@@ -247,3 +247,20 @@ def test_a_stage_with_a_metric_gate_does_not_start_without_prometheus() -> None:
         HealthSpec(), None, prometheus_env={"CD_CHECKS_PROMETHEUS_URL": "http://127.0.0.1:2"}
     )
     assert "http://127.0.0.1:2 is unreachable" in (moved.before_stage("canary", closed) or "")
+
+
+def test_a_failed_probe_says_when_it_first_failed_not_when_it_gave_up() -> None:
+    fake = FakeClock()
+    clock = Clock(monotonic=lambda: fake.now, sleep=fake._sleep, wall=lambda: 1000 + fake.now)
+    answers = iter([(200, "ok")] * 3 + [(503, "down")] * 50)
+    result = watch_probe(
+        HttpProbe("http://x/"),
+        HOST,
+        bake=60,
+        retries=3,
+        clock=clock,
+        get=lambda url, timeout: next(answers),
+    )
+    assert not result.ok and result.failed_at is not None
+    gave_up = 1000 + fake.now
+    assert gave_up - result.failed_at == 0.5 + 1.0 + 2.0  # the back-off before giving up
