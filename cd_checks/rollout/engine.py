@@ -296,9 +296,25 @@ def paused_text(record: RunRecord) -> str:
     return (
         f"the rollout of {record.revision[:12]} to environment {record.environment} is paused "
         f"at stage {record.stage} wave {record.waves_started} "
-        f"({record.failure or 'no reason recorded'}); {len(record.applied)} host(s) changed: "
+        f"({record.failure or 'no reason recorded'}); {changed_text(record)}: "
         "go on with `cd-checks rollout run --resume` or undo it with `cd-checks rollback`"
     )
+
+
+def changed_text(record: RunRecord) -> str:
+    """How many hosts a stopped run changed: those of waves whose apply finished, and
+    those of a wave whose apply was interrupted (which may or may not have changed)."""
+    interrupted: tuple[str, ...] = ()
+    if record.waves_applied < record.waves_started <= len(record.waves):
+        interrupted = tuple(record.waves[record.waves_started - 1])
+    done = [h for h in record.applied if h not in interrupted]
+    text = f"{len(done)} host(s) changed"
+    if interrupted:
+        text += (
+            f" and {len(interrupted)} more may have been (the apply of wave "
+            f"{record.waves_started} was interrupted: {', '.join(interrupted)})"
+        )
+    return text
 
 
 def _refuse_unfinished(record: RunRecord | None, revision: str) -> None:
@@ -320,7 +336,7 @@ def _refuse_unfinished(record: RunRecord | None, revision: str) -> None:
     if record.status == "running":
         raise RolloutError(
             f"an interrupted {what} (stage {record.stage}, pid {record.pid}, started "
-            f"{record.started}) left {len(record.applied)} host(s) changed; "
+            f"{record.started}) left {changed_text(record)}; "
             "continue it with `cd-checks rollout run --resume` or undo it with `cd-checks rollback`"
         )
     fallback = "" if record.base else " (with --to REV if there is no known-good revision)"

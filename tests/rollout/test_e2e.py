@@ -493,6 +493,8 @@ def test_a_live_lock_refuses_and_a_killed_run_is_detected_then_resumed(
     code, _, err = world.cli(capsys, "rollout", "run", "--stage", "staging", "--config", slow)
     assert code == 2
     assert f"interrupted rollout of {revision[:12]} to environment staging" in err
+    # killed while wave 1 baked: its one host changed, wave 2 never started
+    assert "left 1 host(s) changed; continue it" in err
     assert f"broke the lock of environment staging held by pid {first.pid}" in err
     assert "--resume" in err and "cd-checks rollback" in err
     fast = world.config("two-waves-fast.yml", rollout_config(stages=stages))
@@ -502,6 +504,15 @@ def test_a_live_lock_refuses_and_a_killed_run_is_detected_then_resumed(
     assert code == 0, out
     assert "staging wave 1: lab-0" in out and "already applied (resumed), gate passed" in out
     assert all(world.served(h)[1].endswith(f"revision {revision}\n") for h in ("lab-01", "lab-02"))
+    records = FileStore(world.root / ".cd-checks/audit.jsonl").records()
+    mine = [r for r in records if r.kind == "stage" and r.revision_to == revision]
+    starts = [r for r in mine if r.outcome == "started"]
+    finals = {r.outcome: r for r in mine if r.outcome != "started"}
+    assert len(starts) == 2 and set(finals) == {"interrupted", "succeeded"}, mine
+    killed, resumed = starts
+    # the killed run is closed as interrupted, naming the run that resumed it
+    assert finals["interrupted"].refs == (killed.id, resumed.id)
+    assert finals["succeeded"].refs[0] == resumed.id
 
 
 def _wait_for(condition: Any, process: subprocess.Popen[str]) -> None:

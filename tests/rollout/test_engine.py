@@ -268,6 +268,32 @@ def test_a_wave_killed_while_applying_is_applied_again_on_resume(world: World) -
     assert result.ok and result.waves[0].apply is not None
 
 
+def test_a_run_killed_mid_apply_counts_changed_hosts_apart_from_maybe_changed_ones(
+    world: World,
+) -> None:
+    # It used to say "left 3 host(s) changed": every host of every started wave.
+    production = world.plan("r1").stage("production")
+    first, second = production.waves[0], production.waves[1]
+    world.state.save(
+        RunRecord(
+            "production",
+            "r1",
+            "running",
+            "production",
+            production.waves,
+            waves_started=2,
+            waves_applied=1,
+            applied=first + second,
+            pid=999_999,
+        )
+    )
+    with pytest.raises(RolloutError) as refused:
+        world.run("r2", ["production"])
+    message = str(refused.value)
+    assert f"left {len(first)} host(s) changed and {len(second)} more may have been" in message
+    assert f"(the apply of wave 2 was interrupted: {', '.join(second)})" in message
+
+
 def test_resume_without_an_interrupted_run_is_an_error(world: World) -> None:
     with pytest.raises(RolloutError, match="nothing to resume"):
         world.run("r1", ["staging"], resume=True)
