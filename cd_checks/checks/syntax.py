@@ -501,11 +501,9 @@ def parse_nginx(
 
 
 def _crossplane(path: Path, *, check_ctx: bool) -> dict[str, Any]:
-    import crossplane
+    from cd_checks.parsers import nginx
 
-    payload = crossplane.parse(str(path), single=True, check_ctx=check_ctx, comments=False)
-    config: dict[str, Any] = payload["config"][0] if payload["config"] else {}
-    return {"errors": config.get("errors", []), "parsed": config.get("parsed", [])}
+    return nginx.parse_file(path, check_ctx=check_ctx)
 
 
 # Where an included fragment may belong: a conf.d site file (http), a snippet
@@ -538,12 +536,9 @@ def _parse_fragment(text: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
 
 
 def _crossplane_text(text: str) -> dict[str, Any]:
-    import tempfile
+    from cd_checks.parsers import nginx
 
-    with tempfile.NamedTemporaryFile("w", suffix=".conf", encoding="utf-8") as wrapped:
-        wrapped.write(text)
-        wrapped.flush()
-        return _crossplane(Path(wrapped.name), check_ctx=True)
+    return nginx.parse_text(text, check_ctx=True)
 
 
 def _nginx_errors(source: Source, config: dict[str, Any]) -> list[Finding]:
@@ -559,18 +554,9 @@ def _nginx_message(message: str) -> str:
 
 
 def _conftest_shape(directives: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """crossplane's {directive, args, block} to conftest's {name, parameters, block}."""
-    shaped = []
-    for item in directives:
-        node: dict[str, Any] = {
-            "name": item["directive"],
-            "parameters": item["args"],
-            "line": item["line"],
-        }
-        if "block" in item:
-            node["block"] = {"directives": _conftest_shape(item["block"])}
-        shaped.append(node)
-    return shaped
+    from cd_checks.parsers import nginx
+
+    return nginx.conftest_shape(directives)
 
 
 PARSERS: dict[str, Callable[[Source, str, SyntaxOptions], tuple[Parsed | None, list[Finding]]]] = {

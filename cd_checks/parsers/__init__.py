@@ -31,7 +31,7 @@ class ParseError(InputError):
 def _parsers() -> dict[str, Callable[[str], list[Any]]]:
     # Imported here, not at module level: `parser_for` and `PARSER_NAMES` stay cheap
     # for the CLI, and each library loads only when its kind is parsed.
-    from cd_checks.parsers import dockerfile, hcl, structured
+    from cd_checks.parsers import dockerfile, hcl, nginx, structured
     from cd_checks.parsers import text as line_kinds
 
     return {
@@ -43,6 +43,7 @@ def _parsers() -> dict[str, Callable[[str], list[Any]]]:
         "ini": line_kinds.parse_ini,
         "json": structured.parse_json,
         "jsonc": structured.parse_jsonc,
+        "nginx": nginx.parse,
         "properties": line_kinds.parse_properties,
         "toml": structured.parse_toml,
         "xml": structured.parse_xml,
@@ -61,6 +62,7 @@ PARSER_NAMES: tuple[str, ...] = (
     "ini",
     "json",
     "jsonc",
+    "nginx",
     "properties",
     "toml",
     "xml",
@@ -84,7 +86,7 @@ def parser_for(path: str) -> str | None:
 
     As conftest: `-` (stdin) and a name without an extension are YAML; Dockerfile,
     Dockerfile.*, *.dockerfile; *.tf, *.tfvars, *.hcl are HCL2; .env, .env.*, *.env
-    are dotenv; .gitignore and .dockerignore are ignore files; .yml is YAML and
+    are dotenv; .gitignore and .dockerignore are ignore files; *.conf is nginx; .yml is YAML and
     .ndjson JSON (one document per line); any other extension that names a parser
     (`.toml`, `.ini`, `.xml`, `.properties`, `.jsonc`, ...) picks that parser.
     """
@@ -102,6 +104,8 @@ def parser_for(path: str) -> str | None:
         return "hcl2"
     if extension in ("gitignore", "dockerignore"):
         return "ignore"
+    if extension == "conf":
+        return "nginx"
     if name == ".env" or name.startswith(".env.") or extension == "env":
         return "dotenv"
     return extension if extension in PARSER_NAMES else None

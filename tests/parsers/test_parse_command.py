@@ -141,18 +141,18 @@ def test_bad_input_is_one_error_line(
 
 
 def test_usage_errors(cli: Cli, repo: Repo, tmp_path: Path) -> None:
-    root = repo({"a.conf": "x\n"})
+    root = repo({"a.cfg": "x\n"})
     (tmp_path / "outside.yaml").write_text("a: 1\n")
     cases = {
         (
             "parse",
-            "a.conf",
-        ): "cd-checks: error: a.conf: no parser for this file name; give one with --parser",
+            "a.cfg",
+        ): "cd-checks: error: a.cfg: no parser for this file name; give one with --parser",
         (
             "parse",
             "--parser",
             "cue",
-            "a.conf",
+            "a.cfg",
         ): "cd-checks: error: --parser cue: unknown parser; choose from",
         ("parse", str(tmp_path / "outside.yaml")): "is outside the repository",
         (

@@ -350,6 +350,7 @@ def test_every_named_parser_reads_something() -> None:
         "ini": "[a]\nb=1\n",
         "json": "{}",
         "jsonc": "{}",
+        "nginx": "events {}\n",
         "properties": "a=1\n",
         "toml": "a = 1\n",
         "xml": "<a/>",
@@ -385,11 +386,52 @@ def test_every_named_parser_reads_something() -> None:
         ("settings.jsonc", "jsonc"),
         ("Cargo.toml", "toml"),
         ("a.JSON", "json"),
-        ("site.conf", None),
+        # conftest's nginx example reads `parse_config_file("../nginx.conf")`.
+        ("site.conf", "nginx"),
+        ("a.cfg", None),
     ],
 )
 def test_parser_by_file_name(path: str, parser: str | None) -> None:
     assert parser_for(path) == parser
+
+
+def test_nginx_in_conftest_shape_fragments_too() -> None:
+    # conftest's examples/nginx unit tests parse fragments with parse_config("nginx", ...):
+    # no context check (a bare `server` block reads), each directive's line kept.
+    text = "server {\n  listen 8080;\n  location / { root /srv; }\n}\n"
+    assert parse_text("nginx", text) == [
+        {
+            "directives": [
+                {
+                    "name": "server",
+                    "parameters": [],
+                    "line": 1,
+                    "block": {
+                        "directives": [
+                            {"name": "listen", "parameters": ["8080"], "line": 2},
+                            {
+                                "name": "location",
+                                "parameters": ["/"],
+                                "line": 3,
+                                "block": {
+                                    "directives": [
+                                        {"name": "root", "parameters": ["/srv"], "line": 3}
+                                    ]
+                                },
+                            },
+                        ]
+                    },
+                }
+            ]
+        }
+    ]
+
+
+def test_bad_nginx_is_a_parse_error_at_its_line() -> None:
+    with pytest.raises(ParseError) as raised:
+        parse_text("nginx", "events {}\nhttp {\n  server {\n")
+    assert raised.value.message == 'nginx: unexpected end of file, expecting "}"'
+    assert raised.value.line == 3
 
 
 def test_dockerfile_heredocs_onbuild_and_the_escape_directive() -> None:
