@@ -656,3 +656,38 @@ def test_combine_counts(
     }
     run = cd_checks(capsys, *args, "--format", "json")
     assert messages(run) == ['Missing users ["jane.doe@example.com"]']
+
+
+def test_bare_boolean_deny_counts_as_conftest_counts_it(repo_dir: Path, capsys: Capsys) -> None:
+    # tests/problematic-if: "Bare deny rule can be used without contains or if" gives
+    # 1 test, 1 passed (conftest reads a value that is not a list as no message), and
+    # "Test works as expected using contains and if" gives 1 test, 1 failure. (The issue's
+    # text says a true boolean deny is a failure; conftest's own suite says it passes.)
+    write_tree(
+        repo_dir,
+        {
+            "policy/bare.rego": "package main\n\ndeny if {\n\ttrue\n}\n",
+            "data.yaml": "---\nfoo: bar\n",
+        },
+    )
+    run = cd_checks(capsys, "validate", "data.yaml", "--format", "conftest-json")
+    assert run.code == 0, run.out + run.err
+    assert conftest_counts(run) == {
+        "tests": 1,
+        "successes": 1,
+        "warnings": 0,
+        "failures": 0,
+        "exceptions": 0,
+    }
+    (repo_dir / "policy" / "bare.rego").write_text(
+        'package main\n\ndeny contains msg if {\n\tmsg := "foo"\n}\n'
+    )
+    run = cd_checks(capsys, "validate", "data.yaml", "--format", "conftest-json")
+    assert run.code == 1, run.out + run.err
+    assert conftest_counts(run) == {
+        "tests": 1,
+        "successes": 0,
+        "warnings": 0,
+        "failures": 1,
+        "exceptions": 0,
+    }

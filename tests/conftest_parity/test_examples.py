@@ -341,3 +341,12 @@ def test_kubernetes_service_counts_five_tests_four_passed_one_warning(
         "failures": 0,
         "exceptions": 0,
     }
+
+
+def test_nginx_unit_tests_parse_config_and_parse_config_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Capsys
+) -> None:
+    example("nginx", tmp_path, monkeypatch)
+    run = cd_checks(capsys, "policy", "test")
+    assert run.code == 0, run.out + run.err
+    assert "4 tests, 4 passed" in run.out, run.out
