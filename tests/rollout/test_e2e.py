@@ -316,6 +316,45 @@ def test_a_host_that_goes_down_during_a_wave_fails_the_gate_and_triggers_rollbac
     assert world.served(victim)[1].endswith(f"revision {known_good}\n")
 
 
+def test_a_host_down_within_max_failed_percent_is_named_not_called_healthy(
+    world: World, baseline: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The run used to say only "rollout succeeded" and leave the host down unrecorded.
+    health = {**HEALTH, "bake_seconds": 4, "max_failed_percent": 25}
+    lenient = world.config("lenient.yml", rollout_config(health=health))
+    new = world.commit("a change one host will not survive")
+    before = _metrics(world, capsys)
+    for stage in ("staging", "canary"):
+        assert world.cli(capsys, "rollout", "run", "--stage", stage, "--config", lenient)[0] == 0
+    victim = world.plan(capsys)["stages"][2]["waves"][0][-1]
+    stopper = threading.Thread(target=_stop_when_applied, args=(world, victim), daemon=True)
+    stopper.start()
+    try:
+        code, out, err = world.cli(
+            capsys, "rollout", "run", "--stage", "production", "--config", lenient
+        )
+        stopper.join()
+    finally:
+        fleet.up(world.lab.directory, hosts=10, staging=2, first_address=world.lab.hosts[0].address)
+    assert code == 0, out + err
+    assert f"rollout succeeded with 1 unhealthy host(s) left on the new revision: {victim}" in out
+    assert "1 host(s) failed their health checks within max_failed_percent" in err
+    records = FileStore(world.root / ".cd-checks/audit.jsonl").records()
+    final = [r for r in records if r.stage == "production" and r.revision_to == new][-1]
+    assert final.outcome == "succeeded" and final.detail["unhealthy_hosts"] == [victim]
+    assert {g["host"] for g in final.gates if not g["passed"]} == {victim}
+    after = _metrics(world, capsys)
+    assert after["deploys"] == before["deploys"] + 1  # canary + production: one deploy
+    assert after["failed_deploys"] == before["failed_deploys"]  # within its budget
+
+
+def _metrics(world: World, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    code = main(["-C", str(world.root), "metrics", "-e", "production", "--format", "json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    return dict(json.loads(out))
+
+
 def _assert_host_down_rollout(
     world: World,
     capsys: pytest.CaptureFixture[str],
