@@ -12,8 +12,8 @@ only conftest's formats count.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Check = Literal["syntax", "schema", "policy", "rollout"]
@@ -42,12 +42,15 @@ class Finding:
     rule: str
     severity: Level
     message: str
+    # A policy result's own keys besides `msg` (conftest's metadata, `_loc` among them),
+    # for the formats that show them (conftest-json); not part of a finding's identity.
+    metadata: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     def sort_key(self) -> tuple[str, int, int, str, str]:
         return (self.path, self.line or 0, self.column or 0, self.check, self.rule)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        shown = {
             "path": self.path,
             "line": self.line,
             "column": self.column,
@@ -56,6 +59,7 @@ class Finding:
             "severity": self.severity,
             "message": self.message,
         }
+        return {**shown, "metadata": dict(self.metadata)} if self.metadata else shown
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Finding:
@@ -67,6 +71,7 @@ class Finding:
             rule=raw["rule"],
             severity=raw["severity"],
             message=raw["message"],
+            metadata=raw.get("metadata") or {},
         )
 
 

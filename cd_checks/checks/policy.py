@@ -440,8 +440,8 @@ def trace_lines(path: str, outcomes: Sequence[Outcome]) -> list[str]:
 
 
 def _make(path: str, position: tuple[int, int | None] | None, result: Any) -> Finding:
-    line, column = position if position else (None, None)
     metadata = dict(result.metadata)
+    line, column = position if position else (_loc_line(path, metadata.get("_loc")), None)
     rule = metadata.get("rule") if isinstance(metadata.get("rule"), str) else None
     severity: Severity = "warning" if result.kind == "warning" else "error"
     return Finding(
@@ -452,7 +452,16 @@ def _make(path: str, position: tuple[int, int | None] | None, result: Any) -> Fi
         rule or f"{result.namespace}.{result.rule}",
         severity,
         result.message,
+        metadata,
     )
+
+
+def _loc_line(path: str, loc: Any) -> int | None:
+    """The line of a result's conftest `_loc` when it names this file (or no file)."""
+    if not isinstance(loc, dict) or loc.get("file") not in (None, "", path):
+        return None
+    line = loc.get("line")
+    return line if isinstance(line, int) and not isinstance(line, bool) and line > 0 else None
 
 
 def _error(path: str, namespace: str, rule: str, message: str) -> Finding:

@@ -2,8 +2,9 @@
 
 A list of check results, one per file and namespace (`report.conftest_results`):
 `filename`, `namespace`, `successes`, then `warnings`, `failures` and `exceptions`
-when not empty, each result `{"msg": ...}` plus `loc: {file, line}` when the line
-is known. Written as conftest writes it: tab-indented, `<`, `>` and `&` escaped
+when not empty, each result `{"msg": ...}` plus `loc: {file, line}` (the policy's `_loc`, else
+the finding's place when its line is known) and `metadata` (the result object's other
+keys). Written as conftest writes it: tab-indented, `<`, `>` and `&` escaped
 as Go's encoder does, and standard input named "" (conftest's `-` becomes "").
 cd-checks' own metadata (check, rule, column) is in `--format json`, not here.
 """
@@ -49,7 +50,29 @@ def _result(result: CheckResult) -> dict[str, Any]:
 
 
 def _message(finding: Finding) -> dict[str, Any]:
+    """conftest's Result: `msg`, `loc` (the policy's `_loc`, else the finding's place when
+    its line is known), `metadata` (the result's other keys), as output/result.go NewResult."""
     message: dict[str, Any] = {"msg": finding.message}
-    if finding.line is not None:
+    extra = dict(finding.metadata)
+    loc = _policy_loc(extra.pop("_loc", None))
+    if loc is not None:
+        message["loc"] = loc
+    elif finding.line is not None:
         message["loc"] = {"file": finding.path, "line": finding.line}
+    if extra:
+        message["metadata"] = extra
     return message
+
+
+def _policy_loc(value: Any) -> dict[str, Any] | None:
+    """conftest's parseLocation: a string `file` and a number `line`, each when given;
+    None when neither is."""
+    if not isinstance(value, dict):
+        return None
+    loc: dict[str, Any] = {}
+    if isinstance(value.get("file"), str) and value["file"]:
+        loc["file"] = value["file"]
+    line = value.get("line")
+    if isinstance(line, int | float) and not isinstance(line, bool):
+        loc["line"] = int(line) if float(line).is_integer() else line
+    return loc or None

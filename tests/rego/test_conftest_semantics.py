@@ -407,3 +407,30 @@ def test_successes_are_counted_as_conftest_counts_them(tmp_path: Path) -> None:
     assert [r.message for r in service.results] == ["service"]
     assert service.successes == (("main", 2),)  # 3 tests, 2 passed, 1 warning
     assert clean.successes == (("main", 3),)
+
+
+# -- a result object's metadata and _loc (output/result.go, tests/source-location) ----------
+
+
+def test_a_results_loc_and_metadata_reach_conftest_json_and_its_line_the_finding(
+    cli: Cli, repo: Repo
+) -> None:
+    policy = (
+        'package main\n\ndeny contains {"msg": "test", "other": "metadata", "_loc": input.loc}\n'
+    )
+    root = repo(
+        {
+            "policy/main.rego": policy,
+            "data.yaml": "---\nloc:\n  file: test.txt\n  line: 123\n",
+            "same.yaml": "---\nloc:\n  file: same.yaml\n  line: 3\n",
+        }
+    )
+    run = cli("-C", root, "validate", "--no-cache", "-o", "json", "data.yaml")
+    assert run.code == 1, run.err
+    (result,) = json.loads(run.out)
+    assert result["failures"] == [
+        {"msg": "test", "loc": {"file": "test.txt", "line": 123}, "metadata": {"other": "metadata"}}
+    ]
+    # A `_loc` naming the file checked places the finding on its line.
+    run = cli("-C", root, "validate", "--no-cache", "same.yaml")
+    assert "same.yaml:3" in run.out, run.out

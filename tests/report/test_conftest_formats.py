@@ -108,6 +108,25 @@ def test_conftest_json_escapes_html_characters_as_go_does() -> None:
     assert '"msg": "a \\u003c b \\u0026\\u0026 c \\u003e d"' in FORMATS["conftest-json"](report)
 
 
+def test_conftest_json_result_metadata_and_policy_location() -> None:
+    # conftest's output/result.go NewResult and tests/source-location: a result object's
+    # `_loc` is its `loc`, its other keys (besides msg) its `metadata`.
+    finding = replace(
+        policy("data.yaml", "error", "test", "main.deny"),
+        metadata={"other": "metadata", "_loc": {"file": "test.txt", "line": 123}},
+    )
+    shown = json.loads(FORMATS["conftest-json"](Report.build([finding], 1, paths=("data.yaml",))))
+    assert shown[0]["failures"] == [
+        {"msg": "test", "loc": {"file": "test.txt", "line": 123}, "metadata": {"other": "metadata"}}
+    ]
+
+
+def test_conftest_json_location_without_a_policy_loc_is_the_findings_place() -> None:
+    finding = replace(policy("a.yaml", "warning", "w", "main.warn"), line=4, metadata={"_loc": 1})
+    shown = json.loads(FORMATS["conftest-json"](Report.build([finding], 1, paths=("a.yaml",))))
+    assert shown[0]["warnings"] == [{"msg": "w", "loc": {"file": "a.yaml", "line": 4}}]
+
+
 # -- tap (output/tap_test.go) ---------------------------------------------------------------
 
 
