@@ -7,7 +7,8 @@ is always a list, so `resource "aws_s3_bucket" "b" {...}` is
 `ingress {...}` is `"ingress": [{...}]`; literals keep their JSON type, any
 other expression is its source text in `${...}`, strings are unescaped and
 heredocs are their text with a final newline (`<<-` heredocs de-indented).
-HCL1 is read with pyhcl, whose output is HCL1's JSON form, as conftest's.
+HCL1 is read with pyhcl and reshaped as hashicorp/hcl v1 decodes it for conftest: an
+object inside an object is a list (`provider[0].google[0].project`).
 """
 
 from __future__ import annotations
@@ -130,10 +131,25 @@ def parse_hcl1(text: str) -> list[Any]:
     import hcl
 
     try:
-        return [hcl.loads(text)]
+        loaded = hcl.loads(text)
     except ValueError as exc:
         line = getattr(exc, "lineno", None)
         raise ParseError(f"hcl1: {_first_line(str(exc))}", _positive(line)) from None
+    return [_hcl1_shape(loaded, in_map=False)]
+
+
+def _hcl1_shape(value: Any, *, in_map: bool) -> Any:
+    """pyhcl's JSON form to what hashicorp/hcl v1 decodes into interface{} (conftest's hcl1):
+    an object directly inside an object is a list of objects, so `provider "google" {...}`
+    is `{"provider": [{"google": [{...}]}]}`; at the top and inside a list it stays an
+    object. (hcl v1 keeps two same-key blocks as two list members; pyhcl has merged them
+    into one object, so they are one member here: `resource[_].aws_x[_].name` reads both.)"""
+    if isinstance(value, dict):
+        shaped = {key: _hcl1_shape(item, in_map=True) for key, item in value.items()}
+        return [shaped] if in_map else shaped
+    if isinstance(value, list):
+        return [_hcl1_shape(item, in_map=False) for item in value]
+    return value
 
 
 # -- where things are: the line of each block and attribute, by conftest path ----------

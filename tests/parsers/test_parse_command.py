@@ -36,7 +36,7 @@ FILES: dict[str, tuple[str, object]] = {
     ),
     "legacy.hcl1": (
         'provider "aws" {\n  region = "eu-west-1"\n}\n',
-        {"provider": {"aws": {"region": "eu-west-1"}}},
+        {"provider": [{"aws": [{"region": "eu-west-1"}]}]},
     ),
     ".gitignore": (
         "id_rsa\n",

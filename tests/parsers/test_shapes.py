@@ -108,8 +108,16 @@ def test_hcl2_literals_keep_their_types_and_objects_stay_objects() -> None:
 
 
 def test_hcl1() -> None:
-    assert parse_text("hcl1", 'provider "aws" {\n  region = "us-east-1"\n}\n') == [
-        {"provider": {"aws": {"region": "us-east-1"}}}
+    # hashicorp/hcl v1 into interface{} (conftest's examples/hcl1/policy/gke_combine.rego
+    # reads `provider[0].google[0].project`): an object inside an object is a list.
+    text = 'provider "aws" {\n  region = "us-east-1"\n  tags = { env = "prod" }\n}\n'
+    text += 'variable "zones" {\n  default = ["a", "b"]\n}\nlisted = [{ a = 1 }]\n'
+    assert parse_text("hcl1", text) == [
+        {
+            "provider": [{"aws": [{"region": "us-east-1", "tags": [{"env": "prod"}]}]}],
+            "variable": [{"zones": [{"default": ["a", "b"]}]}],
+            "listed": [{"a": 1}],
+        }
     ]
 
 
