@@ -501,13 +501,24 @@ def test_a_steady_one_in_three_flap_gets_one_verdict_whatever_the_bake_time(
             code, out, _ = world.cli(
                 capsys, "rollout", "run", "--stage", "staging", "--config", config
             )
+            final = FileStore(world.root / ".cd-checks/audit.jsonl").records()[-1]
+            assert final.kind == "stage" and final.stage == "staging"
             if passes:
                 assert code == 0 and "gate passed" in out, out
+                assert final.outcome == "succeeded"
             else:
                 assert code == 1 and "flapping: " in out and "max_failure_rate 0.2" in out, out
                 assert "rollback of environment staging" in out
+                failed = [g for g in final.gates if not g["passed"] and g["wave"] == 1]
+                assert failed and all("flapping: " in g["detail"] for g in failed), failed
+                # the endpoint flaps for the rollback's gate too: it cannot verify, and says so
+                assert final.outcome == "rollback_failed" and not final.rollback["verified"]
+                assert final.rollback["exposed_at"] <= final.rollback["detected_at"]
     finally:
         flapping.server.shutdown()
+    # put staging back with the module's own health checks, for the tests after this one
+    code, out, _ = world.cli(capsys, "rollback", "--environment", "staging")
+    assert code == 0 and "rollback verified" in out, out
 
 
 def test_a_live_lock_refuses_and_a_killed_run_is_detected_then_resumed(
@@ -534,6 +545,9 @@ def test_a_live_lock_refuses_and_a_killed_run_is_detected_then_resumed(
     assert f"interrupted rollout of {revision[:12]} to environment staging" in err
     # killed while wave 1 baked: its one host changed, wave 2 never started
     assert "left 1 host(s) changed; continue it" in err
+    # the killed run's worktree is gone as soon as the next run starts
+    assert "removed the worktree of a killed run" in err
+    assert not list((world.root / ".cd-checks/worktrees").glob("cd-checks-worktree-*"))
     assert f"broke the lock of environment staging held by pid {first.pid}" in err
     assert "--resume" in err and "cd-checks rollback" in err
     fast = world.config("two-waves-fast.yml", rollout_config(stages=stages))

@@ -624,3 +624,16 @@ def test_time_to_restore_counts_from_the_first_failed_check_and_exposure_from_th
     assert result.rollback is not None and result.rollback.verified
     assert result.rollback.detected_at == "2025-12-31T23:59:30Z"
     assert result.rollback.exposed_at == "2026-01-01T00:00:00+00:00"  # the canary's apply
+
+
+def test_a_production_failure_leaves_staging_known_good_on_what_staging_passed(
+    world: World,
+) -> None:
+    # Known-good is per environment: staging passed "bad", production rejected it.
+    world.run("good", ALL)
+    world.fleet.bad.add("bad")
+    world.fleet.fragile = set(PRODUCTION)
+    result = world.run("bad", ALL)
+    assert not result.ok and result.environment == "production"
+    assert world.known_good.get("staging") == "bad"
+    assert world.known_good.get("production") == "good"
