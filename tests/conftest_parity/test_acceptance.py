@@ -691,3 +691,29 @@ def test_bare_boolean_deny_counts_as_conftest_counts_it(repo_dir: Path, capsys: 
         "failures": 1,
         "exceptions": 0,
     }
+
+
+def test_combine_hcl1_and_reference_by_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Capsys
+) -> None:
+    # "Can combine configs and reference by file" (--parser hcl1, --combine).
+    example("hcl1", tmp_path, monkeypatch)
+    run = cd_checks(
+        capsys, "validate", "-p", "policy/gke_combine.rego", "gke.tf", "--combine",
+        "--parser", "hcl1", "--all-namespaces",
+    )  # fmt: skip
+    assert run.code == 0, run.out + run.err
+
+
+def test_a_result_location_reaches_the_conftest_json(repo_dir: Path, capsys: Capsys) -> None:
+    # tests/source-location: a result's `_loc` is its location in `-o json`.
+    policy = (
+        'package main\n\ndeny contains {"msg": "test", "other": "metadata", "_loc": input.loc}\n'
+    )
+    write_tree(
+        repo_dir,
+        {"policy/main.rego": policy, "data.yaml": "---\nloc:\n  file: test.txt\n  line: 123\n"},
+    )
+    run = cd_checks(capsys, "validate", "-o", "json", "data.yaml")
+    assert run.code == 1, run.out + run.err
+    assert '"file": "test.txt"' in run.out and '"line": 123' in run.out, run.out
