@@ -41,7 +41,7 @@ from cd_checks.config import Config
 from cd_checks.documents import Parsed
 from cd_checks.errors import CdChecksError, ConfigError, InputError, PolicyError
 from cd_checks.findings import Finding, Report
-from cd_checks.rego import PolicySource
+from cd_checks.rego import PolicySource, boolean_rule_warnings
 
 YAMLLINT_FILES = (".yamllint", ".yamllint.yaml", ".yamllint.yml")
 # Below this many files and bytes, starting worker processes costs more than it saves (bench/).
@@ -414,6 +414,10 @@ def run(options: ValidateOptions, *, warn: Callable[[str], None] | None = None) 
             selection = changed
     spec = _with_cache(spec, config, options, warn)
     checker = Checker(spec)
+    if warn is not None and spec.policy is not None and spec.policy.user is not None:
+        # conftest counts a boolean deny as passed: say so once, when the policies load.
+        for line in boolean_rule_warnings(spec.policy.user, root=options.root):
+            warn(line)
     if warn is not None and not paths and not stdin_only:
         # The whole repository was listed, also in PR mode: a set that reads none of it
         # has globs that miss this layout. (Named files are only part of it.)

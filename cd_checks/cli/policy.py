@@ -20,7 +20,13 @@ import click
 
 from cd_checks import config as config_module
 from cd_checks.cli import examples
-from cd_checks.rego import PolicySource, TestResult, run_tests, verify_output
+from cd_checks.rego import (
+    PolicySource,
+    TestResult,
+    boolean_rule_warnings,
+    run_tests,
+    verify_output,
+)
 from cd_checks.rego.model import RegoVersion
 
 
@@ -158,6 +164,8 @@ def test_command(
         quiet=quiet,
         junit_hide_message=junit_hide_message,
     )
+    for line in boolean_rule_warnings(options.source):  # conftest counts them as passed
+        click.echo(f"cd-checks: warning: {line}", err=True)
     results = run_tests(
         options.source, run=options.run, show_builtin_errors=show_builtin_errors, trace=trace
     )

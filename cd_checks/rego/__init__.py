@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
+from pathlib import Path
 
 from cd_checks.errors import PolicyError
 from cd_checks.rego import verify_output
@@ -40,12 +41,20 @@ __all__ = [
     "RuleError",
     "RuleResult",
     "TestResult",
+    "boolean_rule_warnings",
     "open_engine",
     "run_tests",
     "verify_output",
 ]
 
 CONFTEST_INSTALL = "https://www.conftest.dev/install/"
+
+
+def boolean_rule_warnings(source: PolicySource, *, root: Path | None = None) -> tuple[str, ...]:
+    """Lines to warn of deny/violation/warn rules that are booleans (conftest: always passed)."""
+    from cd_checks.rego import embedded
+
+    return embedded.boolean_rule_warnings(source, root=root)
 
 
 def open_engine(

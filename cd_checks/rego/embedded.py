@@ -405,6 +405,55 @@ def conftest_packages(heads: Sequence[RuleHead]) -> dict[str, Package]:
     return {ns: Package(ns, tuple(names), ns in exceptions) for ns, names in rules.items()}
 
 
+def boolean_rule_warnings(source: PolicySource, *, root: Path | None = None) -> tuple[str, ...]:
+    """One line per boolean deny/violation/warn definition (`deny if {...}`, `deny := true`).
+
+    conftest counts such a rule as a passed test whatever its value (its
+    tests/problematic-if; issue #864), so it never fails or warns: cd-checks does
+    the same and says so, as this line, when the policies load. A file that does not
+    parse gives no line (loading it says why). Files are named relative to `root`
+    (default: `source.root`) when inside it.
+    """
+    root = root or source.root
+    try:
+        files = policy_files(source.paths, tests=False)
+    except PolicyError:
+        return ()
+    lines: list[str] = []
+    for policy in files:
+        module = _first_parse(policy, source.rego_version)
+        if module is None:
+            continue
+        namespace = _ref_text(module["package"]["refr"])
+        for rule in module.get("rules", []):
+            head = _rule_head(namespace, _shown(policy.name, root), rule)
+            kind = semantics.rule_kind(head.name)
+            if kind is not None and head.plain and _is_boolean(rule):
+                never = "fails" if kind == "failure" else "warns"
+                lines.append(
+                    f"{head.file}:{head.line}: {head.name} is a boolean rule: conftest counts it"
+                    f" as passed, it never {never}; write {head.name} contains msg if {{ ... }}"
+                )
+    return tuple(lines)
+
+
+def _shown(name: str, root: Path | None) -> str:
+    """A policy's name relative to the repository, when it lies inside it."""
+    if root is None or not Path(name).is_absolute():
+        return name
+    path = Path(name)
+    return path.relative_to(root).as_posix() if path.is_relative_to(root) else name
+
+
+def _is_boolean(rule: dict[str, Any]) -> bool:
+    """A complete rule without a value (`deny if ...`) or with a literal true/false."""
+    compr = rule.get("Spec", {}).get("head", {}).get("Compr")
+    if not isinstance(compr, dict):
+        return False
+    assign = compr.get("assign")
+    return assign is None or "Bool" in (assign.get("value") or {})
+
+
 def _refusal(head: RuleHead) -> str:
     if head.head == "Compr" and not head.valued:
         return (

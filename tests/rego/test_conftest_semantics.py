@@ -434,3 +434,38 @@ def test_a_results_loc_and_metadata_reach_conftest_json_and_its_line_the_finding
     # A `_loc` naming the file checked places the finding on its line.
     run = cli("-C", root, "validate", "--no-cache", "same.yaml")
     assert "same.yaml:3" in run.out, run.out
+
+
+# -- a boolean deny (tests/problematic-if, conftest issue #864) ---------------------------
+
+BOOLEAN_POLICY = (
+    "package main\n\ndeny if input.debug == true\n\nwarn_x := true if input.x\n\n"
+    'deny_list := ["listed"] if input.debug\n\ndeny contains "set" if input.never\n'
+)
+
+
+def test_a_boolean_deny_passes_as_in_conftest_and_a_warning_says_so(cli: Cli, repo: Repo) -> None:
+    root = repo({"policy/main.rego": BOOLEAN_POLICY, "on.json": '{"debug": true}\n'})
+    run = cli("-C", root, "validate", "--no-cache", "-o", "json", "on.json")
+    # conftest: exit 0, the boolean rules counted as passed; deny_list's member fails.
+    assert run.code == 1, run.err
+    (result,) = json.loads(run.out)
+    assert [f["msg"] for f in result["failures"]] == ["listed"]
+    assert run.err.splitlines() == [
+        "cd-checks: warning: policy/main.rego:3: deny is a boolean rule: conftest counts it"
+        " as passed, it never fails; write deny contains msg if { ... }",
+        "cd-checks: warning: policy/main.rego:5: warn_x is a boolean rule: conftest counts it"
+        " as passed, it never warns; write warn_x contains msg if { ... }",
+    ]
+    run = cli("-C", root, "policy", "test")
+    assert run.code == 0, run.out + run.err
+    assert "policy/main.rego:3: deny is a boolean rule" in run.err
+
+
+def test_no_warning_for_set_and_array_rules(cli: Cli, repo: Repo) -> None:
+    policy = (
+        'package main\n\ndeny contains "x" if input.a\n\nviolation := [{"msg": "v"}] if input.b\n'
+    )
+    root = repo({"policy/main.rego": policy, "a.json": "{}\n"})
+    run = cli("-C", root, "validate", "--no-cache", "a.json")
+    assert run.code == 0 and "warning" not in run.err, run.err
