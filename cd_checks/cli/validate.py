@@ -26,6 +26,7 @@ from click.core import ParameterSource
 from cd_checks.cli import examples
 from cd_checks.errors import InputError
 from cd_checks.findings import FAIL_ON
+from cd_checks.report.escaping import escape_controls
 
 FORMAT_NAMES = (
     "text",
@@ -239,6 +240,9 @@ def validate(ctx: click.Context, /, paths: tuple[str, ...], **flags: Any) -> int
     if settings.flag("quiet", "quiet") and code == 0 and output is None:
         return 0  # conftest's --quiet: output only when the run fails (a report file stays)
     no_color = settings.flag("no_color", "no-color")
+    if output_format != "text":  # --trace: only text shows it; other formats stay parseable
+        for line in result.traces:
+            click.echo(escape_controls(line.message), err=True)
     _render(ctx, result, output_format, output, color_off=no_color)
     return code
 

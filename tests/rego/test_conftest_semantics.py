@@ -469,3 +469,25 @@ def test_no_warning_for_set_and_array_rules(cli: Cli, repo: Repo) -> None:
     root = repo({"policy/main.rego": policy, "a.json": "{}\n"})
     run = cli("-C", root, "validate", "--no-cache", "a.json")
     assert run.code == 0 and "warning" not in run.err, run.err
+
+
+# -- --trace with conftest's other outputs (acceptance.bats "... output and trace flag") ----
+
+
+@pytest.mark.parametrize("output", ["json", "tap", "table"])
+def test_trace_goes_to_stderr_beside_a_parseable_output(output: str, cli: Cli, repo: Repo) -> None:
+    root = repo(
+        {
+            "policy/lib.rego": 'package kubernetes\n\nis_service if input.kind == "Service"\n',
+            "policy/main.rego": "package main\n\nimport data.kubernetes\n\n"
+            'warn contains "a service" if kubernetes.is_service\n',
+            "service.yaml": "---\nkind: Service\n",
+        }
+    )
+    run = cli("-C", root, "validate", "--no-cache", "-o", output, "--trace", "service.yaml")
+    assert run.code == 0, run.err
+    assert "file: service.yaml | query: data.main.warn" in run.err
+    assert "data.kubernetes.is_service" in run.err
+    assert "TRAC" not in run.out and "a service" in run.out
+    if output == "json":
+        assert json.loads(run.out)[0]["warnings"] == [{"msg": "a service"}]
