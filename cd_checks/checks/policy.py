@@ -358,10 +358,10 @@ class PolicyRunner:
             where = _path_of(result.metadata)
             entry = entries[where[0]] if where and _is_index(where[0], entries) else None
             if entry is None:
-                found.append(_make(".", None, result))
+                found.append(_make(".", None, result, shown=evaluator is self.user))
                 continue
             position = entry.locate(where[2:]) if where[1:2] == ["contents"] else None
-            found.append(_make(entry.path, position, result))
+            found.append(_make(entry.path, position, result, shown=evaluator is self.user))
         found += [_error(".", e.namespace, e.rule, e.message) for e in outcome.errors]
         return found
 
@@ -393,8 +393,9 @@ def _path_of(metadata: Any) -> list[Any]:
 def _findings(
     inputs: Sequence[Entry], outcomes: Sequence[Outcome], *, exceptions: bool = False
 ) -> list[Finding]:
-    """Findings of the outcomes; with `exceptions`, an applied conftest exception is a
-    finding of level `exception` (conftest's EXCP line), else it is dropped."""
+    """Findings of the outcomes; with `exceptions` (a user's policies), an applied conftest
+    exception is a finding of level `exception` (conftest's EXCP line), else it is dropped,
+    and a result's metadata stays on its finding."""
     found = []
     for entry, outcome in zip(inputs, outcomes, strict=True):
         found += _passed(entry.path, outcome) if exceptions else []
@@ -403,7 +404,8 @@ def _findings(
                 found += [_excepted(entry.path, result)] if exceptions else []
                 continue
             where = _path_of(dict(result.metadata))
-            found.append(_make(entry.path, entry.locate(where) if where else None, result))
+            position = entry.locate(where) if where else None
+            found.append(_make(entry.path, position, result, shown=exceptions))
         found += [_error(entry.path, e.namespace, e.rule, e.message) for e in outcome.errors]
     return found
 
@@ -439,7 +441,11 @@ def trace_lines(path: str, outcomes: Sequence[Outcome]) -> list[str]:
     return lines
 
 
-def _make(path: str, position: tuple[int, int | None] | None, result: Any) -> Finding:
+def _make(
+    path: str, position: tuple[int, int | None] | None, result: Any, *, shown: bool = False
+) -> Finding:
+    """`shown`: a user's policy result, whose metadata formats show (conftest-json); the
+    built-in sets' keys (path, rule) only place and name the finding."""
     metadata = dict(result.metadata)
     line, column = position if position else (_loc_line(path, metadata.get("_loc")), None)
     rule = metadata.get("rule") if isinstance(metadata.get("rule"), str) else None
@@ -452,7 +458,7 @@ def _make(path: str, position: tuple[int, int | None] | None, result: Any) -> Fi
         rule or f"{result.namespace}.{result.rule}",
         severity,
         result.message,
-        metadata,
+        metadata if shown else {},
     )
 
 

@@ -491,3 +491,24 @@ def test_trace_goes_to_stderr_beside_a_parseable_output(output: str, cli: Cli, r
     assert "TRAC" not in run.out and "a service" in run.out
     if output == "json":
         assert json.loads(run.out)[0]["warnings"] == [{"msg": "a service"}]
+
+
+def test_builtin_set_findings_carry_no_metadata(cli: Cli, repo: Repo) -> None:
+    # The built-in sets' result keys (path, rule) place and name a finding; only a user's
+    # policy results keep their metadata for the formats.
+    plan = {
+        "format_version": "1.2",
+        "resource_changes": [
+            {
+                "address": "aws_db_instance.main",
+                "type": "aws_db_instance",
+                "name": "main",
+                "change": {"actions": ["delete"], "before": {}, "after": None},
+            }
+        ],
+    }
+    root = repo({"plans/tfplan.json": json.dumps(plan, indent=2) + "\n"})
+    run = validate(cli, root, "--builtin", "terraform")
+    assert run.code == 1, run.err
+    (finding,) = json.loads(run.out)["findings"]
+    assert finding["rule"] == "TF-001" and "metadata" not in finding
