@@ -55,8 +55,9 @@ CHUNK_FILES = 16
 Task = tuple[str, bool]
 # conftest's name for standard input, kept as the file name of its findings.
 STDIN = "-"
-# Bumped when what a cached entry holds changes (2: applied conftest exceptions are kept).
-FINDINGS_FORMAT = 2
+# Bumped when what a cached entry holds changes (2: applied conftest exceptions are kept;
+# 3: findings carry policy-result metadata, and successes are kept).
+FINDINGS_FORMAT = 3
 # A line that may open a play (`- hosts: web`, `- import_playbook: x.yml`).
 PLAY_LINE = re.compile(rb"^[ \t-]*(?:hosts|(?:ansible\.builtin\.)?import_playbook)[ \t]*:", re.M)
 
