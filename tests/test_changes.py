@@ -515,3 +515,11 @@ def test_defaults_without_change_types(tmp_path: Path, cli: Callable[..., Run]) 
     (finding,) = at(validate(cli, root), "invalid")
     assert finding[1] == 2  # the defaults' section
     assert "`defaults:` applies to the types of `changes:`" in finding[2]
+
+
+def test_the_schema_knows_every_file_kind_syntax_disable_can_name() -> None:
+    from cd_checks.checks.syntax import PARSERS
+
+    schema = json.loads((Path(config.__file__).parent / "config.schema.json").read_text())
+    kinds = schema["properties"]["syntax"]["properties"]["disable"]["items"]["enum"]
+    assert sorted(kinds) == sorted(PARSERS)

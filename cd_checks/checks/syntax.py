@@ -390,6 +390,9 @@ def parse_with_parser(kind: str, source: Source, text: str) -> tuple[Parsed | No
     """A kind `cd_checks.parsers` reads: its documents, or its parse error as a finding."""
     try:
         documents = parsers.parse_text(kind, text, source.path)
+    except parsers.NotRead as exc:
+        message = f"not checked: {exc.message}"
+        return None, [finding(source, exc.line, exc.column, "not-checked", message, "warning")]
     except parsers.ParseError as exc:
         return None, [finding(source, exc.line, exc.column, "syntax", exc.message)]
     if kind == "hcl2":  # a policy result's `path` lands on its block's or attribute's line

@@ -28,6 +28,11 @@ class ParseError(InputError):
         self.message, self.line, self.column = message, line, column
 
 
+class NotRead(ParseError):
+    """A text that may be well formed but is not read, for safety (an XML entity
+    declaration): in a repository scan a warning, never an error a valid file fails."""
+
+
 def _parsers() -> dict[str, Callable[[str], list[Any]]]:
     # Imported here, not at module level: `parser_for` and `PARSER_NAMES` stay cheap
     # for the CLI, and each library loads only when its kind is parsed.

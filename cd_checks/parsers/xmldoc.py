@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from xml.parsers import expat
 
-from cd_checks.parsers import ParseError
+from cd_checks.parsers import NotRead, ParseError
 
 
 @dataclass
@@ -45,7 +45,7 @@ def parse(text: str) -> Any:
         stack[-1].data = _trim(data)
 
     def no_entities(*_: Any) -> None:
-        raise ParseError("xml: entity declarations are not read (they can expand without bound)")
+        raise NotRead("xml: entity declarations are not read (they can expand without bound)")
 
     parser = expat.ParserCreate()
     parser.buffer_text = True  # one run of text arrives as one piece, as Go's decoder gives it
