@@ -648,6 +648,15 @@ def test_trace(kubernetes: Path, capsys: Capsys) -> None:
     assert "data.kubernetes.is_service" in run.out + run.err
 
 
+@pytest.mark.parametrize("output", ["json", "tap", "table"])
+def test_trace_in_other_outputs(output: str, kubernetes: Path, capsys: Capsys) -> None:
+    # "Test command with json/tap/table output and trace flag".
+    run = cd_checks(capsys, "validate", "-p", "policy", "service.yaml", "-o", output, "--trace")
+    assert run.code == 0, run.out + run.err
+    # bats' $output holds both streams; cd-checks keeps the report parseable on stdout.
+    assert "data.kubernetes.is_service" in run.out + run.err, run.out
+
+
 # -- policy test (conftest verify) -----------------------------------------------------
 
 
