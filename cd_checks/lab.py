@@ -263,12 +263,14 @@ def down(directory: Path) -> list[str]:
 
 def stop_host(lab: Lab, name: str) -> None:
     """Stop one host's sshd and nginx, as if the machine went down."""
-    host = lab.host(name)
-    _stop_host_processes(host)
+    lab.host(name)  # an unknown name is an error before anything is touched
     files = _Files(lab.directory)
     state = _read_state(files)
     records = {r["name"]: r for r in state["hosts"]}
-    records[name] = _record(name, host.address, 0, 0)
+    # The pids of the lab's state now, not of `lab` as it was loaded: a host restarted
+    # since (`up` again) runs under new pids, and the old ones would stop nothing.
+    _stop_host_processes(_lab_host(files, records[name]))
+    records[name] = _record(name, records[name]["address"], 0, 0)
     _save_state(files, records, staging=state["staging"])
 
 

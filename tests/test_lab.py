@@ -175,6 +175,15 @@ def test_a_stopped_host_is_reported_down_and_restarted_by_up(lab: Lab) -> None:
     again = fleet.up(lab.directory, hosts=3, first_address=lab.hosts[0].address)
     assert again.started == ("lab-03",)
     assert _get(host.url) == (200, "lab-03 initial\n")
+    # Stopped again through the Lab loaded before the restart: its pids are stale, the
+    # new processes must stop all the same (they were left running, and blocked `up`).
+    fleet.stop_host(lab, "lab-03")
+    restarted = again.host("lab-03")
+    assert not _running(restarted.sshd_pid) and not _running(restarted.nginx_pid)
+    assert fleet.up(lab.directory, hosts=3, first_address=lab.hosts[0].address).started == (
+        "lab-03",
+    )
+    assert _get(host.url) == (200, "lab-03 initial\n")
 
 
 @pytest.mark.lab
