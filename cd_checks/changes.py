@@ -246,4 +246,4 @@ def _rollout(where: str, section: Mapping[str, Any]) -> RolloutSpec:
     except ConfigError as exc:
         # from_section speaks of `rollout:`; here the keys are the type's and the defaults'.
         message = str(exc).removeprefix("rollout: ")
-        raise ConfigError(f"{where}: {message}") from exc
+        raise ConfigError(f"{where}: {message}", at=exc.at) from exc

@@ -15,7 +15,14 @@ class CdChecksError(Exception):
 
 
 class ConfigError(CdChecksError):
-    """cd-checks.yml (or another config file) is missing, unparsable or invalid."""
+    """cd-checks.yml (or another config file) is missing, unparsable or invalid.
+
+    `at`: where in the rollout section the mistake is, as keys below `rollout`
+    (("health", "metrics", "checks", 0)), so `validate` can point at its line."""
+
+    def __init__(self, message: str, *, at: tuple[str | int, ...] = ()) -> None:
+        super().__init__(message)
+        self.at = at
 
 
 class InputError(CdChecksError):

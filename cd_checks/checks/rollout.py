@@ -26,7 +26,7 @@ import yaml
 from cd_checks import bounded, guard
 from cd_checks.config import Config
 from cd_checks.documents import JsonPath, Parsed
-from cd_checks.errors import CdChecksError
+from cd_checks.errors import CdChecksError, ConfigError
 from cd_checks.findings import Finding
 from cd_checks.rollout import inventory as inventory_module
 from cd_checks.rollout.spec import AnsibleApply, MetricsSpec, RolloutSpec, from_section
@@ -81,10 +81,15 @@ def check(
     try:
         spec = from_section(section)
     except CdChecksError as exc:
-        return [where.finding(["rollout"], "invalid", str(exc))]
+        return [where.finding(["rollout", *_at(exc)], "invalid", str(exc))]
     if changed is not None and not wanted(spec, config.root, config_path, changed):
         return []
     return check_spec(spec, section, config.root, where, reported=reported, inventory=inventory)
+
+
+def _at(exc: CdChecksError) -> JsonPath:
+    """Where below `rollout` a config mistake is, when the spec knows (`ConfigError.at`)."""
+    return list(exc.at) if isinstance(exc, ConfigError) else []
 
 
 def check_spec(

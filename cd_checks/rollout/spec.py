@@ -8,7 +8,8 @@ raw dict into values. It may not read files, run tools or touch hosts.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -148,14 +149,18 @@ def from_section(raw: Mapping[str, Any]) -> RolloutSpec:
     """Build the spec from the validated `rollout:` section; a missing section is an error."""
     if not raw:
         raise ConfigError("cd-checks.yml has no rollout: section (see the README, 'Rollouts')")
-    health = _health(raw.get("health") or {})
-    stages = tuple(_stage(s, health.metrics) for s in raw["stages"])
-    _unique_names(stages)
+    with _at("health"):
+        health = _health(raw.get("health") or {})
+    stages = []
+    for index, stage in enumerate(raw["stages"]):
+        with _at("stages", index):
+            stages.append(_stage(stage, health.metrics))
+    _unique_names(tuple(stages))
     rollback = raw.get("rollback") or {}
     return RolloutSpec(
         inventory=raw["inventory"],
         apply=_apply(raw["apply"]),
-        stages=stages,
+        stages=tuple(stages),
         health=health,
         automatic_rollback=bool(rollback.get("automatic", True)),
         state_dir=raw.get("state_dir", DEFAULT_STATE_DIR),
@@ -212,7 +217,8 @@ def _stage_metrics(
         return None
     if raw is False:
         return MetricsSpec()
-    own = _metrics(raw)
+    with _at("metrics"):
+        own = _metrics(raw)
     keys = ("prometheus", "interval", "timeout", "instance", "checks", "alerts")
     return replace(pipeline, **{key: getattr(own, key) for key in keys if key in raw})
 
@@ -251,13 +257,30 @@ def _health(raw: Mapping[str, Any]) -> HealthSpec:
         bake_seconds=float(raw.get("bake_seconds", 30.0)),
         retries=int(raw.get("retries", 3)),
         max_failed_percent=float(raw.get("max_failed_percent", 0.0)),
-        metrics=_metrics(raw.get("metrics") or {}),
+        metrics=_health_metrics(raw.get("metrics") or {}),
         max_failure_rate=float(raw.get("max_failure_rate", 0.5)),
     )
 
 
+@contextmanager
+def _at(*keys: str | int) -> Iterator[None]:
+    """Prefix the `ConfigError.at` of a mistake raised inside with `keys`."""
+    try:
+        yield
+    except ConfigError as exc:
+        raise ConfigError(str(exc), at=(*keys, *exc.at)) from exc
+
+
+def _health_metrics(raw: Mapping[str, Any]) -> MetricsSpec:
+    with _at("metrics"):
+        return _metrics(raw)
+
+
 def _metrics(raw: Mapping[str, Any]) -> MetricsSpec:
-    checks = tuple(_metric_check(c) for c in raw.get("checks", ()))
+    checks = []
+    for index, check in enumerate(raw.get("checks", ())):
+        with _at("checks", index):
+            checks.append(_metric_check(check))
     names = [c.name for c in checks]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
@@ -267,7 +290,7 @@ def _metrics(raw: Mapping[str, Any]) -> MetricsSpec:
         interval=seconds(raw.get("interval", 10.0), "health.metrics.interval"),
         timeout=seconds(raw.get("timeout", 10.0), "health.metrics.timeout"),
         instance=raw.get("instance", "{host}:9100"),
-        checks=checks,
+        checks=tuple(checks),
         alerts=tuple(raw.get("alerts", ())),
     )
 

@@ -189,7 +189,19 @@ def test_a_rollout_with_another_inventory_checks_that_one(root: Path) -> None:
 def test_stage_config_errors_are_findings(cli: Cli, root: Path) -> None:
     edit(root, "percent: 10", "percent: 10\n      waves: ['50%', '10%']")
     code, found = validate(cli, root)
-    assert (code, found) == (1, [("cd-checks.yml", 2, 3, "rollout/invalid")])
+    assert (code, found) == (1, [("cd-checks.yml", 7, 7, "rollout/invalid")])  # the stage
+
+
+def test_a_metric_check_that_cannot_be_built_is_a_finding_at_that_check(
+    cli: Cli, tmp_path: Path
+) -> None:
+    config = CONFIG.replace("  health:\n    testinfra: tests/health/\n", METRICS)
+    config = config.replace("          max: 0.1\n", "")  # `fine` has neither max, min nor compare
+    root = write_tree(tmp_path / "repo", {**files(config)})
+    (root / "deploy.sh").chmod(0o755)
+    init_repo(root)
+    code, where = validate(cli, root)
+    assert (code, where) == (1, [("cd-checks.yml", 23, 11, "rollout/invalid")])
 
 
 def test_a_style_warning_does_not_hide_a_broken_inventory(cli: Cli, root: Path) -> None:
