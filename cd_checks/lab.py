@@ -778,6 +778,10 @@ def _host_vars(lab: Lab, host: LabHost) -> dict[str, Any]:
         "nginx_listen": host.nginx_listen,
         "nginx_reload_cmd": list(host.nginx_reload_cmd),
         "nginx_test_cmd": list(host.nginx_test_cmd),
+        # Every lab host is this machine: a playbook must never install, downgrade or
+        # reboot for real here. The example's patch playbook records the versions it
+        # would install in this file instead, and its health tests read them back.
+        "lab_packages_file": str(host.nginx_prefix.parent / "packages.json"),
     }
 
 

@@ -572,24 +572,31 @@ def _deployed_files(
     resume: bool,
 ) -> list[str] | None:
     """What a named change type's deploy changes: the files since `--changed-since`, else
-    since the known-good revision of the first stage's environment (None: no narrowing,
-    e.g. a first deploy). [] when no file of the type changed: nothing to deploy."""
+    since the known-good revision of each stage's environment, together (None: no
+    narrowing, e.g. an environment's first deploy). [] when no file of the type changed
+    for any of them: nothing to deploy. (So `--all` after staging alone got a revision
+    still deploys it to production.)"""
     from cd_checks import changes
     from cd_checks.rollout.context import known_good
 
     change = context.change
     if change is None or change.name is None or resume:
         return None
-    base = changed_since or known_good(context, trail).get(
-        context.spec.stage(stages[0]).environment
-    )
-    if base is None:
-        return None
-    files = _changed(context, base, revision)
+    if changed_since:
+        bases = [changed_since]
+    else:
+        good = known_good(context, trail)
+        environments = dict.fromkeys(context.spec.stage(s).environment for s in stages)
+        found = [good.get(environment) for environment in environments]
+        if None in found:
+            return None
+        bases = list(dict.fromkeys(b for b in found if b is not None))
+    files = list(dict.fromkeys(f for base in bases for f in _changed(context, base, revision)))
     if not changes.triggered([change], files):
+        since = ", ".join(base[:12] for base in bases)
         click.echo(
             f"cd-checks: nothing to deploy: no file of change type {change.name} changed "
-            f"since {base[:12]}",
+            f"since {since}",
             err=True,
         )
         return []
