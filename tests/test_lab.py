@@ -104,6 +104,10 @@ def test_inventory_has_the_groups_of_the_example_change_types(lab: Lab) -> None:
     rules_dir = Path(found.hosts["lab-03"].vars["prometheus_rules_dir"])
     assert rules_dir == lab.host("lab-03").nginx_prefix.parent / "prometheus" / "rules"
     assert found.hosts["lab-03"].vars["nginx_conf_dir"] == str(lab.host("lab-03").nginx_conf_dir)
+    # Every lab host is this machine: the patch playbook records versions there, never apt.
+    for name in ("lab-01", "lab-03"):
+        packages = Path(found.hosts[name].vars["lab_packages_file"])
+        assert packages == lab.host(name).nginx_prefix.parent / "packages.json"
 
 
 @pytest.mark.lab

@@ -29,7 +29,7 @@ from cd_checks.changes import ChangeType
 from cd_checks.checks import rollout
 from cd_checks.config import Config
 from cd_checks.documents import JsonPath
-from cd_checks.errors import CdChecksError, ConfigError
+from cd_checks.errors import CdChecksError
 from cd_checks.findings import Finding
 from cd_checks.rollout import inventory as inventory_module
 from cd_checks.rollout import patterns
@@ -113,7 +113,7 @@ class _Run:
         try:
             change = changes.parse(where.name, body, defaults)
         except CdChecksError as exc:
-            at = list(exc.at) if isinstance(exc, ConfigError) else []
+            at = rollout.config_keys(exc)
             return [where.finding(["rollout", *at] if at else [], "invalid", str(exc))]
         changed = self.changed
         own_changed = None if changed is None else change.owns(sorted(changed))

@@ -81,13 +81,13 @@ def check(
     try:
         spec = from_section(section)
     except CdChecksError as exc:
-        return [where.finding(["rollout", *_at(exc)], "invalid", str(exc))]
+        return [where.finding(["rollout", *config_keys(exc)], "invalid", str(exc))]
     if changed is not None and not wanted(spec, config.root, config_path, changed):
         return []
     return check_spec(spec, section, config.root, where, reported=reported, inventory=inventory)
 
 
-def _at(exc: CdChecksError) -> JsonPath:
+def config_keys(exc: CdChecksError) -> JsonPath:
     """Where below `rollout` a config mistake is, when the spec knows (`ConfigError.at`)."""
     return list(exc.at) if isinstance(exc, ConfigError) else []
 

@@ -242,6 +242,8 @@ def _unique_names(stages: tuple[Stage, ...]) -> None:
 
 
 def _health(raw: Mapping[str, Any]) -> HealthSpec:
+    with _at("metrics"):
+        metrics = _metrics(raw.get("metrics") or {})
     return HealthSpec(
         testinfra=raw.get("testinfra"),
         testinfra_backend=raw.get("testinfra_backend", "ssh"),
@@ -257,7 +259,7 @@ def _health(raw: Mapping[str, Any]) -> HealthSpec:
         bake_seconds=float(raw.get("bake_seconds", 30.0)),
         retries=int(raw.get("retries", 3)),
         max_failed_percent=float(raw.get("max_failed_percent", 0.0)),
-        metrics=_health_metrics(raw.get("metrics") or {}),
+        metrics=metrics,
         max_failure_rate=float(raw.get("max_failure_rate", 0.5)),
     )
 
@@ -269,11 +271,6 @@ def _at(*keys: str | int) -> Iterator[None]:
         yield
     except ConfigError as exc:
         raise ConfigError(str(exc), at=(*keys, *exc.at)) from exc
-
-
-def _health_metrics(raw: Mapping[str, Any]) -> MetricsSpec:
-    with _at("metrics"):
-        return _metrics(raw)
 
 
 def _metrics(raw: Mapping[str, Any]) -> MetricsSpec:

@@ -161,6 +161,22 @@ def test_a_type_none_of_whose_files_changed_since_its_known_good_deploys_nothing
     assert {r["change"] for r in repo.audit()[runs:]} == {"patches"}
 
 
+def test_all_deploys_where_an_environment_lacks_the_change_though_staging_has_it(
+    repo: Repo,
+) -> None:
+    first = repo.head()
+    assert repo.cli("rollout", "run", "--change", "web", "--all")[0] == 0
+    second = repo.commit({"web/site.conf": "v2\n"}, "web v2")
+    assert repo.cli("rollout", "run", "--change", "web", "--stage", "staging")[0] == 0
+    running = repo.running("web")
+    assert {running[h] for h in ("stage-1", "stage-2")} == {second}
+    assert running["web-01"] == first
+    code, out, err = repo.cli("rollout", "run", "--change", "web", "--all")
+    assert code == 0, out + err
+    assert "nothing to deploy" not in err
+    assert set(repo.running("web").values()) == {second}
+
+
 def test_each_change_type_has_its_own_state_directory(repo: Repo) -> None:
     for change in ("web", "patches"):
         assert repo.cli("rollout", "run", "--change", change, "--all")[0] == 0
