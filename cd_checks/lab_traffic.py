@@ -5,7 +5,8 @@ Run as a daemon by `cd-checks lab up --monitoring` (see `cd_checks.lab_monitorin
     python -m cd_checks.lab_traffic --listen 127.0.0.10:19100 --rate 5 127.0.0.11 127.0.0.12
 
 One thread per host sends `GET http://<address>/` about `--rate` times a second (no proxy,
-short timeout), so request and error rates exist for metric gates to measure. The counts
+short timeout, `User-Agent: cd-checks-lab-traffic/1` so a lab site can tell it from health
+checks), so request and error rates exist for metric gates to measure. The counts
 are served on `http://<listen>/metrics` from a registry of its own:
 `lab_http_requests_total{instance="<address>:80",status="<code>|error"}` and
 `lab_http_request_duration_seconds{instance="<address>:80"}`. It only ever talks to the
@@ -28,6 +29,7 @@ from types import FrameType
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 
 HTTP_PORT = 80
+USER_AGENT = "cd-checks-lab-traffic/1"
 # loopback answers in well under a millisecond; a slow or broken reload shows up to seconds
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
 
@@ -77,6 +79,7 @@ def drive(
 ) -> None:
     """Send requests to one host at `rate` per second until `stop` is set."""
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    opener.addheaders = [("User-Agent", USER_AGENT)]
     url = f"http://{address}/"
     instance = f"{address}:{HTTP_PORT}"
     period = 1.0 / rate

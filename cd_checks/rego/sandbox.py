@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import faulthandler
 import gc
 import json
 import multiprocessing
@@ -383,6 +384,10 @@ def _child_main(
     parents.close()  # the parent's end, inherited: keeping it would hide the parent's exit
     _die_with_parent()
     os.dup2(stderr, 2)  # a Rust panic's message is read by the parent, not shown
+    # A fault handler inherited from the parent (pytest, PYTHONFAULTHANDLER) writes to the
+    # parent's stderr, not fd 2: the crash is the parent's to report, in one line.
+    if faulthandler.is_enabled():
+        faulthandler.enable(file=2)
     _limit(memory)
     work(*args, conn, progress, document)
 

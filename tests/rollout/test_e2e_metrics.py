@@ -23,6 +23,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from cd_checks.lab import Lab
+from cd_checks.lab_traffic import USER_AGENT
 from tests.conftest import REPO, init_repo
 from tests.lab_fixture import lab_fleet
 from tests.rollout.repo_files import YAMLLINT
@@ -55,10 +56,14 @@ STAGES = [
     {"name": "canary", "hosts": "production", "percent": 20},
     {"name": "production", "hosts": "production"},
 ]
-# A third of the requests to / fail; /healthz and the deployed file look as healthy as ever.
+# About a third of the traffic generator's requests to / fail (request ids are random hex);
+# testinfra's own `curl /`, /healthz and the deployed file look as healthy as ever.
 FLAKY = (
     "    location / {\n",
-    '    location / {\n        if ($request_id ~ "^[0-4]") { return 500 "flaky\\n"; }\n',
+    "    location / {\n"
+    '        set $flaky "";\n'
+    '        if ($request_id ~ "^[0-4]") { set $flaky "$http_user_agent"; }\n'
+    f'        if ($flaky = "{USER_AGENT}") {{ return 500 "flaky\\n"; }}\n',
 )
 
 
