@@ -898,7 +898,8 @@ def _rollback_locked(
         )
     hosts = record.applied if record is not None else tuple(all_hosts)
     stage = record.stage if record is not None else environment
-    current = record.revision if record is not None else None
+    # What the environment runs now: the unfinished rollout's revision, else known-good.
+    current = record.revision if record is not None else parts.known_good.get(environment)
     deploy_id = parts.observer.rollback_started(environment, tuple(hosts), target, current)
     if record is not None:
         _close_interrupted(parts, record, deploy_id)
@@ -913,6 +914,6 @@ def _rollback_locked(
     elif record is not None:
         parts.state.save(replace(record, status="failed"))
     failure = None if result.verified else f"rollback of environment {environment} did not verify"
-    revision = record.revision if record is not None else target
+    revision = current or target
     notes += (basis,) if basis else ()
     return RolloutResult(revision, environment, (), (), failure, result, notes)

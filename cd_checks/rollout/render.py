@@ -34,7 +34,7 @@ def progress_line(event: Event, *, colour: bool, now: float | None = None) -> st
 
 
 def render_text(result: RolloutResult) -> str:
-    lines = [f"rollout of {result.revision[:12]} ({', '.join(result.stages) or 'rollback'})"]
+    lines = [_header(result)]
     lines += [f"note: {note}" for note in result.notes]
     for wave in result.waves:
         lines += _wave_text(wave)
@@ -46,6 +46,16 @@ def render_text(result: RolloutResult) -> str:
     if result.rollback is not None:
         lines += _rollback_text(result.rollback)
     return "\n".join(lines) + "\n"
+
+
+def _header(result: RolloutResult) -> str:
+    if result.stages or result.rollback is None:
+        return f"rollout of {result.revision[:12]} ({', '.join(result.stages) or 'no stages'})"
+    # A manual rollback: `revision` is what the environment ran (the rollback line below
+    # names the revision it goes back to).
+    if result.revision != result.rollback.revision:
+        return f"rollback of environment {result.environment} from {result.revision[:12]}"
+    return f"rollback of environment {result.environment}"
 
 
 def _verdict(result: RolloutResult) -> str:

@@ -173,6 +173,10 @@ def test_rollback_to_an_older_revision_on_demand(repo: Repo) -> None:
     assert set(repo.running().values()) == {new}
     code, out, _ = repo.cli("rollback", "--stage", "canary", "--to", old)
     assert code == 0 and "rollback verified" in out
+    assert out.startswith(f"rollback of environment production from {new[:12]}\n")
+    trail = (repo.root / ".cd-checks/audit.jsonl").read_text().splitlines()
+    last = json.loads(trail[-1])
+    assert (last["kind"], last["revision_from"], last["revision_to"]) == ("rollback", new, old)
     assert {repo.running()[f"web-{i:02d}"] for i in range(1, 11)} == {old}
     assert {repo.running()[f"stage-{i}"] for i in (1, 2)} == {new}
 
@@ -237,6 +241,7 @@ def test_rollback_after_a_failed_first_rollout_uses_the_base_revision(repo: Repo
     assert repo.running() == {"stage-1": bad, "stage-2": bad}
     code, out, _ = repo.cli("rollback")
     assert code == 0, out
+    assert out.startswith(f"rollback of environment staging from {bad[:12]}\n")
     assert (
         "note: no known-good revision yet: rolling back to the deploy's base revision "
         f"{base[:12]} (the parent of {bad[:12]})"
