@@ -96,6 +96,7 @@ class ValidateOptions:
     stdin_filename: str = STDIN
     trace: bool = False
     show_builtin_errors: bool = False
+    strict: bool = False  # OPA's strict mode for the user's policies (`rego.strict`)
     # conftest.toml's settings (`config.load_conftest`): below cd-checks.yml's own keys.
     conftest: Mapping[str, Any] = field(default_factory=dict)
 
@@ -414,6 +415,10 @@ def run(options: ValidateOptions, *, warn: Callable[[str], None] | None = None) 
         if not touched & _verdict_inputs(spec, config):
             selection = changed
     spec = _with_cache(spec, config, options, warn)
+    if options.strict and spec.policy is not None and spec.policy.user is not None:
+        from cd_checks.rego import strict
+
+        strict.enforce(spec.policy.user, root=options.root)
     checker = Checker(spec)
     if warn is not None and spec.policy is not None and spec.policy.user is not None:
         # conftest counts a boolean deny as passed: say so once, when the policies load.

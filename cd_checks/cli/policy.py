@@ -126,7 +126,12 @@ def policy() -> None:
     hidden=True,
     help="conftest's; not available (needs OPA's evaluation trace).",
 )
-@click.option("--strict", "unsupported_strict", is_flag=True, hidden=True)
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="OPA's strict mode: unused variables, arguments and imports, deprecated built-ins "
+    "refuse the policies and their tests (exit 2).",
+)
 @click.option("--capabilities", "unsupported_capabilities", default=None, hidden=True)
 @click.option(
     "--config", "config_path", type=click.Path(path_type=Path), default=None, help="cd-checks.yml"
@@ -147,13 +152,13 @@ def test_command(
     no_color: bool,
     junit_hide_message: bool,
     unsupported_report: str | None,
-    unsupported_strict: bool,
+    strict: bool,
     unsupported_capabilities: str | None,
     config_path: Path | None,
 ) -> int:
     """Run the Rego unit tests (rules named test_*) in DIR... (default: config, else policy/)."""
     del no_color  # nothing is colored
-    _refuse_unsupported(unsupported_report, unsupported_strict, unsupported_capabilities)
+    _refuse_unsupported(unsupported_report, unsupported_capabilities)
     root: Path = ctx.obj["root"] if ctx.obj else Path.cwd()
     chosen = _chosen_format(output_format, output)
     options = _options(root, (*dirs, *policies), rego_version, run, data, chosen, config_path)
@@ -164,6 +169,10 @@ def test_command(
         quiet=quiet,
         junit_hide_message=junit_hide_message,
     )
+    if strict:
+        from cd_checks.rego import strict as strict_mode
+
+        strict_mode.enforce(options.source, tests=True)
     for line in boolean_rule_warnings(options.source):  # conftest counts them as passed
         click.echo(f"cd-checks: warning: {line}", err=True)
     results = run_tests(
@@ -178,13 +187,12 @@ def test_command(
 # conftest verify's flags the embedded engine cannot honour, and why: named, never ignored.
 UNSUPPORTED = {
     "--report": "it needs OPA's evaluation trace, which regorus does not keep; use --trace",
-    "--strict": "regorus has no strict compile mode (unused variables, shadowed imports)",
     "--capabilities": "regorus cannot restrict its builtins by an OPA capabilities file",
 }
 
 
-def _refuse_unsupported(report: str | None, strict: bool, capabilities: str | None) -> None:
-    given = {"--report": report is not None, "--strict": strict, "--capabilities": capabilities}
+def _refuse_unsupported(report: str | None, capabilities: str | None) -> None:
+    given = {"--report": report is not None, "--capabilities": capabilities}
     for flag, used in given.items():
         if used:
             raise click.UsageError(

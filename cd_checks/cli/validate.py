@@ -168,7 +168,8 @@ _FALSE = ("0", "f", "F", "false", "FALSE", "False")
 @click.option(
     "--strict",
     is_flag=True,
-    help="conftest's Rego strict mode: accepted, not applied (a warning says so).",
+    help="OPA's strict mode: unused variables, arguments and imports, deprecated built-ins "
+    "refuse the policies (exit 2).",
 )
 @click.option(
     "--engine",
@@ -225,8 +226,6 @@ def validate(ctx: click.Context, /, paths: tuple[str, ...], **flags: Any) -> int
     if paths and not given:
         raise InputError("no files found: every file name given is blank")
     stdin = _read_stdin(given, settings.value("stdin_filename", None))
-    if settings.flag("strict", "strict"):
-        _warn("--strict: Rego strict mode is not applied; the policies are evaluated as usual")
     options = _options(ctx, settings, root, started, given, stdin, toml)
     result = run(options, warn=_warn)
     result = replace(result, suppressed=settings.flag("suppress_exceptions", "suppress-exceptions"))
@@ -327,6 +326,7 @@ def _options(
         stdin_filename=flags["stdin_filename"] or STDIN,
         trace=settings.flag("trace", "trace"),
         show_builtin_errors=settings.flag("show_builtin_errors", "show-builtin-errors"),
+        strict=settings.flag("strict", "strict"),
         conftest=toml,
     )
 

@@ -93,7 +93,7 @@ inside(p, name) if enclosing(p, name)
 
 # A setting declared in the server block or inherited from the enclosing http block.
 # A block that includes files the check cannot read (the host's) may set it there.
-declared(p, server, name) if has_child(server, name)
+declared(_, server, name) if has_child(server, name)
 
 declared(p, _, name) if has_child(enclosing(p, "http"), name)
 

@@ -335,13 +335,41 @@ def test_o_names_a_conftest_format_or_a_file(cli: Cli, kubernetes: Path) -> None
     )
 
 
-def test_strict_is_accepted_with_a_warning(cli: Cli, kubernetes: Path) -> None:
+def test_strict_passes_conftest_s_own_example_policy(cli: Cli, kubernetes: Path) -> None:
+    plain = cli("-C", kubernetes, "validate", "--no-cache", "service.yaml")
+    strict = cli("-C", kubernetes, "validate", "--no-cache", "--strict", "service.yaml")
+    assert (strict.code, strict.out, strict.err) == (plain.code, plain.out, plain.err)
+
+
+SLOPPY = """package main
+
+import data.exclusions
+
+deny contains msg if {
+\tinput.kind == "Service"
+\tport := input.spec.ports[0]
+\tmsg := "services are not allowed"
+}
+
+name_of(kind, x) := kind
+"""
+
+
+def test_strict_refuses_what_opa_strict_mode_refuses(cli: Cli, kubernetes: Path) -> None:
+    (kubernetes / "policy/sloppy.rego").write_text(SLOPPY)
+    assert cli("-C", kubernetes, "validate", "--no-cache", "service.yaml").code == 0
     run = cli("-C", kubernetes, "validate", "--no-cache", "--strict", "service.yaml")
-    assert run.code == 0
+    assert (run.code, run.out) == (2, "")
     assert run.err == (
-        "cd-checks: warning: --strict: Rego strict mode is not applied; "
-        "the policies are evaluated as usual\n"
+        "cd-checks: error: --strict: 3 Rego strict-mode error(s): "
+        "policy/sloppy.rego:3: rego_compile_error: import data.exclusions unused; "
+        "policy/sloppy.rego:7: rego_compile_error: assigned var port unused; "
+        "policy/sloppy.rego:11: rego_compile_error: unused argument x. "
+        "(hint: use _ (wildcard variable) instead)\n"
     )
+    # conftest.toml's `strict = true` and CONFTEST_STRICT say the same.
+    (kubernetes / "conftest.toml").write_text("strict = true\n")
+    assert cli("-C", kubernetes, "validate", "--no-cache", "service.yaml").code == 2
 
 
 # -- conftest.toml and CONFTEST_* (acceptance: "picking up settings from configuration file")

@@ -287,7 +287,6 @@ def test_validate_keeps_other_findings_when_parse_config_file_fails(
     ("args", "why"),
     [
         (["--report", "fails"], "needs OPA's evaluation trace"),
-        (["--strict"], "no strict compile mode"),
         (["--capabilities", "caps.json"], "capabilities file"),
     ],
 )
@@ -298,3 +297,18 @@ def test_verify_flags_the_engine_cannot_honour_are_named(
     assert run.code == 2
     assert run.err.startswith(f"cd-checks: error: {args[0]} is conftest verify's, not cd-checks'")
     assert why in run.err
+
+
+def test_strict_checks_the_policies_and_their_tests(cli: Cli, repo: Repo) -> None:
+    root = repo(FILES)
+    # The example is strict-clean: the same verdict with and without --strict.
+    assert cli("-C", root, "policy", "test", "--strict").code == 1
+    (root / "policy/deny_test.rego").write_text(
+        TESTS.replace("test_denied if {", "test_denied if {\n\tunused := 1")
+    )
+    run = cli("-C", root, "policy", "test", "--strict")
+    assert run.code == 2 and run.out == ""
+    assert run.err == (
+        "cd-checks: error: --strict: 1 Rego strict-mode error(s): "
+        "policy/deny_test.rego:4: rego_compile_error: assigned var unused unused\n"
+    )
