@@ -62,7 +62,7 @@ VARS_DIRS = frozenset({"group_vars", "host_vars"})
 # Kinds found by conftest's own naming rules (`parsers.parser_for`), after every rule above:
 # Dockerfile*, *.tf, .env, .gitignore, ... (YAML, JSON, TOML and INI keep the rules above).
 CONFTEST_KINDS = frozenset({"dockerfile", "dotenv", "hcl1", "hcl2", "ignore", "jsonc"})
-CONFTEST_KINDS |= {"properties", "xml"}
+CONFTEST_KINDS |= {"edn", "properties", "xml"}
 # conftest reads any `dockerfile.*` as a Dockerfile; in a repository `dockerfile.py` is a
 # module, `Dockerfile.j2` a template and `Dockerfile.dockerignore` BuildKit's ignore file.
 NOT_DOCKERFILE = frozenset(

@@ -36,12 +36,13 @@ class NotRead(ParseError):
 def _parsers() -> dict[str, Callable[[str], list[Any]]]:
     # Imported here, not at module level: `parser_for` and `PARSER_NAMES` stay cheap
     # for the CLI, and each library loads only when its kind is parsed.
-    from cd_checks.parsers import dockerfile, hcl, nginx, structured
+    from cd_checks.parsers import dockerfile, edn, hcl, nginx, structured
     from cd_checks.parsers import text as line_kinds
 
     return {
         "dockerfile": dockerfile.parse,
         "dotenv": line_kinds.parse_dotenv,
+        "edn": edn.parse,
         "hcl1": hcl.parse_hcl1,
         "hcl2": hcl.parse_hcl2,
         "ignore": line_kinds.parse_ignore,
@@ -57,10 +58,11 @@ def _parsers() -> dict[str, Callable[[str], list[Any]]]:
 
 
 # conftest's `--parser` names that cd-checks reads (conftest also has cue, cyclonedx,
-# edn, hocon, jsonnet, spdx, textproto and vcl; see the README's "Coming from conftest").
+# hocon, jsonnet, spdx, textproto and vcl; see the README's "Coming from conftest").
 PARSER_NAMES: tuple[str, ...] = (
     "dockerfile",
     "dotenv",
+    "edn",
     "hcl1",
     "hcl2",
     "ignore",

@@ -232,7 +232,7 @@ def test_parser_flag_forces_the_parser(
 def test_unknown_parser_is_one_error_line_naming_the_parsers(
     kubernetes: Path, capsys: Capsys
 ) -> None:
-    run = cd_checks(capsys, "validate", "--parser", "edn", "service.yaml")
+    run = cd_checks(capsys, "validate", "--parser", "cue", "service.yaml")
     assert run.code == 2, run.out + run.err
     assert run.err.startswith("cd-checks: error: ") and "hcl2" in run.err and "yaml" in run.err
 
@@ -250,8 +250,9 @@ def test_unknown_parser_is_one_error_line_naming_the_parsers(
         ("ignore/dockerignore", [".dockerignore"], 1, ".git directories should be ignored"),
         ("hcl1", ["-p", "policy/gke.rego", "gke.tf"], 0, None),
         ("docker", ["Dockerfile"], 1, 'unallowed image found ["openjdk:8-jdk-alpine"]'),
+        ("edn", ["app.edn"], 1, "production environment should have error only logging"),
     ],
-    ids=["xml", "properties", "dotenv", "gitignore", "dockerignore", "hcl1", "dockerfile"],
+    ids=["xml", "properties", "dotenv", "gitignore", "dockerignore", "hcl1", "dockerfile", "edn"],
 )
 def test_can_parse(
     name: str,
@@ -263,7 +264,8 @@ def test_can_parse(
     capsys: Capsys,
 ) -> None:
     # "Can parse xml files", "Can parse properties files", ".gitignore", ".dockerignore",
-    # "Can parse hcl1 files", "Can parse docker files"; dotenv from examples/dotenv.
+    # "Can parse hcl1 files", "Can parse docker files", "Can parse edn files"; dotenv
+    # from examples/dotenv.
     example(name, tmp_path, monkeypatch)
     run = cd_checks(capsys, "validate", *args)
     assert run.code == code, run.out + run.err

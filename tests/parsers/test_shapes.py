@@ -305,6 +305,40 @@ def test_yaml_one_document_each_and_empty_ones_are_null() -> None:
     assert parse_text("yaml", "a: 1\n---\n---\nb: [1, 2]\n") == [{"a": 1}, None, {"b": [1, 2]}]
 
 
+def test_edn_values_are_the_text_conftest_gives_them() -> None:
+    # conftest parser/edn tests: every scalar becomes its text, keywords keep their colon.
+    assert parse_text("edn", "{:sample true}") == [{":sample": "true"}]
+    text = '{;; a comment\n:sample1 "my-username",\n:sample2 false,\n:sample3 5432}'
+    assert parse_text("edn", text) == [
+        {":sample1": "my-username", ":sample2": "false", ":sample3": "5432"}
+    ]
+    # Sets, tags and the rest as Go's fmt prints what olympos.io/encoding/edn decodes.
+    text = (
+        '{:set #{:b :a} :list (1 2.0 1e21) :nil nil :sym web "k" "v" '
+        ':at #inst "2031-06-01T08:00:00.25Z" :every #duration "15m" #_:gone :n 1.5}'
+    )
+    assert parse_text("edn", text) == [
+        {
+            ":set": "map[:a:true :b:true]",
+            ":list": ["1", "2", "1e+21"],
+            ":nil": "<nil>",
+            ":sym": "web",
+            "k": "v",
+            ":at": "2031-06-01 08:00:00.25 +0000 UTC",
+            ":every": "{duration 15m}",
+            ":n": "1.5",
+        }
+    ]
+
+
+def test_an_edn_tag_reader_lasts_one_parse() -> None:
+    import edn_format
+
+    parse_text("edn", '#thing "x"')
+    with pytest.raises(NotImplementedError):
+        edn_format.loads('#thing "x"', write_ply_tables=False)
+
+
 def test_toml() -> None:
     assert parse_text("toml", 'title = "x"\n[owner]\nport = 8080\n') == [
         {"title": "x", "owner": {"port": 8080}}
@@ -327,6 +361,10 @@ BAD = [
     ("yaml", "a: [\n", 2),
     ("properties", "a = \\uZZZZ\n", None),
     ("hcl1", "a = {\n", None),
+    ("edn", "{:a 1}\n ]\n", 2),
+    ("edn", "{:a 1\n :b ~}", 2),
+    ("edn", "{:a [1 2}", 1),
+    ("edn", "{:a 1\n", None),
 ]
 
 
@@ -352,6 +390,7 @@ def test_every_named_parser_reads_something() -> None:
     samples = {
         "dockerfile": "FROM x\n",
         "dotenv": "A=1\n",
+        "edn": "{:a 1}",
         "hcl1": "a = 1\n",
         "hcl2": "a = 1\n",
         "ignore": "x\n",
@@ -378,6 +417,7 @@ def test_every_named_parser_reads_something() -> None:
         ("dockerfile.debug", "dockerfile"),
         ("dev.Dockerfile", "dockerfile"),
         ("main.tf", "hcl2"),
+        ("sample_config.edn", "edn"),
         ("terraform.tfvars", "hcl2"),
         ("config.hcl", "hcl2"),
         ("Makefile", "yaml"),  # no extension: YAML, as conftest
