@@ -177,7 +177,23 @@ def _raise_first(
         raise ConfigError(
             f"{source}: unknown key {keys} in {_where(where)}{_did_you_mean(unknown, known)}"
         )
+    choices = _one_of_keys(error.schema) if error.validator == "oneOf" else None
+    if choices:
+        given = ", ".join(repr(k) for k in choices if k in error.instance) or "neither"
+        raise ConfigError(
+            f"{source}: {_where(where)}: give exactly one of "
+            f"{' or '.join(map(repr, choices))} (given: {given})"
+        )
     raise ConfigError(f"{source}: {_where(where)}: {error.message}")
+
+
+def _one_of_keys(schema: dict[str, Any]) -> list[str] | None:
+    """The keys of a `oneOf` whose every branch only requires one key (exactly one of them)."""
+    branches = schema.get("oneOf") or []
+    keys = [b.get("required") for b in branches]
+    if all(set(b) == {"required"} and len(k) == 1 for b, k in zip(branches, keys, strict=True)):
+        return [k[0] for k in keys]
+    return None
 
 
 def _properties(root: dict[str, Any], schema: dict[str, Any]) -> set[str]:

@@ -12,26 +12,24 @@ prints or reads `os.environ`.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import ipaddress
 import json
 import os
 import shlex
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from cd_checks import lab_monitoring, state_dir
+from cd_checks import lab_monitoring, processes, state_dir
 from cd_checks.errors import InputError, ToolError
 
 SSHD = Path("/usr/sbin/sshd")
@@ -640,38 +638,18 @@ def process_alive(pid: int, marker: str) -> bool:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
-    running = _state(stat) not in {"Z", "X"}
+    running = processes.state(stat) not in {"Z", "X"}
     return running and marker in cmdline.replace(b"\0", b" ").decode(errors="replace") + " "
 
 
-def _state(stat: str) -> str:
-    return stat.rsplit(")", 1)[1].split()[0]
-
-
-def _exists(pid: int) -> bool:
+def terminate(pid: int, *, children_first: bool) -> None:
     try:
-        return _state(Path(f"/proc/{pid}/stat").read_text()) not in {"Z", "X"}
-    except (OSError, IndexError):
-        return False
+        processes.terminate(pid, children_first=children_first, timeout=_STOP_TIMEOUT)
+    except processes.ProcessError as exc:
+        raise ToolError(str(exc)) from None
 
 
-def _descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(ppid, []).append(int(entry.name))
-    found: list[int] = []
-    todo = [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
+signal_process = processes.signal_process
 
 
 def _stop_host_processes(host: LabHost) -> bool:
@@ -684,33 +662,6 @@ def _stop_host_processes(host: LabHost) -> bool:
         # nginx's master stops its workers; signalling workers would only make it respawn them
         terminate(host.nginx_pid, children_first=False)
     return sshd or nginx
-
-
-def terminate(pid: int, *, children_first: bool) -> None:
-    family = [*_descendants(pid), pid]
-    for target in family if children_first else [pid]:
-        signal_process(target, signal.SIGTERM)
-    if _wait_gone(family, _STOP_TIMEOUT):
-        return
-    for target in family:
-        signal_process(target, signal.SIGKILL)
-    if not _wait_gone(family, _STOP_TIMEOUT):
-        raise ToolError(f"process {pid} did not stop")
-
-
-def signal_process(pid: int, signum: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signum)
-
-
-def _wait_gone(pids: Iterable[int], timeout: float) -> bool:
-    pending = list(pids)
-    deadline = time.monotonic() + timeout
-    while pending and time.monotonic() < deadline:
-        pending = [pid for pid in pending if _exists(pid)]
-        if pending:
-            time.sleep(0.02)
-    return not pending
 
 
 # --- files --------------------------------------------------------------------------------

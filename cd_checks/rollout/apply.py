@@ -15,6 +15,7 @@ child process is passed in by the caller, without secrets
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import subprocess
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from cd_checks import processes
 from cd_checks.errors import ToolError
 from cd_checks.rollout.inventory import Host
 from cd_checks.rollout.spec import AnsibleApply, Apply, CommandApply
@@ -76,7 +78,7 @@ class AnsibleApplier:
     ) -> ApplyResult:
         argv = self.command(hosts, revision, stage)
         env = {**self.env, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_RETRY_FILES_ENABLED": "False"}
-        code, output, seconds = _run(argv, workdir, env)
+        code, output, seconds = _run(argv, workdir, env, self.spec.timeout)
         failed = recap_failures(output, [h.name for h in hosts])
         if code != 0 and not failed:
             failed = tuple(h.name for h in hosts)
@@ -129,7 +131,7 @@ class CommandApplier:
             "CD_CHECKS_STAGE": stage,
             "CD_CHECKS_WAVE": str(wave),
         }
-        code, output, seconds = _run(argv, workdir, env)
+        code, output, seconds = _run(argv, workdir, env, self.spec.timeout)
         failed = () if code == 0 else tuple(h.name for h in hosts)
         return ApplyResult(code == 0, code, tuple(argv), failed, output, seconds)
 
@@ -144,10 +146,19 @@ def make(spec: Apply, *, inventory: Path, env: Mapping[str, str]) -> Applier:
     return CommandApplier(spec, env)
 
 
-def _run(argv: list[str], cwd: Path, env: Mapping[str, str]) -> tuple[int, str, float]:
+# The exit code of an apply stopped at its timeout (as coreutils' timeout(1) gives).
+TIMED_OUT = 124
+
+
+def _run(
+    argv: list[str], cwd: Path, env: Mapping[str, str], timeout: float
+) -> tuple[int, str, float]:
+    """Run an apply; past `timeout` seconds it and everything it started (ansible's
+    workers, their ssh) are stopped, and the apply failed. Interrupted (Ctrl-C), it is
+    stopped the same way before the interruption goes on."""
     start = time.monotonic()
     try:
-        done = subprocess.run(  # noqa: S603 - an argument list, never a shell
+        process = subprocess.Popen(  # noqa: S603 - an argument list, never a shell
             argv,
             cwd=cwd,
             env=dict(env),
@@ -156,11 +167,30 @@ def _run(argv: list[str], cwd: Path, env: Mapping[str, str]) -> tuple[int, str, 
             stderr=subprocess.STDOUT,
             text=True,
             errors="replace",
-            check=False,
         )
     except OSError as exc:
         return 127, f"cannot run {argv[0]}: {exc}", time.monotonic() - start
-    return done.returncode, done.stdout, time.monotonic() - start
+    try:
+        output, _ = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _stop(process)
+        try:
+            output, _ = process.communicate(timeout=processes.STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:  # a process it started, not ours, holds the pipe
+            output = ""
+        said = f"cd-checks: the apply ran longer than apply.timeout ({timeout:g} s) and was stopped"
+        return TIMED_OUT, f"{output or ''}\n{said}\n", time.monotonic() - start
+    except BaseException:
+        _stop(process)
+        raise
+    return process.returncode, output, time.monotonic() - start
+
+
+def _stop(process: subprocess.Popen[str]) -> None:
+    # SIGKILLed and still there (a process stuck in the kernel): nothing more to do.
+    with contextlib.suppress(processes.ProcessError, subprocess.TimeoutExpired):
+        processes.terminate(process.pid, children_first=True)
+        process.wait(processes.STOP_TIMEOUT)
 
 
 def tail(output: str, lines: int = OUTPUT_TAIL_LINES) -> str:

@@ -17,6 +17,9 @@ from cd_checks.errors import ConfigError
 
 DEFAULT_STATE_DIR = ".cd-checks/rollout"
 DEFAULT_WAVES = (100,)
+# How long one apply (one wave's ansible-playbook or command) may run before it is stopped
+# and counted as failed: CodeDeploy's default for a lifecycle event.
+DEFAULT_APPLY_TIMEOUT = 3600.0
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,7 @@ class AnsibleApply:
     extra_args: tuple[str, ...] = ()
     forks: int | None = None
     tags: tuple[str, ...] = ()  # only the tasks with these tags (a change type's part)
+    timeout: float = DEFAULT_APPLY_TIMEOUT  # seconds; then stopped, and the wave failed
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,7 @@ class CommandApply:
     """Run a command; `{hosts}`, `{revision}`, `{stage}`, `{wave}` are substituted per argument."""
 
     argv: tuple[str, ...]
+    timeout: float = DEFAULT_APPLY_TIMEOUT  # seconds; then stopped, and the wave failed
 
 
 Apply = AnsibleApply | CommandApply
@@ -172,6 +177,9 @@ def from_section(raw: Mapping[str, Any]) -> RolloutSpec:
 
 
 def _apply(raw: Mapping[str, Any]) -> Apply:
+    timeout = seconds(raw.get("timeout", DEFAULT_APPLY_TIMEOUT), "apply.timeout")
+    if timeout <= 0:
+        raise ConfigError(f"rollout: apply.timeout: must be more than 0, got {raw['timeout']!r}")
     if "ansible" in raw:
         ansible = raw["ansible"]
         return AnsibleApply(
@@ -179,8 +187,9 @@ def _apply(raw: Mapping[str, Any]) -> Apply:
             extra_args=tuple(ansible.get("extra_args", ())),
             forks=ansible.get("forks"),
             tags=tuple(ansible.get("tags", ())),
+            timeout=timeout,
         )
-    return CommandApply(argv=tuple(raw["command"]))
+    return CommandApply(argv=tuple(raw["command"]), timeout=timeout)
 
 
 def _stage(raw: Mapping[str, Any], pipeline: MetricsSpec) -> Stage:

@@ -67,3 +67,30 @@ def test_a_failing_or_missing_command_fails_every_host(tmp_path: Path) -> None:
     missing = CommandApplier(CommandApply(("./no-such-deploy.sh",)), {})
     result = missing.apply(HOSTS, revision="r", stage="s", wave=1, workdir=tmp_path)
     assert not result.ok and "cannot run ./no-such-deploy.sh" in result.output
+
+
+# A deploy that hangs (a host that stopped answering mid-task): it, and a child it started,
+# sleep far longer than the apply may run. The child writes its pid for the test to check.
+HANGING = (
+    "import subprocess, sys, time\n"
+    "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(300)'])\n"
+    "open('child.pid', 'w').write(str(child.pid))\n"
+    "print('deploying', flush=True)\n"
+    "time.sleep(300)\n"
+)
+
+
+def test_an_apply_that_runs_past_its_timeout_is_stopped_with_what_it_started(
+    tmp_path: Path,
+) -> None:
+    applier = CommandApplier(CommandApply((sys.executable, "-c", HANGING), timeout=1.5), {})
+    result = applier.apply(HOSTS, revision="abc", stage="canary", wave=1, workdir=tmp_path)
+    assert not result.ok and result.returncode == 124
+    assert result.failed_hosts == ("web-1", "web-2;rm -rf /")
+    assert result.seconds < 15
+    assert "deploying" in result.output
+    assert result.output.rstrip().endswith(
+        "the apply ran longer than apply.timeout (1.5 s) and was stopped"
+    )
+    child = int((tmp_path / "child.pid").read_text())
+    assert not Path(f"/proc/{child}").exists() or "Z" in Path(f"/proc/{child}/stat").read_text()

@@ -165,6 +165,25 @@ def test_a_missing_rollout_section_exits_2(repo: Repo) -> None:
     assert code == 2 and "no rollout: section" in err
 
 
+@pytest.mark.parametrize(
+    ("apply", "given"),
+    [
+        ("{timeout: 5m}", "neither"),
+        ("{command: [x], ansible: {playbook: a.yml}}", "'ansible', 'command'"),
+    ],
+)
+def test_apply_names_exactly_one_way_to_deploy(repo: Repo, apply: str, given: str) -> None:
+    section = (
+        f"rollout:\n  inventory: i.yml\n  apply: {apply}\n  stages: [{{name: s, hosts: all}}]\n"
+    )
+    repo.commit({"cd-checks.yml": section})
+    code, _, err = repo.cli("rollout", "plan")
+    assert code == 2
+    assert err.endswith(
+        f"rollout.apply: give exactly one of 'ansible' or 'command' (given: {given})\n"
+    )
+
+
 def test_rollback_to_an_older_revision_on_demand(repo: Repo) -> None:
     old = repo.head()
     repo.cli("rollout", "run", "--all")

@@ -70,3 +70,17 @@ def test_unknown_stage() -> None:
     spec = from_section({**BASE, "stages": [{"name": "a", "hosts": "x"}]})
     with pytest.raises(ConfigError, match="unknown stage 'b' \\(stages: a\\)"):
         spec.stage("b")
+
+
+def test_apply_timeout_is_a_duration_and_defaults_to_an_hour() -> None:
+    stages = [{"name": "s", "hosts": "all"}]
+    assert from_section({**BASE, "stages": stages}).apply.timeout == 3600
+    ansible = {"ansible": {"playbook": "site.yml"}, "timeout": "10m"}
+    assert from_section({**BASE, "apply": ansible, "stages": stages}).apply.timeout == 600
+    command = {"command": ["./deploy.sh"], "timeout": 90}
+    assert from_section({**BASE, "apply": command, "stages": stages}).apply == CommandApply(
+        ("./deploy.sh",), timeout=90
+    )
+    for bad, said in [(0, "must be more than 0"), ("soon", "is not a duration")]:
+        with pytest.raises(ConfigError, match=said):
+            from_section({**BASE, "apply": {**command, "timeout": bad}, "stages": stages})
