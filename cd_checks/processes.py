@@ -11,8 +11,10 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import subprocess
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 STOP_TIMEOUT = 5.0
@@ -79,3 +81,57 @@ def wait_gone(pids: Iterable[int], timeout: float) -> bool:
         if pending:
             time.sleep(0.02)
     return not pending
+
+
+@dataclass(frozen=True)
+class Finished:
+    """How a bounded run ended: `returncode` None when it was stopped at its timeout."""
+
+    returncode: int | None
+    stdout: str
+    stderr: str
+
+
+def run_bounded(
+    argv: Sequence[str],
+    *,
+    cwd: Path,
+    env: Mapping[str, str],
+    timeout: float,
+    merge_stderr: bool = False,
+) -> Finished:
+    """Run `argv` (no shell, no stdin) for at most `timeout` seconds. Past it, or when the
+    caller is interrupted (Ctrl-C), the process and everything it started (pytest-xdist's
+    workers, ansible's forks, their ssh) are stopped: subprocess.run's own timeout kills
+    the direct child only, and leaves the rest running on the hosts. OSError if it cannot
+    start."""
+    process = subprocess.Popen(  # noqa: S603 - an argument list, never a shell
+        list(argv),
+        cwd=cwd,
+        env=dict(env),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
+        text=True,
+        errors="replace",
+    )
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _stop_tree(process)
+        try:
+            stdout, stderr = process.communicate(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:  # a process it started, now not ours, holds a pipe
+            stdout, stderr = "", ""
+        return Finished(None, stdout or "", stderr or "")
+    except BaseException:
+        _stop_tree(process)
+        raise
+    return Finished(process.returncode, stdout or "", stderr or "")
+
+
+def _stop_tree(process: subprocess.Popen[str]) -> None:
+    # SIGKILLed and still there (a process stuck in the kernel): nothing more to do.
+    with contextlib.suppress(ProcessError, subprocess.TimeoutExpired):
+        terminate(process.pid, children_first=True)
+        process.wait(STOP_TIMEOUT)

@@ -15,10 +15,8 @@ child process is passed in by the caller, without secrets
 
 from __future__ import annotations
 
-import contextlib
 import re
 import shutil
-import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -153,44 +151,17 @@ TIMED_OUT = 124
 def _run(
     argv: list[str], cwd: Path, env: Mapping[str, str], timeout: float
 ) -> tuple[int, str, float]:
-    """Run an apply; past `timeout` seconds it and everything it started (ansible's
-    workers, their ssh) are stopped, and the apply failed. Interrupted (Ctrl-C), it is
-    stopped the same way before the interruption goes on."""
+    """Run an apply; past `timeout` seconds it and everything it started are stopped, and
+    the apply failed (`processes.run_bounded`)."""
     start = time.monotonic()
     try:
-        process = subprocess.Popen(  # noqa: S603 - an argument list, never a shell
-            argv,
-            cwd=cwd,
-            env=dict(env),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            errors="replace",
-        )
+        done = processes.run_bounded(argv, cwd=cwd, env=env, timeout=timeout, merge_stderr=True)
     except OSError as exc:
         return 127, f"cannot run {argv[0]}: {exc}", time.monotonic() - start
-    try:
-        output, _ = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        _stop(process)
-        try:
-            output, _ = process.communicate(timeout=processes.STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:  # a process it started, not ours, holds the pipe
-            output = ""
+    if done.returncode is None:
         said = f"cd-checks: the apply ran longer than apply.timeout ({timeout:g} s) and was stopped"
-        return TIMED_OUT, f"{output or ''}\n{said}\n", time.monotonic() - start
-    except BaseException:
-        _stop(process)
-        raise
-    return process.returncode, output, time.monotonic() - start
-
-
-def _stop(process: subprocess.Popen[str]) -> None:
-    # SIGKILLed and still there (a process stuck in the kernel): nothing more to do.
-    with contextlib.suppress(processes.ProcessError, subprocess.TimeoutExpired):
-        processes.terminate(process.pid, children_first=True)
-        process.wait(processes.STOP_TIMEOUT)
+        return TIMED_OUT, f"{done.stdout}\n{said}\n", time.monotonic() - start
+    return done.returncode, done.stdout, time.monotonic() - start
 
 
 def tail(output: str, lines: int = OUTPUT_TAIL_LINES) -> str:

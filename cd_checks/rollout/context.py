@@ -163,6 +163,7 @@ def parts(
             env=context.env,
             python=sys.executable,
             workers=workers,
+            timeout=health.testinfra_timeout,
         )
     return Parts(
         inventory=context.inventory,

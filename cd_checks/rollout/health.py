@@ -33,7 +33,6 @@ effects; the environment for pytest is passed in (without secrets, see
 
 from __future__ import annotations
 
-import subprocess
 import tempfile
 import time
 import urllib.error
@@ -45,6 +44,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from cd_checks import processes
 from cd_checks.rollout.inventory import Host
 from cd_checks.rollout.progress import Event, Reporter
 from cd_checks.rollout.spec import HealthSpec, HttpProbe, MetricsSpec
@@ -253,6 +253,7 @@ class Testinfra:
     env: Mapping[str, str]
     python: str
     workers: int = 2
+    timeout: float = TESTINFRA_TIMEOUT  # one run; then stopped with its workers, all failed
 
     def spec(self, host: Host) -> str:
         if self.backend == "ansible" or self.ssh_config is not None:
@@ -287,19 +288,12 @@ class Testinfra:
             (Path(scratch) / "pytest.ini").write_text("[pytest]\n", "utf-8")
             argv = self.command(hosts, workdir, xml)
             try:
-                done = subprocess.run(  # noqa: S603 - an argument list, never a shell
-                    argv,
-                    cwd=workdir,
-                    env=dict(self.env),
-                    stdin=subprocess.DEVNULL,
-                    capture_output=True,
-                    text=True,
-                    errors="replace",
-                    timeout=TESTINFRA_TIMEOUT,
-                    check=False,
-                )
-            except (OSError, subprocess.TimeoutExpired) as exc:
-                return _everyone(hosts, f"testinfra did not finish: {exc}")
+                done = processes.run_bounded(argv, cwd=workdir, env=self.env, timeout=self.timeout)
+            except OSError as exc:
+                return _everyone(hosts, f"testinfra did not start: {exc}")
+            if done.returncode is None:
+                said = f"did not finish within health.testinfra_timeout ({self.timeout:g} s)"
+                return _everyone(hosts, f"testinfra {said}: stopped")
             if done.returncode not in (0, 1) or not xml.is_file():
                 lines = (done.stdout + done.stderr).strip().splitlines()[-3:]
                 why = f"pytest exit {done.returncode}: {' | '.join(lines)}"

@@ -105,6 +105,8 @@ class MetricsSpec:
 class HealthSpec:
     testinfra: str | None = None
     testinfra_backend: str = "ssh"
+    # One run of the health tests; then stopped with its workers, and every host failed.
+    testinfra_timeout: float = 600.0
     http: tuple[HttpProbe, ...] = ()
     bake_seconds: float = 30.0
     retries: int = 3
@@ -176,10 +178,16 @@ def from_section(raw: Mapping[str, Any]) -> RolloutSpec:
     )
 
 
+def _positive(value: Any, key: str) -> float:
+    """A duration that must be more than zero (a timeout)."""
+    duration = seconds(value, key)
+    if duration <= 0:
+        raise ConfigError(f"rollout: {key}: must be more than 0, got {value!r}")
+    return duration
+
+
 def _apply(raw: Mapping[str, Any]) -> Apply:
-    timeout = seconds(raw.get("timeout", DEFAULT_APPLY_TIMEOUT), "apply.timeout")
-    if timeout <= 0:
-        raise ConfigError(f"rollout: apply.timeout: must be more than 0, got {raw['timeout']!r}")
+    timeout = _positive(raw.get("timeout", DEFAULT_APPLY_TIMEOUT), "apply.timeout")
     if "ansible" in raw:
         ansible = raw["ansible"]
         return AnsibleApply(
@@ -256,6 +264,9 @@ def _health(raw: Mapping[str, Any]) -> HealthSpec:
     return HealthSpec(
         testinfra=raw.get("testinfra"),
         testinfra_backend=raw.get("testinfra_backend", "ssh"),
+        testinfra_timeout=_positive(
+            raw.get("testinfra_timeout", 600.0), "health.testinfra_timeout"
+        ),
         http=tuple(
             HttpProbe(
                 url=p["url"],

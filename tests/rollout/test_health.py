@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from cd_checks.rollout import health
 from cd_checks.rollout.health import (
     CheckResult,
     Clock,
@@ -264,3 +265,21 @@ def test_a_failed_probe_says_when_it_first_failed_not_when_it_gave_up() -> None:
     assert not result.ok and result.failed_at is not None
     gave_up = 1000 + fake.now
     assert gave_up - result.failed_at == 0.5 + 1.0 + 2.0  # the back-off before giving up
+
+
+def test_a_testinfra_run_past_its_timeout_is_stopped_with_its_workers(tmp_path: Path) -> None:
+    # Stands in for pytest: starts a worker (as pytest-xdist does), then both hang, as tests
+    # of a host whose service stopped answering do. The worker writes its pid.
+    fake = tmp_path / "python"
+    fake.write_text("#!/bin/sh\nsleep 300 &\necho $! > worker.pid\nsleep 300\n")
+    fake.chmod(0o755)
+    testinfra = health.Testinfra(
+        "tests/", "ssh", tmp_path / "hosts.yml", None, {}, str(fake), workers=2, timeout=1.0
+    )
+    hosts = [Host("web-1", "127.0.0.1"), Host("web-2", "127.0.0.2")]
+    results = testinfra.run(hosts, tmp_path)
+    said = "testinfra did not finish within health.testinfra_timeout (1 s): stopped"
+    assert results == {h.name: [CheckResult("testinfra", False, said)] for h in hosts}
+    worker = int((tmp_path / "worker.pid").read_text())
+    stat = Path(f"/proc/{worker}/stat")
+    assert not stat.exists() or ") Z " in stat.read_text()

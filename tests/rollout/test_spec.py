@@ -84,3 +84,13 @@ def test_apply_timeout_is_a_duration_and_defaults_to_an_hour() -> None:
     for bad, said in [(0, "must be more than 0"), ("soon", "is not a duration")]:
         with pytest.raises(ConfigError, match=said):
             from_section({**BASE, "apply": {**command, "timeout": bad}, "stages": stages})
+
+
+def test_testinfra_timeout_is_a_duration_and_defaults_to_ten_minutes() -> None:
+    stages = [{"name": "s", "hosts": "all"}]
+    assert from_section({**BASE, "stages": stages}).health.testinfra_timeout == 600
+    health = {"testinfra": "tests/", "testinfra_timeout": "2m"}
+    spec = from_section({**BASE, "stages": stages, "health": health})
+    assert spec.health.testinfra_timeout == 120
+    with pytest.raises(ConfigError, match="health.testinfra_timeout: must be more than 0"):
+        from_section({**BASE, "stages": stages, "health": {**health, "testinfra_timeout": 0}})

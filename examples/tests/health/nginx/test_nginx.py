@@ -56,11 +56,13 @@ def test_site_config_is_deployed(host, nginx_master):
 
 
 def test_healthz_answers_200(host, address):
-    status = host.check_output(f"curl -s -o /dev/null -w '%{{http_code}}' http://{address}/healthz")
+    status = host.check_output(
+        f"curl -s -m 5 -o /dev/null -w '%{{http_code}}' http://{address}/healthz"
+    )
     assert status == "200"
 
 
 def test_site_answers(host, address):
-    page = host.run(f"curl -s -f http://{address}/")
+    page = host.run(f"curl -s -f -m 5 http://{address}/")  # a hung nginx fails, not hangs
     assert page.rc == 0
     assert "revision" in page.stdout
