@@ -43,6 +43,14 @@ class ApplyResult:
     output: str
     seconds: float
     errors: tuple[str, ...] = ()  # the applier's own error lines (ansible's `fatal:` ...)
+    timed_out: float | None = None  # the apply.timeout it was stopped at (None: it ended)
+
+    @property
+    def failure(self) -> str:
+        """Why it failed, in a few words."""
+        if self.timed_out is not None:
+            return f"stopped at apply.timeout: {self.timed_out:g} s"
+        return f"exit {self.returncode}"
 
 
 class Applier(Protocol):
@@ -76,12 +84,13 @@ class AnsibleApplier:
     ) -> ApplyResult:
         argv = self.command(hosts, revision, stage)
         env = {**self.env, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_RETRY_FILES_ENABLED": "False"}
-        code, output, seconds = _run(argv, workdir, env, self.spec.timeout)
+        code, output, seconds, stopped = _run(argv, workdir, env, self.spec.timeout)
         failed = recap_failures(output, [h.name for h in hosts])
         if code != 0 and not failed:
             failed = tuple(h.name for h in hosts)
         ok = code == 0 and not failed
-        return ApplyResult(ok, code, tuple(argv), failed, output, seconds, error_lines(output))
+        errors = error_lines(output)
+        return ApplyResult(ok, code, tuple(argv), failed, output, seconds, errors, stopped)
 
 
 def error_lines(output: str, limit: int = 10) -> tuple[str, ...]:
@@ -129,9 +138,9 @@ class CommandApplier:
             "CD_CHECKS_STAGE": stage,
             "CD_CHECKS_WAVE": str(wave),
         }
-        code, output, seconds = _run(argv, workdir, env, self.spec.timeout)
+        code, output, seconds, stopped = _run(argv, workdir, env, self.spec.timeout)
         failed = () if code == 0 else tuple(h.name for h in hosts)
-        return ApplyResult(code == 0, code, tuple(argv), failed, output, seconds)
+        return ApplyResult(code == 0, code, tuple(argv), failed, output, seconds, timed_out=stopped)
 
 
 def make(spec: Apply, *, inventory: Path, env: Mapping[str, str]) -> Applier:
@@ -150,18 +159,19 @@ TIMED_OUT = 124
 
 def _run(
     argv: list[str], cwd: Path, env: Mapping[str, str], timeout: float
-) -> tuple[int, str, float]:
-    """Run an apply; past `timeout` seconds it and everything it started are stopped, and
-    the apply failed (`processes.run_bounded`)."""
+) -> tuple[int, str, float, float | None]:
+    """Run an apply: (exit code, output, seconds, the timeout it was stopped at or None).
+    Past `timeout` seconds it and everything it started are stopped, and the apply failed
+    (`processes.run_bounded`)."""
     start = time.monotonic()
     try:
         done = processes.run_bounded(argv, cwd=cwd, env=env, timeout=timeout, merge_stderr=True)
     except OSError as exc:
-        return 127, f"cannot run {argv[0]}: {exc}", time.monotonic() - start
+        return 127, f"cannot run {argv[0]}: {exc}", time.monotonic() - start, None
     if done.returncode is None:
         said = f"cd-checks: the apply ran longer than apply.timeout ({timeout:g} s) and was stopped"
-        return TIMED_OUT, f"{done.stdout}\n{said}\n", time.monotonic() - start
-    return done.returncode, done.stdout, time.monotonic() - start
+        return TIMED_OUT, f"{done.stdout}\n{said}\n", time.monotonic() - start, timeout
+    return done.returncode, done.stdout, time.monotonic() - start, None
 
 
 def tail(output: str, lines: int = OUTPUT_TAIL_LINES) -> str:

@@ -661,7 +661,7 @@ def _apply(
         failed = host.name in result.failed_hosts
         parts.report(Event(stage, wave, host.name, "apply", "failed" if failed else "ok"))
     if not result.ok and not result.failed_hosts:
-        parts.report(Event(stage, wave, "*", "apply", "failed", f"exit {result.returncode}"))
+        parts.report(Event(stage, wave, "*", "apply", "failed", result.failure))
     return result
 
 
@@ -683,7 +683,7 @@ def _failure_text(wave: WaveResult) -> str:
     where = f"stage {wave.stage} wave {wave.number}"
     if wave.apply is not None and not wave.apply.ok:
         hosts = ", ".join(wave.apply.failed_hosts) or "the wave"
-        return f"{where}: apply failed (exit {wave.apply.returncode}) on {hosts}"
+        return f"{where}: apply failed ({wave.apply.failure}) on {hosts}"
     assert wave.gate is not None
     failed = wave.gate.failed_hosts
     analysis = wave.gate.analysis

@@ -274,6 +274,7 @@ def _apply_json(apply: ApplyResult | None) -> Json:
         "exit_code": apply.returncode,
         "failed_hosts": list(apply.failed_hosts),
         "errors": list(apply.errors)[:20],
+        "timed_out_after": apply.timed_out,  # seconds (apply.timeout), or null
     }
 
 

@@ -85,7 +85,7 @@ def _apply_text(apply: ApplyResult | None) -> str:
         return "already applied (resumed)"
     if apply.ok:
         return f"applied in {apply.seconds:.1f}s"
-    return f"apply FAILED (exit {apply.returncode})"
+    return f"apply FAILED ({apply.failure})"
 
 
 def _gate_text(gate: GateResult | None) -> str:
@@ -165,6 +165,7 @@ def _apply_dict(apply: ApplyResult | None) -> dict[str, Any] | None:
         "seconds": round(apply.seconds, 2),
         "errors": list(apply.errors),
         "output_tail": tail(apply.output),
+        "timed_out_after": apply.timed_out,  # seconds (apply.timeout), or null
     }
 
 

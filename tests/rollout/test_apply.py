@@ -85,7 +85,8 @@ def test_an_apply_that_runs_past_its_timeout_is_stopped_with_what_it_started(
 ) -> None:
     applier = CommandApplier(CommandApply((sys.executable, "-c", HANGING), timeout=1.5), {})
     result = applier.apply(HOSTS, revision="abc", stage="canary", wave=1, workdir=tmp_path)
-    assert not result.ok and result.returncode == 124
+    assert not result.ok and result.returncode == 124 and result.timed_out == 1.5
+    assert result.failure == "stopped at apply.timeout: 1.5 s"
     assert result.failed_hosts == ("web-1", "web-2;rm -rf /")
     assert result.seconds < 15
     assert "deploying" in result.output
@@ -94,3 +95,10 @@ def test_an_apply_that_runs_past_its_timeout_is_stopped_with_what_it_started(
     )
     child = int((tmp_path / "child.pid").read_text())
     assert not Path(f"/proc/{child}").exists() or "Z" in Path(f"/proc/{child}/stat").read_text()
+
+
+def test_a_command_that_exits_124_itself_did_not_time_out(tmp_path: Path) -> None:
+    applier = CommandApplier(CommandApply((sys.executable, "-c", "raise SystemExit(124)")), {})
+    result = applier.apply(HOSTS, revision="abc", stage="canary", wave=1, workdir=tmp_path)
+    assert (result.ok, result.returncode, result.timed_out) == (False, 124, None)
+    assert result.failure == "exit 124"
