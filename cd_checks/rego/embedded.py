@@ -256,7 +256,7 @@ def _add_policy(
         )
     try:
         wanted = split_names is not None or extensions.needs_module(policy.text)
-        module = _first_parse(policy, version) if wanted else None
+        module = first_parse(policy, version) if wanted else None
         rewritten = extensions.rewrite(
             policy.name, policy.text, index=index, root=root, module=module
         )
@@ -304,7 +304,7 @@ def _definition_name(rule: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
-def _first_parse(policy: PolicyFile, version: RegoVersion) -> dict[str, Any] | None:
+def first_parse(policy: PolicyFile, version: RegoVersion) -> dict[str, Any] | None:
     """The AST of `policy` alone; None if it does not parse (the real parse says why)."""
     scratch = _new_engine(version)
     try:
@@ -421,12 +421,12 @@ def boolean_rule_warnings(source: PolicySource, *, root: Path | None = None) -> 
         return ()
     lines: list[str] = []
     for policy in files:
-        module = _first_parse(policy, source.rego_version)
+        module = first_parse(policy, source.rego_version)
         if module is None:
             continue
         namespace = _ref_text(module["package"]["refr"])
         for rule in module.get("rules", []):
-            head = _rule_head(namespace, _shown(policy.name, root), rule)
+            head = _rule_head(namespace, shown_name(policy.name, root), rule)
             kind = semantics.rule_kind(head.name)
             if kind is not None and head.plain and _is_boolean(rule):
                 never = "fails" if kind == "failure" else "warns"
@@ -437,7 +437,7 @@ def boolean_rule_warnings(source: PolicySource, *, root: Path | None = None) -> 
     return tuple(lines)
 
 
-def _shown(name: str, root: Path | None) -> str:
+def shown_name(name: str, root: Path | None) -> str:
     """A policy's name relative to the repository, when it lies inside it."""
     if root is None or not Path(name).is_absolute():
         return name

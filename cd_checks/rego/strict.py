@@ -54,7 +54,7 @@ def strict_problems(
     """OPA strict-mode errors in `source`'s policies (with `tests`, its `_test.rego` files
     too), one line each, file names relative to `root` when inside it. A file that does not
     parse gives none: loading it says why."""
-    from cd_checks.rego.embedded import _first_parse, _shown
+    from cd_checks.rego.embedded import first_parse, shown_name
 
     root = root or source.root
     try:
@@ -63,9 +63,9 @@ def strict_problems(
         return []
     problems: list[str] = []
     for policy in files:
-        module = _first_parse(policy, source.rego_version)
+        module = first_parse(policy, source.rego_version)
         if module is not None:
-            name = _shown(policy.name, root)
+            name = shown_name(policy.name, root)
             problems += _lines(name, policy.text, module)
     return problems
 
@@ -80,10 +80,10 @@ def enforce(source: PolicySource, *, tests: bool = False, root: Path | None = No
 
 
 def check_text(name: str, text: str, version: RegoVersion = "v1") -> list[str]:
-    """strict_problems for one policy text (tests and `cd-checks policy` use it)."""
-    from cd_checks.rego.embedded import _first_parse
+    """strict_problems for one policy text, named `name`."""
+    from cd_checks.rego.embedded import first_parse
 
-    module = _first_parse(PolicyFile(name, text), version)
+    module = first_parse(PolicyFile(name, text), version)
     if module is None:
         return []
     return _lines(name, text, module)
