@@ -751,6 +751,11 @@ def _ssh_config_text(lab: Lab, control_dir: Path) -> str:
             ("ControlMaster", "auto"),
             ("ControlPath", _quoted(Path(str(control_dir).replace("%", "%%")) / _CONTROL_NAME)),
             ("ControlPersist", "60s"),
+            # A host that stops answering (fault injection: its sshd SIGSTOPped) fails a
+            # connection in seconds, also one reusing a shared master connection.
+            ("ConnectTimeout", "5"),
+            ("ServerAliveInterval", "5"),
+            ("ServerAliveCountMax", "2"),
         ]
         body = "".join(f"    {key} {value}\n" for key, value in options)
         blocks.append(f"\nHost {host.name} {host.address}\n{body}")

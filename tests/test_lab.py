@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import time
 import urllib.request
@@ -15,6 +16,7 @@ import yaml
 from click.testing import CliRunner
 
 from cd_checks import lab as fleet
+from cd_checks import processes
 from cd_checks.cli.lab import lab as lab_command
 from cd_checks.errors import InputError
 from cd_checks.lab import Lab
@@ -229,3 +231,34 @@ def test_up_rejects_a_bad_shape(
     with pytest.raises(InputError, match=message):
         fleet.up(tmp_path, hosts=hosts, staging=staging, first_address=first)
     assert not (tmp_path / "lab.json").exists()
+
+
+@pytest.mark.lab
+def test_a_host_that_stops_answering_fails_ssh_in_seconds_even_over_a_shared_connection(
+    lab: Lab,
+) -> None:
+    host = lab.hosts[-1]
+    assert _ssh(lab, host.name, "true").returncode == 0  # a ControlPersist master now exists
+    sshd = [p for p in _pids(str(host.sshd_config)) if p > 0]
+    family = [*sshd, *(c for p in sshd for c in processes.descendants(p))]
+    for pid in family:
+        os.kill(pid, signal.SIGSTOP)  # the host hangs: connections stay open, nothing answers
+    try:
+        started = time.monotonic()
+        hung = _ssh(lab, host.name, "true")
+        assert hung.returncode == 255
+        assert time.monotonic() - started < 29  # ServerAlive 5 s x 2, ConnectTimeout 5 s; not 30
+    finally:
+        for pid in family:
+            os.kill(pid, signal.SIGCONT)
+    assert _ssh(lab, host.name, "true").returncode == 0
+
+
+def _pids(marker: str) -> list[int]:
+    found = subprocess.run(
+        ["pgrep", "-f", "--", marker],
+        capture_output=True,
+        text=True,
+        check=False,  # noqa: S607
+    )
+    return [int(p) for p in found.stdout.split()]
