@@ -44,7 +44,9 @@ def parse(text: str) -> list[Any]:
     except edn_format.EDNDecodeError as exc:
         message, line = _reason(str(exc), text)
         raise ParseError(f"edn: {message}", line) from None
-    except (ValueError, TypeError, NotImplementedError) as exc:  # a bad #inst, #uuid, number
+    # edn_format's errors for a bad #inst, #uuid or number, and for a tag the scan above
+    # did not register (it raises NotImplementedError for a tag it has no reader for).
+    except (ValueError, TypeError, NotImplementedError) as exc:
         raise ParseError(f"edn: {' '.join(str(exc).split())}") from None
     finally:
         for tag in tags:

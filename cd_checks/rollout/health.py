@@ -47,14 +47,13 @@ from typing import TYPE_CHECKING, Protocol
 from cd_checks import processes
 from cd_checks.rollout.inventory import Host
 from cd_checks.rollout.progress import Event, Reporter
-from cd_checks.rollout.spec import HealthSpec, HttpProbe, MetricsSpec
+from cd_checks.rollout.spec import DEFAULT_TESTINFRA_TIMEOUT, HealthSpec, HttpProbe, MetricsSpec
 
 if TYPE_CHECKING:
     from cd_checks.rollout.analysis import AnalysisResult
 
 MAX_BACKOFF = 8.0
 MAX_THREADS = 64
-TESTINFRA_TIMEOUT = 600.0
 
 
 @dataclass(frozen=True)
@@ -253,7 +252,7 @@ class Testinfra:
     env: Mapping[str, str]
     python: str
     workers: int = 2
-    timeout: float = TESTINFRA_TIMEOUT  # one run; then stopped with its workers, all failed
+    timeout: float = DEFAULT_TESTINFRA_TIMEOUT  # one run; then stopped with its workers, all failed
 
     def spec(self, host: Host) -> str:
         if self.backend == "ansible" or self.ssh_config is not None:

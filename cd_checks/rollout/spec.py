@@ -20,6 +20,8 @@ DEFAULT_WAVES = (100,)
 # How long one apply (one wave's ansible-playbook or command) may run before it is stopped
 # and counted as failed: CodeDeploy's default for a lifecycle event.
 DEFAULT_APPLY_TIMEOUT = 3600.0
+# How long one run of the health tests may take (each retry is a run).
+DEFAULT_TESTINFRA_TIMEOUT = 600.0
 
 
 @dataclass(frozen=True)
@@ -106,7 +108,7 @@ class HealthSpec:
     testinfra: str | None = None
     testinfra_backend: str = "ssh"
     # One run of the health tests; then stopped with its workers, and every host failed.
-    testinfra_timeout: float = 600.0
+    testinfra_timeout: float = DEFAULT_TESTINFRA_TIMEOUT
     http: tuple[HttpProbe, ...] = ()
     bake_seconds: float = 30.0
     retries: int = 3
@@ -265,7 +267,7 @@ def _health(raw: Mapping[str, Any]) -> HealthSpec:
         testinfra=raw.get("testinfra"),
         testinfra_backend=raw.get("testinfra_backend", "ssh"),
         testinfra_timeout=_positive(
-            raw.get("testinfra_timeout", 600.0), "health.testinfra_timeout"
+            raw.get("testinfra_timeout", DEFAULT_TESTINFRA_TIMEOUT), "health.testinfra_timeout"
         ),
         http=tuple(
             HttpProbe(
