@@ -117,7 +117,13 @@ def test_ansible_pings_every_host_over_ssh(lab: Lab) -> None:
     environment = {**os.environ, **fleet.lab_environment(lab)}
     argv = ["ansible", "-i", str(lab.inventory), "all", "-m", "ping"]
     result = subprocess.run(  # noqa: S603
-        argv, env=environment, capture_output=True, text=True, timeout=120, check=False
+        argv,
+        env=environment,
+        stdin=subprocess.DEVNULL,  # ansible refuses a non-blocking stdin the runner may have
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     for host in lab.hosts:

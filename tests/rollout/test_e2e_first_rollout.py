@@ -130,6 +130,7 @@ def before(world: World) -> str:
         ],
         cwd=world.root,
         env={**os.environ, **lab_environment(world.lab)},
+        stdin=subprocess.DEVNULL,  # ansible refuses a non-blocking stdin the runner may have
         capture_output=True,
         text=True,
         check=False,
